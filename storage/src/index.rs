@@ -1,0 +1,324 @@
+//! A segment's sparse offset index and time index, kept in memory and written to
+//! `<base>.index` / `<base>.timeindex` when the segment closes.
+//!
+//! Indexes are derived data: the segment file is the truth. They are only ever written for a
+//! segment whose data is durable and complete (at roll or clean close), and a missing or damaged
+//! index file is rebuilt by scanning its segment. An entry is added only for a batch that has
+//! been written, so the index never points at bytes that are not on disk.
+//!
+//! Invariants (asserted): offsets and positions strictly increase; time entries' timestamps
+//! strictly increase.
+
+use crate::format::{self, FormatError, MetaKind, Offset, read_i64, read_u32, read_u64};
+
+/// One offset index entry: the batch whose base offset is `base + relative_offset` starts at
+/// file `position`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OffsetEntry {
+    relative_offset: u32,
+    position: u32,
+}
+
+/// One time index entry: from the batch at `position` (base `base + relative_offset`) on,
+/// batches may carry timestamps above `max_timestamp`; every batch before it has
+/// `max_timestamp <=` this entry's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TimeEntry {
+    max_timestamp: i64,
+    relative_offset: u32,
+    position: u32,
+}
+
+/// What a segment contains, as the index knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentSummary {
+    /// One past the last offset written to the segment (its base if empty).
+    pub end_offset: Offset,
+    /// File position after the last written entry (including any padding).
+    pub end_position: u64,
+    /// Largest batch max_timestamp in the segment, `i64::MIN` when empty.
+    pub max_timestamp: i64,
+}
+
+/// The in-memory index of one segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentIndex {
+    base: Offset,
+    interval_bytes: u32,
+    offsets: Vec<OffsetEntry>,
+    times: Vec<TimeEntry>,
+    last_indexed_position: Option<u32>,
+    last_timed_position: Option<u32>,
+    summary: SegmentSummary,
+}
+
+/// Where to start scanning for an offset or a timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexHit {
+    /// Base offset of the batch at `position`.
+    pub offset: Offset,
+    /// File position of a batch entry header.
+    pub position: u64,
+}
+
+impl SegmentIndex {
+    /// An empty index for a segment starting at `base`, whose data starts at `data_start`.
+    pub fn new(base: Offset, data_start: u64, interval_bytes: u32) -> SegmentIndex {
+        assert!(interval_bytes > 0);
+        SegmentIndex {
+            base,
+            interval_bytes,
+            offsets: Vec::new(),
+            times: Vec::new(),
+            last_indexed_position: None,
+            last_timed_position: None,
+            summary: SegmentSummary {
+                end_offset: base,
+                end_position: data_start,
+                max_timestamp: i64::MIN,
+            },
+        }
+    }
+
+    /// The segment's summary as far as it has been written.
+    pub fn summary(&self) -> SegmentSummary {
+        self.summary
+    }
+
+    /// Records a written batch: `[base_offset, last_offset]` starting at `position`, whose
+    /// entry (with its header) ends at `end_position`.
+    pub fn add_batch(
+        &mut self,
+        base_offset: Offset,
+        last_offset: Offset,
+        position: u64,
+        end_position: u64,
+        max_timestamp: i64,
+    ) {
+        assert_eq!(base_offset, self.summary.end_offset, "batches must be contiguous");
+        assert!(last_offset >= base_offset);
+        assert!(position >= self.summary.end_position, "positions must increase");
+        assert!(end_position > position);
+        let relative_offset = u32::try_from(base_offset.0 - self.base.0)
+            .expect("a segment holds fewer than 2^32 offsets");
+        let position_u32 = u32::try_from(position).expect("segment_bytes_max < 4 GiB");
+        let due = |last: Option<u32>| match last {
+            None => true,
+            Some(last) => position_u32 - last >= self.interval_bytes,
+        };
+        if due(self.last_indexed_position) {
+            self.offsets.push(OffsetEntry {
+                relative_offset,
+                position: position_u32,
+            });
+            self.last_indexed_position = Some(position_u32);
+        }
+        let raises_time = self
+            .times
+            .last()
+            .is_none_or(|entry| max_timestamp > entry.max_timestamp);
+        if raises_time && due(self.last_timed_position) {
+            self.times.push(TimeEntry {
+                max_timestamp,
+                relative_offset,
+                position: position_u32,
+            });
+            self.last_timed_position = Some(position_u32);
+        }
+        self.summary.end_offset = last_offset.add(1);
+        self.summary.end_position = end_position;
+        self.summary.max_timestamp = self.summary.max_timestamp.max(max_timestamp);
+    }
+
+    /// Records padding (or skipped zeros) that moved the end of the data to `end_position`.
+    pub fn add_padding(&mut self, end_position: u64) {
+        assert!(end_position >= self.summary.end_position);
+        self.summary.end_position = end_position;
+    }
+
+    /// The last indexed batch at or before `offset`: scanning from there finds it.
+    pub fn lookup_offset(&self, offset: Offset) -> Option<IndexHit> {
+        let relative = offset.0.checked_sub(self.base.0)?;
+        let after = self
+            .offsets
+            .partition_point(|entry| u64::from(entry.relative_offset) <= relative);
+        let entry = self.offsets.get(after.checked_sub(1)?)?;
+        Some(IndexHit {
+            offset: self.base.add(u64::from(entry.relative_offset)),
+            position: u64::from(entry.position),
+        })
+    }
+
+    /// A batch from which scanning forward reaches the first batch with
+    /// `max_timestamp >= timestamp` (None: scan from the start of the segment).
+    pub fn lookup_time(&self, timestamp: i64) -> Option<IndexHit> {
+        // Entries whose max_timestamp < target: every batch before the *next* entry has a max
+        // timestamp below that next entry's, which may still be >= target, so we can only
+        // skip to the last entry strictly below the target.
+        let below = self
+            .times
+            .partition_point(|entry| entry.max_timestamp < timestamp);
+        let entry = self.times.get(below.checked_sub(1)?)?;
+        Some(IndexHit {
+            offset: self.base.add(u64::from(entry.relative_offset)),
+            position: u64::from(entry.position),
+        })
+    }
+
+    /// Encodes the offset index file (with the summary) and the time index file.
+    pub fn encode(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut offsets = Vec::with_capacity(24 + self.offsets.len() * 8);
+        offsets.extend_from_slice(&self.summary.end_offset.0.to_le_bytes());
+        offsets.extend_from_slice(&self.summary.end_position.to_le_bytes());
+        offsets.extend_from_slice(&self.summary.max_timestamp.to_le_bytes());
+        for entry in &self.offsets {
+            offsets.extend_from_slice(&entry.relative_offset.to_le_bytes());
+            offsets.extend_from_slice(&entry.position.to_le_bytes());
+        }
+        let mut times = Vec::with_capacity(self.times.len() * 16);
+        for entry in &self.times {
+            times.extend_from_slice(&entry.max_timestamp.to_le_bytes());
+            times.extend_from_slice(&entry.relative_offset.to_le_bytes());
+            times.extend_from_slice(&entry.position.to_le_bytes());
+        }
+        (
+            format::encode_meta(MetaKind::OffsetIndex, &offsets),
+            format::encode_meta(MetaKind::TimeIndex, &times),
+        )
+    }
+
+    /// Decodes both index files of the segment at `base`. Any damage, or entries that break the
+    /// index invariants, is an error: the caller rebuilds the index from the segment.
+    pub fn decode(
+        base: Offset,
+        interval_bytes: u32,
+        offset_file: &[u8],
+        time_file: &[u8],
+    ) -> Result<SegmentIndex, IndexDecodeError> {
+        let offsets_payload = format::decode_meta(MetaKind::OffsetIndex, offset_file)?;
+        let times_payload = format::decode_meta(MetaKind::TimeIndex, time_file)?;
+        if offsets_payload.len() < 24 || !(offsets_payload.len() - 24).is_multiple_of(8) {
+            return Err(IndexDecodeError::Shape);
+        }
+        if !times_payload.len().is_multiple_of(16) {
+            return Err(IndexDecodeError::Shape);
+        }
+        let summary = SegmentSummary {
+            end_offset: Offset(read_u64(offsets_payload, 0)),
+            end_position: read_u64(offsets_payload, 8),
+            max_timestamp: read_i64(offsets_payload, 16),
+        };
+        let offsets: Vec<OffsetEntry> = offsets_payload[24..]
+            .chunks_exact(8)
+            .map(|chunk| OffsetEntry {
+                relative_offset: read_u32(chunk, 0),
+                position: read_u32(chunk, 4),
+            })
+            .collect();
+        let times: Vec<TimeEntry> = times_payload
+            .chunks_exact(16)
+            .map(|chunk| TimeEntry {
+                max_timestamp: read_i64(chunk, 0),
+                relative_offset: read_u32(chunk, 8),
+                position: read_u32(chunk, 12),
+            })
+            .collect();
+        let increasing_offsets = offsets.windows(2).all(|pair| {
+            pair[0].relative_offset < pair[1].relative_offset && pair[0].position < pair[1].position
+        });
+        let increasing_times = times.windows(2).all(|pair| {
+            pair[0].max_timestamp < pair[1].max_timestamp
+                && pair[0].relative_offset < pair[1].relative_offset
+        });
+        let within = offsets.iter().all(|entry| {
+            base.0 + u64::from(entry.relative_offset) < summary.end_offset.0
+                && u64::from(entry.position) < summary.end_position
+        }) && times
+            .iter()
+            .all(|entry| base.0 + u64::from(entry.relative_offset) < summary.end_offset.0);
+        if !increasing_offsets || !increasing_times || !within || summary.end_offset < base {
+            return Err(IndexDecodeError::Shape);
+        }
+        Ok(SegmentIndex {
+            base,
+            interval_bytes,
+            last_indexed_position: offsets.last().map(|entry| entry.position),
+            last_timed_position: times.last().map(|entry| entry.position),
+            offsets,
+            times,
+            summary,
+        })
+    }
+}
+
+/// Why an index file could not be used (the caller rebuilds it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IndexDecodeError {
+    /// The file failed its own checks.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// The entries break the index invariants.
+    #[error("index entries are out of order or out of range")]
+    Shape,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SegmentIndex {
+        let mut index = SegmentIndex::new(Offset(100), 4096, 8192);
+        // Ten batches of 10 records, 4 KiB apart, timestamps rising then dipping.
+        for i in 0..10u64 {
+            let timestamps = [10, 20, 30, 25, 40, 50, 45, 60, 70, 80];
+            index.add_batch(
+                Offset(100 + i * 10),
+                Offset(100 + i * 10 + 9),
+                4096 + i * 4096,
+                4096 + (i + 1) * 4096,
+                timestamps[i as usize],
+            );
+        }
+        index
+    }
+
+    #[test]
+    fn lookups_find_floor_batches() {
+        let index = sample();
+        // Indexed every 8 KiB: batches 0, 2, 4, 6, 8.
+        assert_eq!(index.lookup_offset(Offset(99)), None);
+        assert_eq!(
+            index.lookup_offset(Offset(100)),
+            Some(IndexHit {
+                offset: Offset(100),
+                position: 4096
+            })
+        );
+        assert_eq!(
+            index.lookup_offset(Offset(135)),
+            Some(IndexHit {
+                offset: Offset(120),
+                position: 4096 * 3
+            })
+        );
+        assert_eq!(index.summary().end_offset, Offset(200));
+        assert_eq!(index.summary().max_timestamp, 80);
+        // Time: the first batch with max_timestamp >= 41 is batch 5 (50); the hint must be at
+        // or before it.
+        let hit = index.lookup_time(41).expect("entries below 41 exist");
+        assert!(hit.offset <= Offset(150));
+        assert_eq!(index.lookup_time(5), None);
+    }
+
+    #[test]
+    fn encode_decode_round_trip_and_damage_is_detected() {
+        let index = sample();
+        let (offsets, times) = index.encode();
+        let decoded = SegmentIndex::decode(Offset(100), 8192, &offsets, &times).expect("decodes");
+        assert_eq!(decoded, index);
+        let mut bad = offsets.clone();
+        bad[30] ^= 4;
+        assert!(SegmentIndex::decode(Offset(100), 8192, &bad, &times).is_err());
+        assert!(SegmentIndex::decode(Offset(100), 8192, &times, &offsets).is_err());
+    }
+}

@@ -1,0 +1,354 @@
+//! One segment file: its open handle, its index, and the two ways of reading it — the recovery
+//! scan (verify every entry from a position on) and the fetch read (whole batches from an
+//! offset, as zero-copy slices of the read buffer).
+//!
+//! Reading rules, shared by both paths (docs/storage-format.md, "Reading a segment"):
+//! - Fewer than [`ENTRY_HEADER_BYTES`] left in a block: skip to the next block (zero gap).
+//! - An all-zero entry header at a block boundary: the end of the data.
+//! - An all-zero entry header inside a block: the zero gap left when recovery truncated a torn
+//!   tail mid-block; skip to the next block.
+//! - Otherwise the header must verify (magic, kind, CRC over header and batch prefix), a batch
+//!   must verify (length, magic, Kafka CRC) and carry the expected base offset, and padding
+//!   must end exactly at the next block boundary.
+//!
+//! A segment lives on the shard that owns its partition; nothing here is shared.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+use crate::disk::{BLOCK_BYTES, File, align_up};
+use crate::error::IoFailure;
+use crate::format::{
+    ENTRY_CRC_BATCH_PREFIX_BYTES, ENTRY_HEADER_BYTES, EntryHeader, EntryKind, Offset,
+};
+use crate::index::SegmentIndex;
+
+/// Bytes the scanner reads from disk at a time.
+const SCAN_CHUNK_BYTES: usize = 1 << 20;
+
+/// The file name of the segment starting at `base`: 20 digits, so names sort as offsets do.
+pub fn log_file_name(base: Offset) -> String {
+    format!("{:020}.log", base.0)
+}
+
+/// The offset index file name of the segment starting at `base`.
+pub fn index_file_name(base: Offset) -> String {
+    format!("{:020}.index", base.0)
+}
+
+/// The time index file name of the segment starting at `base`.
+pub fn time_index_file_name(base: Offset) -> String {
+    format!("{:020}.timeindex", base.0)
+}
+
+/// Parses a segment file name back into its base offset.
+pub fn parse_log_file_name(name: &str) -> Option<Offset> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(Offset)
+}
+
+/// An open segment.
+pub struct Segment<F: File> {
+    /// First offset the segment may hold.
+    pub base: Offset,
+    /// Path of the `.log` file.
+    pub path: PathBuf,
+    /// The open file.
+    pub file: F,
+    /// What has been written to it, indexed.
+    pub index: SegmentIndex,
+    /// Creation time from the segment header, for rolling by age.
+    pub created_ms: i64,
+}
+
+/// One batch found on disk.
+#[derive(Debug, Clone)]
+pub struct FoundBatch {
+    /// File position of its entry header.
+    pub position: u64,
+    /// Position just after the batch.
+    pub end_position: u64,
+    /// Its base offset.
+    pub base_offset: Offset,
+    /// Its last offset.
+    pub last_offset: Offset,
+    /// Its max timestamp.
+    pub max_timestamp: i64,
+    /// The batch bytes (a slice of the read buffer, not a copy).
+    pub bytes: Bytes,
+    /// The entry's durable-end hint.
+    pub durable_end_hint: Offset,
+}
+
+/// What one step of reading a segment found.
+#[derive(Debug)]
+pub enum Step {
+    /// A verified batch.
+    Batch(FoundBatch),
+    /// Padding or a zero gap; continue at `next`.
+    Skip {
+        /// Where the next entry may start.
+        next: u64,
+        /// True for a typed padding entry (part of the written data), false for a zero gap.
+        padding: bool,
+    },
+    /// No more data (end of file, or zeros at a block boundary).
+    End,
+    /// Bytes that fail the rules.
+    Invalid {
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Reads a file sequentially in large chunks and hands out zero-copy slices.
+pub struct ChunkReader<'a, F: File> {
+    file: &'a F,
+    file_size: u64,
+    chunk: Bytes,
+    chunk_position: u64,
+    chunk_bytes: usize,
+}
+
+impl<'a, F: File> ChunkReader<'a, F> {
+    /// A reader of `file`, whose size is `file_size`, reading `chunk_bytes` at a time.
+    pub fn new(file: &'a F, file_size: u64, chunk_bytes: usize) -> Self {
+        ChunkReader {
+            file,
+            file_size,
+            chunk: Bytes::new(),
+            chunk_position: 0,
+            chunk_bytes,
+        }
+    }
+
+    /// The size of the file being read.
+    pub fn file_size(&self) -> u64 {
+        self.file_size
+    }
+
+    /// Up to `bytes` at `position` (fewer at end of file).
+    pub async fn get(&mut self, position: u64, bytes: usize) -> Result<Bytes, IoFailure> {
+        let want_end = (position + bytes as u64).min(self.file_size);
+        if position >= want_end {
+            return Ok(Bytes::new());
+        }
+        let chunk_end = self.chunk_position + self.chunk.len() as u64;
+        if position < self.chunk_position || want_end > chunk_end {
+            let read_bytes = usize::try_from(want_end - position)
+                .expect("fits")
+                .max(self.chunk_bytes);
+            self.chunk = self.file.read_at(position, read_bytes).await.map_err(|e| {
+                IoFailure::new("read", self.file.path(), Some(position), e)
+            })?;
+            self.chunk_position = position;
+        }
+        let start = usize::try_from(position - self.chunk_position).expect("fits");
+        let end = usize::try_from(want_end - self.chunk_position)
+            .expect("fits")
+            .min(self.chunk.len());
+        Ok(self.chunk.slice(start.min(end)..end))
+    }
+
+    /// Reads the entry at `position`, expecting (for a batch) base offset `expected`.
+    pub async fn step(&mut self, position: u64, expected: Offset) -> Result<Step, IoFailure> {
+        if position >= self.file_size {
+            return Ok(Step::End);
+        }
+        let in_block = BLOCK_BYTES - position % BLOCK_BYTES;
+        if in_block < ENTRY_HEADER_BYTES as u64 {
+            return Ok(Step::Skip {
+                next: align_up(position),
+                padding: false,
+            });
+        }
+        let head = self
+            .get(position, ENTRY_HEADER_BYTES + ENTRY_CRC_BATCH_PREFIX_BYTES)
+            .await?;
+        if head.len() >= ENTRY_HEADER_BYTES && head[..ENTRY_HEADER_BYTES].iter().all(|b| *b == 0) {
+            if position.is_multiple_of(BLOCK_BYTES) {
+                return Ok(Step::End);
+            }
+            return Ok(Step::Skip {
+                next: align_up(position),
+                padding: false,
+            });
+        }
+        let header = match EntryHeader::decode(&head) {
+            Ok(header) => header,
+            Err(error) => {
+                return Ok(Step::Invalid {
+                    reason: format!("entry header: {error}"),
+                });
+            }
+        };
+        let payload_start = position + ENTRY_HEADER_BYTES as u64;
+        let end_position = payload_start + u64::from(header.payload_bytes);
+        match header.kind {
+            EntryKind::Padding => {
+                if end_position != align_up(position + 1) {
+                    return Ok(Step::Invalid {
+                        reason: format!(
+                            "padding of {} bytes does not end at a block boundary",
+                            header.payload_bytes
+                        ),
+                    });
+                }
+                Ok(Step::Skip {
+                    next: end_position,
+                    padding: true,
+                })
+            }
+            EntryKind::Batch => {
+                if end_position > self.file_size {
+                    return Ok(Step::Invalid {
+                        reason: format!(
+                            "batch of {} bytes runs past the end of the file ({} bytes)",
+                            header.payload_bytes, self.file_size
+                        ),
+                    });
+                }
+                let bytes = self
+                    .get(payload_start, header.payload_bytes as usize)
+                    .await?;
+                let batch = match schema::batch::verify(&bytes) {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        return Ok(Step::Invalid {
+                            reason: format!("batch: {error}"),
+                        });
+                    }
+                };
+                if batch.base_offset != expected.0 as i64 {
+                    return Ok(Step::Invalid {
+                        reason: format!(
+                            "batch has base offset {}, expected {expected}",
+                            batch.base_offset
+                        ),
+                    });
+                }
+                Ok(Step::Batch(FoundBatch {
+                    position,
+                    end_position,
+                    base_offset: expected,
+                    last_offset: Offset(batch.last_offset() as u64),
+                    max_timestamp: batch.max_timestamp,
+                    bytes,
+                    durable_end_hint: header.durable_end_hint,
+                }))
+            }
+        }
+    }
+}
+
+/// Where and why a recovery scan stopped.
+#[derive(Debug)]
+pub struct ScanEnd {
+    /// Position after the last valid entry (batch or padding). Bytes from here on are not
+    /// part of the log.
+    pub valid_end: u64,
+    /// The next offset the log expects.
+    pub next_offset: Offset,
+    /// Why it stopped: None at a clean end of data.
+    pub invalid: Option<String>,
+    /// Position of the invalid bytes (meaningful when `invalid` is set).
+    pub invalid_position: u64,
+}
+
+/// Scans `segment` from `start` (an entry boundary holding offset `expected`), adding every
+/// valid entry to `index`, until the end of the data or the first invalid entry.
+pub async fn scan<F: File>(
+    reader: &mut ChunkReader<'_, F>,
+    index: &mut SegmentIndex,
+    start: u64,
+    expected: Offset,
+) -> Result<ScanEnd, IoFailure> {
+    let mut position = start;
+    let mut next_offset = expected;
+    let mut valid_end = start;
+    loop {
+        match reader.step(position, next_offset).await? {
+            Step::Batch(batch) => {
+                index.add_batch(
+                    batch.base_offset,
+                    batch.last_offset,
+                    batch.position,
+                    batch.end_position,
+                    batch.max_timestamp,
+                );
+                next_offset = batch.last_offset.add(1);
+                position = batch.end_position;
+                valid_end = position;
+            }
+            Step::Skip { next, padding } => {
+                if padding {
+                    index.add_padding(next);
+                    valid_end = next;
+                }
+                position = next;
+            }
+            Step::End => {
+                return Ok(ScanEnd {
+                    valid_end,
+                    next_offset,
+                    invalid: None,
+                    invalid_position: position,
+                });
+            }
+            Step::Invalid { reason } => {
+                return Ok(ScanEnd {
+                    valid_end,
+                    next_offset,
+                    invalid: Some(reason),
+                    invalid_position: position,
+                });
+            }
+        }
+    }
+}
+
+/// After a scan stopped at `from`, looks at every later block boundary for a verifiable batch
+/// entry and returns the largest durable-end hint found. Every flush starts on a block
+/// boundary, so any later flush that reached the disk intact is seen here. A hint above the
+/// stop offset proves that the bytes at the stop point had been made durable: corruption, not
+/// a torn tail.
+pub async fn durable_hint_beyond<F: File>(
+    reader: &mut ChunkReader<'_, F>,
+    from: u64,
+) -> Result<Offset, IoFailure> {
+    let mut hint = Offset(0);
+    let mut block = align_up(from + 1);
+    while block < reader.file_size() {
+        let head = reader
+            .get(block, ENTRY_HEADER_BYTES + ENTRY_CRC_BATCH_PREFIX_BYTES)
+            .await?;
+        if let Ok(header) = EntryHeader::decode(&head) {
+            let verified = match header.kind {
+                EntryKind::Padding => true,
+                EntryKind::Batch => {
+                    let bytes = reader
+                        .get(
+                            block + ENTRY_HEADER_BYTES as u64,
+                            header.payload_bytes as usize,
+                        )
+                        .await?;
+                    schema::batch::verify(&bytes).is_ok()
+                }
+            };
+            if verified {
+                hint = hint.max(header.durable_end_hint);
+            }
+        }
+        block += BLOCK_BYTES;
+    }
+    Ok(hint)
+}
+
+/// Default read-ahead for the recovery scan.
+pub fn scan_chunk_bytes() -> usize {
+    SCAN_CHUNK_BYTES
+}
