@@ -201,7 +201,9 @@ pub enum BatchError {
         bytes: usize,
     },
     /// batchLength + 12 is not the size of the slice (a batch must be given exactly).
-    #[error("the batch declares {declared_bytes} bytes (batchLength + 12) but {actual_bytes} bytes were given")]
+    #[error(
+        "the batch declares {declared_bytes} bytes (batchLength + 12) but {actual_bytes} bytes were given"
+    )]
     LengthMismatch {
         /// batchLength + [`LENGTH_PREFIX_BYTES`].
         declared_bytes: u64,
@@ -250,7 +252,9 @@ pub enum BatchError {
     #[error("the batch declares 0 records; an empty batch cannot be appended")]
     EmptyBatch,
     /// Offsets are not contiguous: producer batches have lastOffsetDelta = recordCount - 1.
-    #[error("the batch has lastOffsetDelta {last_offset_delta} but {record_count} records; expected lastOffsetDelta = record count - 1")]
+    #[error(
+        "the batch has lastOffsetDelta {last_offset_delta} but {record_count} records; expected lastOffsetDelta = record count - 1"
+    )]
     OffsetDeltaMismatch {
         /// The lastOffsetDelta field.
         last_offset_delta: i32,
@@ -383,7 +387,9 @@ pub enum RecordError {
         used_bytes: usize,
     },
     /// Offsets within a producer batch must be 0, 1, 2, ...
-    #[error("its offset delta is {found} but {expected} was expected (offsets must be contiguous from 0)")]
+    #[error(
+        "its offset delta is {found} but {expected} was expected (offsets must be contiguous from 0)"
+    )]
     OffsetDeltaOutOfOrder {
         /// The record's index in the batch.
         expected: u32,
@@ -835,9 +841,13 @@ fn parse_record(bytes: &[u8]) -> Result<(RecordView<'_>, usize), RecordError> {
     // least two one-byte varints), so a huge count costs an error, not an allocation.
     let mut headers = Vec::with_capacity(header_count.min(reader.remaining.len() / 2));
     for _ in 0..header_count {
-        let header_key = reader.bytes(RecordField::HeaderKeyLength, RecordField::HeaderKey, false)?;
-        let header_value =
-            reader.bytes(RecordField::HeaderValueLength, RecordField::HeaderValue, true)?;
+        let header_key =
+            reader.bytes(RecordField::HeaderKeyLength, RecordField::HeaderKey, false)?;
+        let header_value = reader.bytes(
+            RecordField::HeaderValueLength,
+            RecordField::HeaderValue,
+            true,
+        )?;
         // Non-nullable, so bytes() returned Some.
         headers.push((header_key.unwrap_or(&[]), header_value));
     }
@@ -974,23 +984,54 @@ impl BatchBuilder {
     ///
     /// Panics if no record was pushed: Kafka has no empty batches, and [`verify`] refuses them.
     pub fn finish(self) -> Vec<u8> {
-        assert!(self.record_count > 0, "finish: a batch needs at least one record");
+        assert!(
+            self.record_count > 0,
+            "finish: a batch needs at least one record"
+        );
         let batch_length = length_i32(self.encoded_bytes() - LENGTH_PREFIX_BYTES, "batch length");
         let record_count = length_i32(self.record_count, "record count");
 
         let mut header = [0u8; HEADER_BYTES];
         write(&mut header, field::BASE_OFFSET, 0i64.to_be_bytes());
         write(&mut header, field::BATCH_LENGTH, batch_length.to_be_bytes());
-        write(&mut header, field::PARTITION_LEADER_EPOCH, (-1i32).to_be_bytes());
+        write(
+            &mut header,
+            field::PARTITION_LEADER_EPOCH,
+            (-1i32).to_be_bytes(),
+        );
         write(&mut header, field::MAGIC, MAGIC.to_be_bytes());
         // CRC is filled in below, once the bytes it covers exist.
         write(&mut header, field::ATTRIBUTES, 0i16.to_be_bytes());
-        write(&mut header, field::LAST_OFFSET_DELTA, (record_count - 1).to_be_bytes());
-        write(&mut header, field::BASE_TIMESTAMP, self.base_timestamp_ms.to_be_bytes());
-        write(&mut header, field::MAX_TIMESTAMP, self.max_timestamp_ms.to_be_bytes());
-        write(&mut header, field::PRODUCER_ID, self.producer_id.to_be_bytes());
-        write(&mut header, field::PRODUCER_EPOCH, self.producer_epoch.to_be_bytes());
-        write(&mut header, field::BASE_SEQUENCE, self.base_sequence.to_be_bytes());
+        write(
+            &mut header,
+            field::LAST_OFFSET_DELTA,
+            (record_count - 1).to_be_bytes(),
+        );
+        write(
+            &mut header,
+            field::BASE_TIMESTAMP,
+            self.base_timestamp_ms.to_be_bytes(),
+        );
+        write(
+            &mut header,
+            field::MAX_TIMESTAMP,
+            self.max_timestamp_ms.to_be_bytes(),
+        );
+        write(
+            &mut header,
+            field::PRODUCER_ID,
+            self.producer_id.to_be_bytes(),
+        );
+        write(
+            &mut header,
+            field::PRODUCER_EPOCH,
+            self.producer_epoch.to_be_bytes(),
+        );
+        write(
+            &mut header,
+            field::BASE_SEQUENCE,
+            self.base_sequence.to_be_bytes(),
+        );
         write(&mut header, field::RECORD_COUNT, record_count.to_be_bytes());
 
         let mut batch = Vec::with_capacity(self.encoded_bytes());
@@ -1010,7 +1051,9 @@ fn length_i32(value: usize, what: &str) -> i32 {
 fn nullable_encoded_bytes(bytes: Option<&[u8]>) -> usize {
     match bytes {
         None => varint::varint_encoded_bytes(-1),
-        Some(bytes) => varint::varint_encoded_bytes(length_i32(bytes.len(), "length")) + bytes.len(),
+        Some(bytes) => {
+            varint::varint_encoded_bytes(length_i32(bytes.len(), "length")) + bytes.len()
+        }
     }
 }
 
@@ -1057,7 +1100,10 @@ mod tests {
         assert_eq!(header.base_sequence, 17);
         assert_eq!(header.record_count, 3);
         assert_eq!(header.total_bytes(), Some(batch.len()));
-        assert_eq!(total_bytes(&batch[..LENGTH_PREFIX_BYTES]), Some(batch.len()));
+        assert_eq!(
+            total_bytes(&batch[..LENGTH_PREFIX_BYTES]),
+            Some(batch.len())
+        );
         assert_eq!(header.compression(), Ok(Compression::None));
     }
 
@@ -1152,7 +1198,10 @@ mod tests {
         );
         let mut old = batch.clone();
         old[field::MAGIC] = 1;
-        assert_eq!(BatchHeader::parse(&old), Err(BatchError::BadMagic { magic: 1 }));
+        assert_eq!(
+            BatchHeader::parse(&old),
+            Err(BatchError::BadMagic { magic: 1 })
+        );
         // Extra bytes after the header are fine for parse (it does not check the length).
         let mut longer = batch.clone();
         longer.extend_from_slice(&[0xaa; 5]);

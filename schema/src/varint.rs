@@ -34,7 +34,9 @@ pub enum VarintError {
         bytes: usize,
     },
     /// The encoding is longer than the maximum, or carries bits beyond the integer's width.
-    #[error("the varint does not fit in {bits} bits (longer than {bytes_max} bytes or high bits set)")]
+    #[error(
+        "the varint does not fit in {bits} bits (longer than {bytes_max} bytes or high bits set)"
+    )]
     Overflow {
         /// Width of the integer being decoded: 32 or 64.
         bits: u32,
@@ -123,7 +125,11 @@ fn unsigned_encoded_bytes(raw: u64) -> usize {
 
 // Accumulates into u128 so that the last group of a maximal encoding (shifted by 63 for a
 // varlong) cannot lose bits: the caller then rejects anything wider than its integer.
-fn decode_unsigned(bytes: &[u8], bytes_max: usize, bits: u32) -> Result<(u128, usize), VarintError> {
+fn decode_unsigned(
+    bytes: &[u8],
+    bytes_max: usize,
+    bits: u32,
+) -> Result<(u128, usize), VarintError> {
     let mut raw: u128 = 0;
     for (index, &byte) in bytes.iter().take(bytes_max).enumerate() {
         raw |= u128::from(byte & 0x7f) << (7 * index);
@@ -171,7 +177,11 @@ mod tests {
         ];
         for &(value, expected) in cases {
             assert_eq!(varint_bytes(value), expected, "varint {value}");
-            assert_eq!(varint_encoded_bytes(value), expected.len(), "varint {value}");
+            assert_eq!(
+                varint_encoded_bytes(value),
+                expected.len(),
+                "varint {value}"
+            );
             assert_eq!(decode_varint(expected), Ok((value, expected.len())));
             assert_eq!(varlong_bytes(i64::from(value)), expected, "varlong {value}");
         }
@@ -193,11 +203,19 @@ mod tests {
         for value in values {
             let encoded = varlong_bytes(value);
             assert_eq!(encoded.len(), varlong_encoded_bytes(value), "{value}");
-            assert_eq!(decode_varlong(&encoded), Ok((value, encoded.len())), "{value}");
+            assert_eq!(
+                decode_varlong(&encoded),
+                Ok((value, encoded.len())),
+                "{value}"
+            );
             if let Ok(narrow) = i32::try_from(value) {
                 let encoded = varint_bytes(narrow);
                 assert_eq!(encoded.len(), varint_encoded_bytes(narrow), "{value}");
-                assert_eq!(decode_varint(&encoded), Ok((narrow, encoded.len())), "{value}");
+                assert_eq!(
+                    decode_varint(&encoded),
+                    Ok((narrow, encoded.len())),
+                    "{value}"
+                );
             }
         }
     }
@@ -216,8 +234,14 @@ mod tests {
     #[test]
     fn truncation_is_an_error() {
         assert_eq!(decode_varint(&[]), Err(VarintError::Truncated { bytes: 0 }));
-        assert_eq!(decode_varint(&[0x80]), Err(VarintError::Truncated { bytes: 1 }));
-        assert_eq!(decode_varlong(&[0xff; 9]), Err(VarintError::Truncated { bytes: 9 }));
+        assert_eq!(
+            decode_varint(&[0x80]),
+            Err(VarintError::Truncated { bytes: 1 })
+        );
+        assert_eq!(
+            decode_varlong(&[0xff; 9]),
+            Err(VarintError::Truncated { bytes: 9 })
+        );
         for value in [i32::MAX, i32::MIN, 300] {
             let encoded = varint_bytes(value);
             for length in 0..encoded.len() {
@@ -231,13 +255,25 @@ mod tests {
 
     #[test]
     fn overlong_or_too_wide_is_overflow() {
-        let varint_overflow = Err(VarintError::Overflow { bits: 32, bytes_max: 5 });
-        let varlong_overflow = Err(VarintError::Overflow { bits: 64, bytes_max: 10 });
+        let varint_overflow = Err(VarintError::Overflow {
+            bits: 32,
+            bytes_max: 5,
+        });
+        let varlong_overflow = Err(VarintError::Overflow {
+            bits: 64,
+            bytes_max: 10,
+        });
         // Six bytes: the fifth still says "more follows".
-        assert_eq!(decode_varint(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00]), varint_overflow);
+        assert_eq!(
+            decode_varint(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00]),
+            varint_overflow
+        );
         assert_eq!(decode_varint(&[0x80; 5]), varint_overflow);
         // Five bytes, but the last group sets bit 32.
-        assert_eq!(decode_varint(&[0xff, 0xff, 0xff, 0xff, 0x10]), varint_overflow);
+        assert_eq!(
+            decode_varint(&[0xff, 0xff, 0xff, 0xff, 0x10]),
+            varint_overflow
+        );
         assert_eq!(decode_varlong(&[0x80; 11]), varlong_overflow);
         // Ten bytes, but the last group sets bit 64.
         let mut too_wide = [0xff; 10];
@@ -250,6 +286,9 @@ mod tests {
         let truncated = decode_varint(&[0x80, 0x80]).unwrap_err().to_string();
         assert!(truncated.contains("2 bytes"), "{truncated}");
         let overflow = decode_varlong(&[0x80; 10]).unwrap_err().to_string();
-        assert!(overflow.contains("64 bits") && overflow.contains("10 bytes"), "{overflow}");
+        assert!(
+            overflow.contains("64 bits") && overflow.contains("10 bytes"),
+            "{overflow}"
+        );
     }
 }

@@ -16,6 +16,7 @@ mod common;
 
 use common::Rng;
 use schema::batch::{self, BatchError, BatchHeader, HEADER_BYTES, RecordError, RecordField, field};
+use schema::varint;
 
 /// The flips to try at each byte: every single bit, and the whole byte.
 const MASKS: [u8; 9] = [0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xff];
@@ -94,7 +95,11 @@ fn every_truncation_is_refused() {
         assert!(batch::verify(cut).is_err(), "cut at {length}");
         assert!(batch::verify_with_records(cut).is_err(), "cut at {length}");
         assert!(batch::records(cut).is_err(), "cut at {length}");
-        assert_eq!(BatchHeader::parse(cut).is_ok(), length >= HEADER_BYTES, "cut at {length}");
+        assert_eq!(
+            BatchHeader::parse(cut).is_ok(),
+            length >= HEADER_BYTES,
+            "cut at {length}"
+        );
         let expected_total = (length >= batch::LENGTH_PREFIX_BYTES).then_some(original.len());
         assert_eq!(batch::total_bytes(cut), expected_total, "cut at {length}");
         if length < HEADER_BYTES {
@@ -143,17 +148,59 @@ fn random_garbage_never_panics() {
     }
 }
 
-/// Record bytes drawn from small values, so lengths stay short and parsing goes deep instead of
-/// stopping at the first huge length.
-fn plausible_record_bytes(rng: &mut Rng) -> Vec<u8> {
-    const TOKENS: [u8; 10] = [0x00, 0x01, 0x02, 0x03, 0x04, 0x06, 0x0a, 0x10, 0x80, 0xff];
-    let length = rng.index(80);
-    (0..length)
-        .map(|_| match rng.below(4) {
-            0 => rng.next_u64() as u8,
-            _ => TOKENS[rng.index(TOKENS.len())],
-        })
-        .collect()
+/// Records that are well-formed in shape but with small random field values, a length that is
+/// sometimes off by one, and sometimes a random byte overwritten: parsing goes deep into the
+/// record instead of stopping at the first absurd length, and about half come out valid.
+fn plausible_records_section(rng: &mut Rng, record_count: usize) -> Vec<u8> {
+    let mut section = Vec::new();
+    for index in 0..record_count {
+        let mut body = vec![rng.next_u64() as u8];
+        varint::encode_varlong(rng.below(2_000) as i64 - 1_000, &mut body);
+        let offset_delta = if rng.chance(5) {
+            rng.below(4) as i32
+        } else {
+            index as i32
+        };
+        varint::encode_varint(offset_delta, &mut body);
+        for _ in 0..2 {
+            plausible_bytes(rng, -2, &mut body);
+        }
+        let header_count = if rng.chance(5) {
+            -1
+        } else {
+            rng.below(3) as i32
+        };
+        varint::encode_varint(header_count, &mut body);
+        for _ in 0..header_count.max(0) {
+            plausible_bytes(rng, -1, &mut body);
+            plausible_bytes(rng, -2, &mut body);
+        }
+        let length = body.len() as i32
+            + match rng.below(20) {
+                0 => -1,
+                1 => 1,
+                _ => 0,
+            };
+        varint::encode_varint(length, &mut section);
+        section.extend_from_slice(&body);
+    }
+    if !section.is_empty() && rng.chance(20) {
+        let index = rng.index(section.len());
+        section[index] = rng.next_u64() as u8;
+    }
+    section
+}
+
+/// A length (from `minimum_length` up; -1 means null) and that many random bytes, almost always
+/// valid: the length is below -1 only one time in 20.
+fn plausible_bytes(rng: &mut Rng, minimum_length: i32, out: &mut Vec<u8>) {
+    let length = if rng.chance(5) {
+        minimum_length
+    } else {
+        rng.below(6) as i32 - 1
+    };
+    varint::encode_varint(length, out);
+    out.extend_from_slice(&rng.bytes(length.max(0) as usize));
 }
 
 #[test]
@@ -161,15 +208,24 @@ fn sealed_headers_around_garbage_never_panic() {
     let mut rng = Rng::new(common::seed("sealed_headers_around_garbage_never_panic"));
     let mut accepted = 0;
     for _ in 0..20_000 {
-        let section = plausible_record_bytes(&mut rng);
-        let record_count = rng.below(5) as i32 - 1;
-        let sealed = common::batch_with_records_section(&section, record_count);
+        let record_count = rng.index(4);
+        let section = plausible_records_section(&mut rng, record_count);
+        let declared_count = match rng.below(10) {
+            0 => record_count as i32 - 1,
+            1 => record_count as i32 + 1,
+            _ => record_count as i32,
+        };
+        let sealed = common::batch_with_records_section(&section, declared_count);
         if exercise(&sealed) {
             accepted += 1;
         }
     }
-    // Not an assertion of quality, just evidence the generator reaches the accepting path.
-    eprintln!("{accepted} of 20000 random record sections happened to be valid");
+    // The generator must reach the accepting path too, or it only tests the first check.
+    eprintln!("{accepted} of 20000 sealed random sections were valid");
+    assert!(
+        accepted > 1_000,
+        "only {accepted} of 20000 sections were valid"
+    );
 }
 
 #[test]
@@ -187,7 +243,7 @@ fn resealed_mutations_never_panic() {
             mutated.truncate(cut);
         }
         if rng.chance(10) {
-            let extra = plausible_record_bytes(&mut rng);
+            let extra = plausible_records_section(&mut rng, 1);
             mutated.extend_from_slice(&extra);
         }
         let batch_length = (mutated.len() - batch::LENGTH_PREFIX_BYTES) as i32;
@@ -206,7 +262,11 @@ fn exercise(bytes: &[u8]) -> bool {
     let verified = batch::verify(bytes);
     let full = batch::verify_with_records(bytes);
     if let Ok(header) = &full {
-        assert_eq!(verified.as_ref(), Ok(header), "verify_with_records implies verify");
+        assert_eq!(
+            verified.as_ref(),
+            Ok(header),
+            "verify_with_records implies verify"
+        );
     }
     if let Err(error) = &verified {
         assert_eq!(full.as_ref(), Err(error), "verify's refusal carries over");

@@ -21,7 +21,11 @@ fn check_round_trip(rng: &mut Rng, base_timestamp_ms: i64) {
     assert_eq!(builder.record_count(), pushed.len());
     let expected_bytes = builder.encoded_bytes();
     let mut encoded = builder.finish();
-    assert_eq!(encoded.len(), expected_bytes, "encoded_bytes() predicted the size");
+    assert_eq!(
+        encoded.len(),
+        expected_bytes,
+        "encoded_bytes() predicted the size"
+    );
 
     let header = batch::verify_with_records(&encoded).expect("a built batch verifies");
     assert_eq!(header.record_count as usize, pushed.len());
@@ -34,7 +38,10 @@ fn check_round_trip(rng: &mut Rng, base_timestamp_ms: i64) {
     assert_eq!(header.base_sequence, 1_000);
     assert_eq!(header.compression(), Ok(Compression::None));
     assert_eq!(header.total_bytes(), Some(encoded.len()));
-    assert_eq!(batch::total_bytes(&encoded[..LENGTH_PREFIX_BYTES]), Some(encoded.len()));
+    assert_eq!(
+        batch::total_bytes(&encoded[..LENGTH_PREFIX_BYTES]),
+        Some(encoded.len())
+    );
     assert_eq!(BatchHeader::parse(&encoded), Ok(header));
 
     // The broker assigns the base offset on append; the CRC must not notice.

@@ -154,7 +154,12 @@ pub fn sample_batch() -> Vec<u8> {
     let mut builder = BatchBuilder::new(1_700_000_000_000).producer(7, 1, 100);
     builder.push(Some(b"key-0"), Some(b"value-0"), 1_700_000_000_000, &[]);
     builder.push(None, Some(b"v"), 1_700_000_000_005, &[(b"trace", b"abc")]);
-    builder.push(Some(b""), None, 1_699_999_999_990, &[(b"a", b""), (b"b", b"x")]);
+    builder.push(
+        Some(b""),
+        None,
+        1_699_999_999_990,
+        &[(b"a", b""), (b"b", b"x")],
+    );
     builder.finish()
 }
 
@@ -186,7 +191,11 @@ pub fn batch_with_records_section(records_section: &[u8], record_count: i32) -> 
     let batch_length = (batch.len() - batch::LENGTH_PREFIX_BYTES) as i32;
     put_i32(&mut batch, field::BATCH_LENGTH, batch_length);
     put_i32(&mut batch, field::RECORD_COUNT, record_count);
-    put_i32(&mut batch, field::LAST_OFFSET_DELTA, record_count.wrapping_sub(1));
+    put_i32(
+        &mut batch,
+        field::LAST_OFFSET_DELTA,
+        record_count.wrapping_sub(1),
+    );
     reseal(&mut batch);
     batch
 }
