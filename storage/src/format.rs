@@ -20,7 +20,7 @@ pub struct Offset(pub u64);
 
 impl Offset {
     /// The offset `count` records later.
-    pub fn add(self, count: u64) -> Offset {
+    pub fn plus(self, count: u64) -> Offset {
         Offset(self.0.checked_add(count).expect("offset overflow"))
     }
 }
@@ -87,9 +87,7 @@ impl SegmentHeader {
     /// Decodes and checks a segment header.
     pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, FormatError> {
         if bytes.len() < SEGMENT_HEADER_BYTES {
-            return Err(FormatError::Truncated {
-                bytes: bytes.len(),
-            });
+            return Err(FormatError::Truncated { bytes: bytes.len() });
         }
         if bytes[0..8] != SEGMENT_MAGIC {
             return Err(FormatError::BadMagic);
@@ -201,9 +199,7 @@ impl EntryHeader {
     /// the first [`ENTRY_CRC_BATCH_PREFIX_BYTES`] of the payload, or this returns `Truncated`.
     pub fn decode(bytes: &[u8]) -> Result<EntryHeader, FormatError> {
         if bytes.len() < ENTRY_HEADER_BYTES {
-            return Err(FormatError::Truncated {
-                bytes: bytes.len(),
-            });
+            return Err(FormatError::Truncated { bytes: bytes.len() });
         }
         if read_u32(bytes, 0) != ENTRY_MAGIC {
             return Err(FormatError::BadMagic);
@@ -217,9 +213,7 @@ impl EntryHeader {
             EntryKind::Batch => {
                 let end = ENTRY_HEADER_BYTES + ENTRY_CRC_BATCH_PREFIX_BYTES;
                 if bytes.len() < end {
-                    return Err(FormatError::Truncated {
-                        bytes: bytes.len(),
-                    });
+                    return Err(FormatError::Truncated { bytes: bytes.len() });
                 }
                 &bytes[ENTRY_HEADER_BYTES..end]
             }
@@ -307,9 +301,7 @@ pub fn encode_meta(kind: MetaKind, payload: &[u8]) -> Vec<u8> {
 /// Decodes a metadata file of the expected kind, returning its payload.
 pub fn decode_meta(kind: MetaKind, bytes: &[u8]) -> Result<&[u8], FormatError> {
     if bytes.len() < META_PREFIX_BYTES + 4 {
-        return Err(FormatError::Truncated {
-            bytes: bytes.len(),
-        });
+        return Err(FormatError::Truncated { bytes: bytes.len() });
     }
     if bytes[0..8] != META_MAGIC {
         return Err(FormatError::BadMagic);
@@ -318,9 +310,7 @@ pub fn decode_meta(kind: MetaKind, bytes: &[u8]) -> Result<&[u8], FormatError> {
     let end = META_PREFIX_BYTES
         .checked_add(payload_bytes)
         .filter(|end| end + 4 <= bytes.len())
-        .ok_or(FormatError::Truncated {
-            bytes: bytes.len(),
-        })?;
+        .ok_or(FormatError::Truncated { bytes: bytes.len() })?;
     let stored = read_u32(bytes, end);
     let computed = crc32c::crc32c(&bytes[0..end]);
     if stored != computed {
@@ -449,7 +439,10 @@ mod tests {
         for byte in 0..SEGMENT_HEADER_BYTES {
             let mut bad = block.clone();
             bad[byte] ^= 0x10;
-            assert!(SegmentHeader::decode(&bad).is_err(), "flip at {byte} accepted");
+            assert!(
+                SegmentHeader::decode(&bad).is_err(),
+                "flip at {byte} accepted"
+            );
         }
     }
 
@@ -468,7 +461,10 @@ mod tests {
         for byte in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[byte] ^= 0x01;
-            assert!(EntryHeader::decode(&bad).is_err(), "flip at {byte} accepted");
+            assert!(
+                EntryHeader::decode(&bad).is_err(),
+                "flip at {byte} accepted"
+            );
         }
         // A batch header without its prefix cannot be checked.
         assert!(matches!(

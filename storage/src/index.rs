@@ -95,9 +95,15 @@ impl SegmentIndex {
         end_position: u64,
         max_timestamp: i64,
     ) {
-        assert_eq!(base_offset, self.summary.end_offset, "batches must be contiguous");
+        assert_eq!(
+            base_offset, self.summary.end_offset,
+            "batches must be contiguous"
+        );
         assert!(last_offset >= base_offset);
-        assert!(position >= self.summary.end_position, "positions must increase");
+        assert!(
+            position >= self.summary.end_position,
+            "positions must increase"
+        );
         assert!(end_position > position);
         let relative_offset = u32::try_from(base_offset.0 - self.base.0)
             .expect("a segment holds fewer than 2^32 offsets");
@@ -125,7 +131,7 @@ impl SegmentIndex {
             });
             self.last_timed_position = Some(position_u32);
         }
-        self.summary.end_offset = last_offset.add(1);
+        self.summary.end_offset = last_offset.plus(1);
         self.summary.end_position = end_position;
         self.summary.max_timestamp = self.summary.max_timestamp.max(max_timestamp);
     }
@@ -144,7 +150,7 @@ impl SegmentIndex {
             .partition_point(|entry| u64::from(entry.relative_offset) <= relative);
         let entry = self.offsets.get(after.checked_sub(1)?)?;
         Some(IndexHit {
-            offset: self.base.add(u64::from(entry.relative_offset)),
+            offset: self.base.plus(u64::from(entry.relative_offset)),
             position: u64::from(entry.position),
         })
     }
@@ -160,7 +166,7 @@ impl SegmentIndex {
             .partition_point(|entry| entry.max_timestamp < timestamp);
         let entry = self.times.get(below.checked_sub(1)?)?;
         Some(IndexHit {
-            offset: self.base.add(u64::from(entry.relative_offset)),
+            offset: self.base.plus(u64::from(entry.relative_offset)),
             position: u64::from(entry.position),
         })
     }

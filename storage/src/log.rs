@@ -241,12 +241,14 @@ impl<D: Disk> Log<D> {
 
         let meta_start = match read_small_file(&disk, &dir.join(LOG_META_FILE)).await? {
             None => None,
-            Some(bytes) => Some(format::decode_log_meta(&bytes).map_err(|e| {
-                OpenError::Inconsistent {
-                    path: dir.join(LOG_META_FILE),
-                    reason: format!("log.meta is damaged: {e}"),
-                }
-            })?),
+            Some(bytes) => {
+                Some(
+                    format::decode_log_meta(&bytes).map_err(|e| OpenError::Inconsistent {
+                        path: dir.join(LOG_META_FILE),
+                        reason: format!("log.meta is damaged: {e}"),
+                    })?,
+                )
+            }
         };
         let clean = match read_small_file(&disk, &dir.join(CLEAN_SHUTDOWN_FILE)).await? {
             None => None,
@@ -468,9 +470,7 @@ impl<D: Disk> Log<D> {
                             position: end.invalid_position,
                             expected_offset: end.next_offset,
                             durable_end: hint,
-                            reason: end
-                                .invalid
-                                .unwrap_or_else(|| "data ends early".to_string()),
+                            reason: end.invalid.unwrap_or_else(|| "data ends early".to_string()),
                         }
                         .into());
                     }
@@ -519,7 +519,10 @@ impl<D: Disk> Log<D> {
     }
 
     fn active(&self) -> &Segment<D::File> {
-        self.segments.values().next_back().expect("a log always has a segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
     }
 
     fn active_mut(&mut self) -> &mut Segment<D::File> {
@@ -611,7 +614,7 @@ impl<D: Disk> Log<D> {
         let mut batch = batch;
         let base = self.appended_end;
         let record_span = u64::try_from(header.last_offset_delta).expect("verified >= 0") + 1;
-        let last = base.add(record_span - 1);
+        let last = base.plus(record_span - 1);
         schema::batch::set_base_offset(&mut batch, i64::try_from(base.0).expect("offset < 2^63"));
         let batch = batch.freeze();
 
@@ -622,6 +625,13 @@ impl<D: Disk> Log<D> {
             durable_end_hint: self.durable_end,
         }
         .encode(&batch[..ENTRY_CRC_BATCH_PREFIX_BYTES], &mut entry_header);
+        // Readers skip a block's last bytes when an entry header cannot fit there (see
+        // segment.rs): the writer must leave that gap as zeros too.
+        let gap = BLOCK_BYTES
+            - (self.buffer.chunk_position + self.buffer.chunk_used as u64) % BLOCK_BYTES;
+        if gap < ENTRY_HEADER_BYTES as u64 {
+            self.buffer_bytes(&[0u8; ENTRY_HEADER_BYTES][..gap as usize]);
+        }
         let position = self.buffer.chunk_position + self.buffer.chunk_used as u64;
         self.buffer_bytes(&entry_header);
         self.buffer_bytes(&batch);
@@ -633,7 +643,7 @@ impl<D: Disk> Log<D> {
             max_timestamp: header.max_timestamp,
         });
         self.cache_insert(base, last, batch);
-        self.appended_end = last.add(1);
+        self.appended_end = last.plus(1);
         self.bytes_since_sync += entry_bytes;
         self.check_levels();
 
@@ -796,10 +806,10 @@ impl<D: Disk> Log<D> {
         .await;
         let mut failed: Option<(u64, std::io::Error)> = None;
         for (position, result) in results {
-            if let Err(e) = result {
-                if failed.as_ref().is_none_or(|(first, _)| position < *first) {
-                    failed = Some((position, e));
-                }
+            if let Err(e) = result
+                && failed.as_ref().is_none_or(|(first, _)| position < *first)
+            {
+                failed = Some((position, e));
             }
         }
         if let Some((position, e)) = failed {
@@ -825,7 +835,7 @@ impl<D: Disk> Log<D> {
                 batch.end_position,
                 batch.max_timestamp,
             );
-            self.written_end = batch.last.add(1);
+            self.written_end = batch.last.plus(1);
         }
         if self.pending.is_empty() && self.buffer.chunk_used == 0 {
             // Everything up to the buffer's start is written: the padding is part of the data.
@@ -947,7 +957,11 @@ impl<D: Disk> Log<D> {
                 base,
                 path,
                 file,
-                index: SegmentIndex::new(base, SEGMENT_DATA_START, self.config.index_interval_bytes),
+                index: SegmentIndex::new(
+                    base,
+                    SEGMENT_DATA_START,
+                    self.config.index_interval_bytes,
+                ),
                 created_ms: now_ms,
             },
         );
@@ -997,15 +1011,22 @@ impl<D: Disk> Log<D> {
                 }
                 budget = budget.saturating_sub(batch.bytes.len());
                 out.batches.push(batch.bytes.clone());
-                out.next_offset = batch.last.add(1);
+                out.next_offset = batch.last.plus(1);
             }
             return Ok(out);
         }
-        for segment in self.segments.range(..=from).next_back().into_iter().map(|(_, s)| s).chain(
-            self.segments
-                .range((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
-                .map(|(_, s)| s),
-        ) {
+        for segment in self
+            .segments
+            .range(..=from)
+            .next_back()
+            .into_iter()
+            .map(|(_, s)| s)
+            .chain(
+                self.segments
+                    .range((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
+                    .map(|(_, s)| s),
+            )
+        {
             let summary = segment.index.summary();
             if out.next_offset >= summary.end_offset {
                 continue;
@@ -1015,8 +1036,8 @@ impl<D: Disk> Log<D> {
                 .lookup_offset(out.next_offset)
                 .map(|hit| (hit.position, hit.offset))
                 .unwrap_or((SEGMENT_DATA_START, segment.base));
-            let done = read_segment(segment, start, summary.end_position, &mut out, &mut budget)
-                .await?;
+            let done =
+                read_segment(segment, start, summary.end_position, &mut out, &mut budget).await?;
             if done {
                 break;
             }
@@ -1053,7 +1074,7 @@ impl<D: Disk> Log<D> {
                             return Ok(Some(batch.base_offset.max(self.log_start)));
                         }
                         position = batch.end_position;
-                        expected = batch.last_offset.add(1);
+                        expected = batch.last_offset.plus(1);
                     }
                     Step::Skip { next, .. } => position = next,
                     Step::End => break,
@@ -1078,7 +1099,13 @@ impl<D: Disk> Log<D> {
             .segments
             .values()
             .take(self.segments.len() - 1)
-            .map(|s| (s.base, s.index.summary().end_position, s.index.summary().max_timestamp))
+            .map(|s| {
+                (
+                    s.base,
+                    s.index.summary().end_position,
+                    s.index.summary().max_timestamp,
+                )
+            })
             .collect();
         for (base, bytes, max_timestamp) in closed {
             let too_old = self
@@ -1103,7 +1130,10 @@ impl<D: Disk> Log<D> {
         };
         let new_start = *self
             .segments
-            .range((std::ops::Bound::Excluded(last_deleted), std::ops::Bound::Unbounded))
+            .range((
+                std::ops::Bound::Excluded(last_deleted),
+                std::ops::Bound::Unbounded,
+            ))
             .next()
             .expect("the active segment is never deleted")
             .0;
@@ -1203,7 +1233,7 @@ async fn read_segment<F: File>(
         match reader.step(position, expected).await? {
             Step::Batch(batch) => {
                 position = batch.end_position;
-                expected = batch.last_offset.add(1);
+                expected = batch.last_offset.plus(1);
                 if batch.last_offset < out.next_offset {
                     continue;
                 }
@@ -1243,7 +1273,11 @@ async fn write_segment_header<F: File>(
         .map_err(|e| IoFailure::new("fdatasync", path, None, e))
 }
 
-async fn remove_segment_files<D: Disk>(disk: &D, dir: &Path, base: Offset) -> Result<(), IoFailure> {
+async fn remove_segment_files<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    base: Offset,
+) -> Result<(), IoFailure> {
     for name in [
         log_file_name(base),
         index_file_name(base),

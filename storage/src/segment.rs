@@ -142,9 +142,11 @@ impl<'a, F: File> ChunkReader<'a, F> {
             let read_bytes = usize::try_from(want_end - position)
                 .expect("fits")
                 .max(self.chunk_bytes);
-            self.chunk = self.file.read_at(position, read_bytes).await.map_err(|e| {
-                IoFailure::new("read", self.file.path(), Some(position), e)
-            })?;
+            self.chunk = self
+                .file
+                .read_at(position, read_bytes)
+                .await
+                .map_err(|e| IoFailure::new("read", self.file.path(), Some(position), e))?;
             self.chunk_position = position;
         }
         let start = usize::try_from(position - self.chunk_position).expect("fits");
@@ -280,7 +282,7 @@ pub async fn scan<F: File>(
                     batch.end_position,
                     batch.max_timestamp,
                 );
-                next_offset = batch.last_offset.add(1);
+                next_offset = batch.last_offset.plus(1);
                 position = batch.end_position;
                 valid_end = position;
             }

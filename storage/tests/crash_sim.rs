@@ -116,7 +116,10 @@ fn check_recovered(seed: u64, cycle: u32, log: &Log<SimDisk>, model: &Model) -> 
         log.written_end(),
         model.durable_end
     );
-    assert!(log.log_start().0 >= model.log_start, "{context}: log start moved back");
+    assert!(
+        log.log_start().0 >= model.log_start,
+        "{context}: log start moved back"
+    );
     let mut expected = log.log_start().0;
     for (offset, bytes) in &batches {
         assert_eq!(*offset, expected, "{context}: offsets not contiguous");
@@ -137,7 +140,11 @@ fn check_recovered(seed: u64, cycle: u32, log: &Log<SimDisk>, model: &Model) -> 
         let header = schema::batch::verify(bytes).expect("verified above");
         expected = offset + header.last_offset_delta as u64 + 1;
     }
-    assert_eq!(expected, log.written_end().0, "{context}: read end != log end");
+    assert_eq!(
+        expected,
+        log.written_end().0,
+        "{context}: read end != log end"
+    );
     batches
 }
 
@@ -188,9 +195,10 @@ fn run_seed(seed: u64) {
                     // Reads never see unwritten data and always return whole stored batches.
                     let written = log.written_end();
                     if log.log_start() < written {
-                        let from = Offset(log.log_start().0 + rng.below(written.0 - log.log_start().0));
-                        let read = block_on(log.read(from, 1 + rng.below(20_000) as usize))
-                            .expect("read");
+                        let from =
+                            Offset(log.log_start().0 + rng.below(written.0 - log.log_start().0));
+                        let read =
+                            block_on(log.read(from, 1 + rng.below(20_000) as usize)).expect("read");
                         for batch in &read.batches {
                             let header = schema::batch::verify(batch).expect("verifies");
                             assert!((header.base_offset as u64) < written.0);
@@ -204,7 +212,11 @@ fn run_seed(seed: u64) {
                     model.log_start = outcome.log_start.0;
                 }
             }
-            assert_eq!(disk.durable_rewrites(), 0, "seed {seed}: a durable byte was rewritten");
+            assert_eq!(
+                disk.durable_rewrites(),
+                0,
+                "seed {seed}: a durable byte was rewritten"
+            );
         }
         // Power loss: the log is dropped without close (no I/O in Drop), unsynced writes fare
         // as the mode says.
@@ -228,9 +240,21 @@ fn run_seed(seed: u64) {
     disk.crash(CrashMode::Torn);
     let (log, _) = block_on(Log::open(disk.clone(), dir, config, now_ms))
         .unwrap_or_else(|error| panic!("seed {seed}: second open failed: {error}"));
-    assert_eq!((log.log_start(), log.written_end()), ends, "seed {seed}: second recovery differs");
-    assert_eq!(read_all(&log), first, "seed {seed}: second recovery differs");
-    assert_eq!(disk.durable_rewrites(), 0, "seed {seed}: a durable byte was rewritten");
+    assert_eq!(
+        (log.log_start(), log.written_end()),
+        ends,
+        "seed {seed}: second recovery differs"
+    );
+    assert_eq!(
+        read_all(&log),
+        first,
+        "seed {seed}: second recovery differs"
+    );
+    assert_eq!(
+        disk.durable_rewrites(),
+        0,
+        "seed {seed}: a durable byte was rewritten"
+    );
 }
 
 #[test]
@@ -251,7 +275,11 @@ fn crash_at_random_points_never_loses_durable_or_serves_torn_batches() {
         .unwrap_or(0);
     // Half the seeds are fixed (every run covers them), half are new each run.
     for i in 0..seeds {
-        let seed = if i % 2 == 0 { i } else { base.wrapping_mul(1_000_003).wrapping_add(i) };
+        let seed = if i % 2 == 0 {
+            i
+        } else {
+            base.wrapping_mul(1_000_003).wrapping_add(i)
+        };
         let result = std::panic::catch_unwind(|| run_seed(seed));
         if result.is_err() {
             panic!("crash simulation failed; replay with RINGBUS_SIM_SEED={seed}");

@@ -1,0 +1,469 @@
+//! Goal: each rule of the partition log, one test per rule, on the simulated disk.
+//!
+//! Method: drive a `Log` over `SimDisk` (deterministic, no io_uring) and check what it returns
+//! and what the simulated disk saw (sync counts, durable rewrites, crash outcomes). The
+//! randomized crash checker is `crash_sim.rs`; these tests pin the individual behaviours.
+
+mod common;
+
+use std::path::Path;
+
+use common::{batch, read_all, small_config, stored};
+use storage::disk::Disk;
+use storage::disk::sim::{CrashMode, SimDisk, block_on};
+use storage::{AppendError, Log, LogConfig, Offset, OpenError, ReadError};
+
+const DIR: &str = "/sim/topic-0";
+
+fn open(disk: &SimDisk, config: LogConfig) -> Log<SimDisk> {
+    block_on(Log::open(disk.clone(), Path::new(DIR), config, 1_000))
+        .expect("open")
+        .0
+}
+
+#[test]
+fn appended_batches_read_back_byte_identical_across_rolls_and_restarts() {
+    let disk = SimDisk::new(1);
+    let mut log = open(&disk, small_config());
+    let mut expected = Vec::new();
+    for i in 0..200 {
+        let b = batch(1 + i % 5, 100 + (i * 37) % 900, 1_000 + i as i64);
+        let appended = block_on(log.append(b.clone(), 1_000)).expect("append");
+        assert_eq!(appended.base_offset, Offset(expected_end(&expected)));
+        expected.push(stored(&b, appended.base_offset));
+        if i % 7 == 0 {
+            block_on(log.sync(1_000)).expect("sync");
+        }
+    }
+    block_on(log.sync(1_000)).expect("sync");
+    assert!(
+        log.segment_bases().len() > 3,
+        "small segments must have rolled"
+    );
+    assert_eq!(block_on(read_all(&log)), expected);
+
+    block_on(log.close(1_000)).expect("close");
+    let (log, report) = block_on(Log::open(
+        disk.clone(),
+        Path::new(DIR),
+        small_config(),
+        2_000,
+    ))
+    .expect("reopen");
+    assert!(
+        report.clean,
+        "a clean close must let the next open skip the scan"
+    );
+    assert_eq!(report.truncated_bytes, 0);
+    assert_eq!(block_on(read_all(&log)), expected);
+    assert_eq!(disk.durable_rewrites(), 0);
+}
+
+fn expected_end(batches: &[bytes::Bytes]) -> u64 {
+    batches
+        .last()
+        .map(|b| {
+            let header = schema::batch::verify(b).expect("valid");
+            header.last_offset() as u64 + 1
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn durability_levels_are_ordered_and_reads_see_only_written_data() {
+    let disk = SimDisk::new(2);
+    let mut log = open(&disk, small_config());
+    block_on(log.append(batch(3, 10, 5), 1_000)).expect("append");
+    assert_eq!(log.appended_end(), Offset(3));
+    assert_eq!(log.written_end(), Offset(0));
+    let read = block_on(log.read(Offset(0), 1 << 20)).expect("read");
+    assert!(
+        read.batches.is_empty(),
+        "appended but unwritten data must not be readable"
+    );
+    assert_eq!(block_on(log.flush()).expect("flush"), Offset(3));
+    assert_eq!(log.durable_end(), Offset(0));
+    assert_eq!(
+        block_on(log.read(Offset(0), 1 << 20))
+            .expect("read")
+            .batches
+            .len(),
+        1
+    );
+    assert_eq!(block_on(log.sync(1_000)).expect("sync"), Offset(3));
+    assert_eq!(log.durable_end(), Offset(3));
+}
+
+#[test]
+fn group_commit_makes_many_appends_durable_with_one_fdatasync() {
+    let disk = SimDisk::new(3);
+    let mut log = open(&disk, small_config());
+    let before = disk.syncs();
+    for _ in 0..8 {
+        block_on(log.append(batch(2, 500, 5), 1_000)).expect("append");
+    }
+    block_on(log.sync(1_000)).expect("sync");
+    assert_eq!(disk.syncs() - before, 1, "eight appends, one fdatasync");
+    assert_eq!(log.durable_end(), Offset(16));
+}
+
+#[test]
+fn flush_policy_says_when_a_sync_is_owed() {
+    let disk = SimDisk::new(4);
+    let mut config = small_config();
+    config.flush_policy = storage::FlushPolicy::Bytes(10_000);
+    let mut log = open(&disk, config.clone());
+    assert!(!log.sync_due(1_000), "nothing pending");
+    block_on(log.append(batch(1, 100, 5), 1_000)).expect("append");
+    assert!(!log.sync_due(1_000));
+    block_on(log.append(batch(1, 20_000, 5), 1_000)).expect("append");
+    assert!(log.sync_due(1_000));
+
+    config.flush_policy = storage::FlushPolicy::IntervalMs(100);
+    let mut log = open(&SimDisk::new(5), config);
+    block_on(log.append(batch(1, 100, 5), 1_000)).expect("append");
+    assert!(!log.sync_due(1_050));
+    assert!(log.sync_due(1_100));
+}
+
+#[test]
+fn unsynced_data_is_lost_wholly_and_synced_data_survives_a_crash() {
+    let disk = SimDisk::new(6);
+    let mut log = open(&disk, small_config());
+    let durable = batch(2, 300, 5);
+    block_on(log.append(durable.clone(), 1_000)).expect("append");
+    block_on(log.sync(1_000)).expect("sync");
+    block_on(log.append(batch(2, 300, 5), 1_000)).expect("append");
+    block_on(log.flush()).expect("flush");
+    drop(log);
+    disk.crash(CrashMode::DropAll);
+    let (log, report) = block_on(Log::open(
+        disk.clone(),
+        Path::new(DIR),
+        small_config(),
+        1_000,
+    ))
+    .expect("open");
+    assert!(!report.clean);
+    assert_eq!(block_on(read_all(&log)), vec![stored(&durable, Offset(0))]);
+    assert_eq!(log.written_end(), Offset(2));
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_logged_in_the_report() {
+    let disk = SimDisk::new(7);
+    let mut log = open(&disk, small_config());
+    block_on(log.append(batch(2, 300, 5), 1_000)).expect("append");
+    block_on(log.sync(1_000)).expect("sync");
+    // A large unsynced write that the crash will tear.
+    for _ in 0..4 {
+        block_on(log.append(batch(4, 1_000, 5), 1_000)).expect("append");
+    }
+    block_on(log.flush()).expect("flush");
+    drop(log);
+    disk.crash(CrashMode::Torn);
+    let (log, _report) = block_on(Log::open(
+        disk.clone(),
+        Path::new(DIR),
+        small_config(),
+        1_000,
+    ))
+    .expect("open");
+    assert!(log.written_end() >= Offset(2));
+    for b in block_on(read_all(&log)) {
+        schema::batch::verify(&b).expect("every served batch is whole");
+    }
+}
+
+#[test]
+fn corruption_below_the_durable_point_refuses_to_open_instead_of_truncating() {
+    let disk = SimDisk::new(8);
+    let mut config = small_config();
+    config.segment_bytes_max = 1 << 20;
+    let mut log = open(&disk, config.clone());
+    for _ in 0..3 {
+        block_on(log.append(batch(2, 300, 5), 1_000)).expect("append");
+        block_on(log.sync(1_000)).expect("sync");
+    }
+    // Written after the syncs above: its durable hint says offsets < 6 are durable.
+    block_on(log.append(batch(2, 300, 5), 1_000)).expect("append");
+    block_on(log.sync(1_000)).expect("sync");
+    drop(log);
+    disk.crash(CrashMode::KeepAll);
+    // Flip a bit inside the first batch's value (byte 4096 + 24 header + 100).
+    let segment = Path::new(DIR).join("00000000000000000000.log");
+    disk.flip_bit(&segment, 4096 + 24 + 100, 3);
+    match block_on(Log::open(disk.clone(), Path::new(DIR), config, 1_000)) {
+        Err(OpenError::Corruption(corruption)) => {
+            assert_eq!(corruption.expected_offset, Offset(0));
+            assert!(corruption.durable_end >= Offset(6));
+            let message = corruption.to_string();
+            assert!(message.contains("00000000000000000000.log"), "{message}");
+        }
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok(_) => panic!("a damaged durable batch must not open"),
+    }
+}
+
+#[test]
+fn a_damaged_closed_segment_is_corruption_and_a_damaged_index_is_rebuilt() {
+    let disk = SimDisk::new(9);
+    let config = small_config();
+    let mut log = open(&disk, config.clone());
+    for _ in 0..60 {
+        block_on(log.append(batch(3, 900, 5), 1_000)).expect("append");
+    }
+    block_on(log.close(1_000)).expect("close");
+    let bases = {
+        let (log, _) = block_on(Log::open(
+            disk.clone(),
+            Path::new(DIR),
+            config.clone(),
+            1_000,
+        ))
+        .expect("open");
+        let bases = log.segment_bases();
+        block_on(log.close(1_000)).expect("close");
+        bases
+    };
+    assert!(bases.len() >= 3);
+    // Damage the first segment's index: it is rebuilt from the segment.
+    let index = Path::new(DIR).join(format!("{:020}.index", bases[0].0));
+    disk.flip_bit(&index, 20, 0);
+    let (log, report) = block_on(Log::open(
+        disk.clone(),
+        Path::new(DIR),
+        config.clone(),
+        1_000,
+    ))
+    .expect("open");
+    assert_eq!(report.rebuilt_indexes, vec![bases[0]]);
+    let all = block_on(read_all(&log));
+    assert_eq!(all.len(), 60);
+    block_on(log.close(1_000)).expect("close");
+
+    // Damage a batch in a closed segment and remove its index so it must be scanned.
+    let segment = Path::new(DIR).join(format!("{:020}.log", bases[1].0));
+    disk.flip_bit(&segment, 4096 + 24 + 200, 1);
+    block_on(disk.remove(&Path::new(DIR).join(format!("{:020}.index", bases[1].0))))
+        .expect("remove index");
+    match block_on(Log::open(disk.clone(), Path::new(DIR), config, 1_000)) {
+        Err(OpenError::Corruption(corruption)) => assert_eq!(corruption.expected_offset, bases[1]),
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok(_) => panic!("a damaged closed segment must not open"),
+    }
+}
+
+#[test]
+fn retention_deletes_old_closed_segments_and_the_start_survives_restart() {
+    let disk = SimDisk::new(10);
+    let mut config = small_config();
+    config.retention_bytes = Some(128 << 10);
+    let mut log = open(&disk, config.clone());
+    for _ in 0..200 {
+        block_on(log.append(batch(1, 2_000, 5), 1_000)).expect("append");
+    }
+    block_on(log.sync(1_000)).expect("sync");
+    let before = log.segment_bases();
+    let outcome = block_on(log.enforce_retention(1_000)).expect("retention");
+    assert!(!outcome.deleted_segments.is_empty());
+    assert_eq!(
+        outcome.deleted_segments,
+        before[..outcome.deleted_segments.len()]
+    );
+    assert!(log.size_bytes() >= 128 << 10);
+    let start = log.log_start();
+    assert_eq!(start, log.segment_bases()[0]);
+    match block_on(log.read(Offset(0), 1024)) {
+        Err(ReadError::OffsetOutOfRange {
+            requested,
+            log_start,
+            ..
+        }) => {
+            assert_eq!(requested, Offset(0));
+            assert_eq!(log_start, start);
+        }
+        other => panic!("reading below the log start must be out of range, got {other:?}"),
+    }
+    // Unclean restart: the start offset is durable.
+    drop(log);
+    disk.crash(CrashMode::DropAll);
+    let (log, _) = block_on(Log::open(
+        disk.clone(),
+        Path::new(DIR),
+        config.clone(),
+        1_000,
+    ))
+    .expect("open");
+    assert_eq!(log.log_start(), start);
+    assert_eq!(log.written_end(), Offset(200));
+
+    // By time: everything closed is older than the retention.
+    drop(log);
+    let mut by_time = config;
+    by_time.retention_bytes = None;
+    by_time.retention_ms = Some(60_000);
+    let (mut log, _) =
+        block_on(Log::open(disk.clone(), Path::new(DIR), by_time, 1_000)).expect("open");
+    let outcome = block_on(log.enforce_retention(1_000_000)).expect("retention");
+    assert_eq!(
+        log.segment_bases().len(),
+        1,
+        "only the active segment is left"
+    );
+    assert_eq!(outcome.log_start, log.segment_bases()[0]);
+    assert_eq!(disk.durable_rewrites(), 0);
+}
+
+#[test]
+fn segments_roll_by_age() {
+    let disk = SimDisk::new(11);
+    let mut config = small_config();
+    config.segment_age_ms_max = Some(10_000);
+    let mut log = open(&disk, config);
+    block_on(log.append(batch(1, 10, 5), 1_000)).expect("append");
+    block_on(log.append(batch(1, 10, 5), 5_000)).expect("append");
+    assert_eq!(log.segment_bases().len(), 1);
+    block_on(log.append(batch(1, 10, 5), 11_000)).expect("append");
+    assert_eq!(log.segment_bases(), vec![Offset(0), Offset(2)]);
+}
+
+#[test]
+fn lookup_by_timestamp_finds_the_first_batch_at_or_after_it() {
+    let disk = SimDisk::new(12);
+    let mut log = open(&disk, small_config());
+    for i in 0..100i64 {
+        block_on(log.append(batch(2, 700, 10_000 + i * 10), 1_000)).expect("append");
+    }
+    block_on(log.sync(1_000)).expect("sync");
+    assert_eq!(
+        block_on(log.offset_for_timestamp(0)).expect("lookup"),
+        Some(Offset(0))
+    );
+    assert_eq!(
+        block_on(log.offset_for_timestamp(10_505)).expect("lookup"),
+        Some(Offset(102))
+    );
+    assert_eq!(
+        block_on(log.offset_for_timestamp(10_500)).expect("lookup"),
+        Some(Offset(100))
+    );
+    assert_eq!(
+        block_on(log.offset_for_timestamp(99_999)).expect("lookup"),
+        None
+    );
+}
+
+#[test]
+fn invalid_and_oversized_batches_are_refused_and_nothing_is_appended() {
+    let disk = SimDisk::new(13);
+    let mut config = small_config();
+    config.batch_bytes_max = 4096;
+    let mut log = open(&disk, config);
+    let mut bad = batch(2, 100, 5);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    assert!(matches!(
+        block_on(log.append(bad, 1_000)),
+        Err(AppendError::InvalidBatch(_))
+    ));
+    assert!(matches!(
+        block_on(log.append(batch(1, 8_000, 5), 1_000)),
+        Err(AppendError::BatchTooLarge {
+            bytes_max: 4096,
+            ..
+        })
+    ));
+    assert_eq!(log.appended_end(), Offset(0));
+    block_on(log.append(batch(1, 10, 5), 1_000)).expect("a good batch still appends");
+}
+
+#[test]
+fn a_full_disk_rolls_back_unwritten_batches_and_appends_resume_when_space_is_freed() {
+    let disk = SimDisk::new(14);
+    let mut config = small_config();
+    // Appends only buffer; the sync below does all the writing.
+    config.write_ahead_chunks = 64;
+    let mut log = open(&disk, config);
+    let durable = batch(1, 1_000, 5);
+    block_on(log.append(durable.clone(), 1_000)).expect("append");
+    block_on(log.sync(1_000)).expect("sync");
+    // No space beyond what the log has reserved so far; the next sync needs more than the
+    // 16 KiB reservation, so its fallocate fails.
+    disk.set_space_limit(Some(disk.space_used()));
+    for _ in 0..3 {
+        block_on(log.append(batch(1, 10_000, 5), 1_000)).expect("append only buffers");
+    }
+    match block_on(log.sync(1_000)) {
+        Err(AppendError::StorageFull { rolled_back, .. }) => {
+            assert_eq!(rolled_back, Offset(1)..Offset(4));
+        }
+        other => panic!("expected a full disk, got {other:?}"),
+    }
+    assert_eq!(log.appended_end(), Offset(1));
+    assert_eq!(block_on(read_all(&log)), vec![stored(&durable, Offset(0))]);
+    disk.set_space_limit(None);
+    let next = batch(1, 1_000, 5);
+    let appended = block_on(log.append(next.clone(), 1_000)).expect("append after space freed");
+    assert_eq!(
+        appended.base_offset,
+        Offset(1),
+        "rolled-back offsets are reused"
+    );
+    block_on(log.sync(1_000)).expect("sync");
+    drop(log);
+    disk.crash(CrashMode::DropAll);
+    let (log, _) = block_on(Log::open(
+        disk.clone(),
+        Path::new(DIR),
+        small_config(),
+        1_000,
+    ))
+    .expect("open");
+    assert_eq!(
+        block_on(read_all(&log)),
+        vec![stored(&durable, Offset(0)), stored(&next, Offset(1))]
+    );
+    assert_eq!(disk.durable_rewrites(), 0);
+}
+
+#[test]
+fn a_failed_fdatasync_stops_the_log_and_is_never_reported_as_success() {
+    let disk = SimDisk::new(15);
+    let mut log = open(&disk, small_config());
+    block_on(log.append(batch(1, 100, 5), 1_000)).expect("append");
+    disk.fail_next_sync(None);
+    assert!(matches!(block_on(log.sync(1_000)), Err(AppendError::Io(_))));
+    assert_eq!(log.durable_end(), Offset(0));
+    assert!(matches!(
+        block_on(log.sync(1_000)),
+        Err(AppendError::Failed { .. })
+    ));
+    assert!(matches!(
+        block_on(log.append(batch(1, 100, 5), 1_000)),
+        Err(AppendError::Failed { .. })
+    ));
+    assert!(matches!(
+        block_on(log.read(Offset(0), 100)),
+        Err(ReadError::Failed { .. })
+    ));
+}
+
+#[test]
+fn the_cache_serves_tailing_reads_without_touching_the_disk() {
+    let disk = SimDisk::new(16);
+    let mut config = small_config();
+    config.cache_bytes_max = 1 << 20;
+    let mut log = open(&disk, config);
+    let b = batch(2, 100, 5);
+    block_on(log.append(b.clone(), 1_000)).expect("append");
+    block_on(log.flush()).expect("flush");
+    let reads_before = disk.read_count();
+    let read = block_on(log.read(Offset(1), 1 << 20)).expect("read");
+    assert_eq!(read.batches, vec![stored(&b, Offset(0))]);
+    assert_eq!(
+        disk.read_count(),
+        reads_before,
+        "a hot read must not touch the disk"
+    );
+}
