@@ -441,6 +441,21 @@ impl<D: Disk> Log<D> {
             }
         }
         let index = match index {
+            // A trusted index must not claim more data than the file holds: that would be
+            // acknowledged data gone missing, found now rather than by a failing fetch.
+            Some(index) if index.summary().end_position > size => {
+                return Err(Corruption {
+                    path,
+                    position: size,
+                    expected_offset: index.summary().end_offset,
+                    durable_end: index.summary().end_offset,
+                    reason: format!(
+                        "segment is {size} bytes but its index says data runs to byte {}",
+                        index.summary().end_position
+                    ),
+                }
+                .into());
+            }
             Some(index) => index,
             None => {
                 let mut index = SegmentIndex::new(base, SEGMENT_DATA_START, interval);
