@@ -266,6 +266,7 @@ pub fn encode_padding(out: &mut [u8], durable_end_hint: Offset) {
 //   kind 3 (offset index):    end_offset u64, end_position u64, max_timestamp i64, then
 //                             entries (relative_offset u32, position u32) ...
 //   kind 4 (time index):      entries (max_timestamp i64, relative_offset u32, position u32) ...
+//   kind 5 (blob):            opaque bytes stored for the broker
 
 /// Magic of every metadata and index file.
 pub const META_MAGIC: [u8; 8] = *b"RBUSMETA";
@@ -282,6 +283,8 @@ pub enum MetaKind {
     OffsetIndex = 3,
     /// A segment's sparse time index.
     TimeIndex = 4,
+    /// An opaque blob stored for the broker (topic metadata).
+    Blob = 5,
 }
 
 /// Encodes a metadata file: returns its bytes padded with zeros to a multiple of a block.

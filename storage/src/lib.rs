@@ -15,7 +15,9 @@ pub mod format;
 pub mod index;
 pub mod log;
 pub mod segment;
+pub mod small_file;
 
 pub use error::{AppendError, Corruption, IoFailure, OpenError, ReadError, RetentionError};
 pub use format::Offset;
 pub use log::{Appended, FlushPolicy, Log, LogConfig, Read, RecoveryReport, RetentionOutcome};
+pub use small_file::{BlobError, load_blob, remove_log_dir, store_blob};

@@ -39,12 +39,12 @@ use crate::index::SegmentIndex;
 use crate::segment::{
     self, ChunkReader, Segment, Step, index_file_name, log_file_name, time_index_file_name,
 };
+use crate::small_file::{TEMP_SUFFIX, read_small_file, write_small_file};
 
 /// Name of the file holding the log start offset.
 pub const LOG_META_FILE: &str = "log.meta";
 /// Name of the clean-shutdown marker.
 pub const CLEAN_SHUTDOWN_FILE: &str = "clean.shutdown";
-const TEMP_SUFFIX: &str = ".tmp";
 
 /// When data that nobody asked to be durable gets an fdatasync anyway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1306,66 +1306,6 @@ async fn remove_segment_files<D: Disk>(
         }
     }
     Ok(())
-}
-
-/// Reads a whole small file; None if it does not exist.
-async fn read_small_file<D: Disk>(disk: &D, path: &Path) -> Result<Option<Vec<u8>>, IoFailure> {
-    let file = match disk.open(path, OpenMode::Existing).await {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(IoFailure::new("open", path, None, e)),
-    };
-    let size = file
-        .size()
-        .await
-        .map_err(|e| IoFailure::new("size", path, None, e))?;
-    let bytes = file
-        .read_at(0, usize::try_from(size).expect("small file"))
-        .await
-        .map_err(|e| IoFailure::new("read", path, Some(0), e))?;
-    file.close()
-        .await
-        .map_err(|e| IoFailure::new("close", path, None, e))?;
-    Ok(Some(bytes.to_vec()))
-}
-
-/// Replaces `dir/name` atomically: write a temporary file, sync it, rename it over the old
-/// one, sync the directory. A crash leaves the old contents or the new, never a mix.
-async fn write_small_file<D: Disk>(
-    disk: &D,
-    dir: &Path,
-    name: &str,
-    bytes: &[u8],
-) -> Result<(), IoFailure> {
-    assert!((bytes.len() as u64).is_multiple_of(BLOCK_BYTES));
-    let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
-    let path = dir.join(name);
-    match disk.remove(&temp).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(IoFailure::new("remove", &temp, None, e)),
-    }
-    let file = disk
-        .open(&temp, OpenMode::CreateNew)
-        .await
-        .map_err(|e| IoFailure::new("create", &temp, None, e))?;
-    let mut buffer = file.alloc_buffer(bytes.len());
-    buffer.as_mut().copy_from_slice(bytes);
-    file.write_at(buffer, 0)
-        .await
-        .map_err(|e| IoFailure::new("write", &temp, Some(0), e))?;
-    file.sync()
-        .await
-        .map_err(|e| IoFailure::new("fdatasync", &temp, None, e))?;
-    file.close()
-        .await
-        .map_err(|e| IoFailure::new("close", &temp, None, e))?;
-    disk.rename(&temp, &path)
-        .await
-        .map_err(|e| IoFailure::new("rename", &temp, None, e))?;
-    disk.sync_dir(dir)
-        .await
-        .map_err(|e| IoFailure::new("fsync directory", dir, None, e))
 }
 
 /// Polls a set of futures to completion concurrently on the current task and returns their

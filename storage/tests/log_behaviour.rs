@@ -467,3 +467,41 @@ fn the_cache_serves_tailing_reads_without_touching_the_disk() {
         "a hot read must not touch the disk"
     );
 }
+
+#[test]
+fn blobs_round_trip_survive_a_crash_and_damage_is_reported() {
+    let disk = SimDisk::new(17);
+    let dir = Path::new("/sim/metadata");
+    block_on(storage::store_blob(&disk, dir, "topics", b"first")).expect("store");
+    block_on(storage::store_blob(&disk, dir, "topics", b"second")).expect("replace");
+    disk.crash(CrashMode::Torn);
+    let path = dir.join("topics");
+    assert_eq!(
+        block_on(storage::load_blob(&disk, &path)).expect("load"),
+        Some(b"second".to_vec())
+    );
+    assert_eq!(
+        block_on(storage::load_blob(&disk, &dir.join("missing"))).expect("load"),
+        None
+    );
+    disk.flip_bit(&path, 17, 2);
+    assert!(matches!(
+        block_on(storage::load_blob(&disk, &path)),
+        Err(storage::BlobError::Damaged { .. })
+    ));
+}
+
+#[test]
+fn removing_a_log_dir_leaves_an_empty_log_behind() {
+    let disk = SimDisk::new(18);
+    let mut log = open(&disk, small_config());
+    for _ in 0..40 {
+        block_on(log.append(batch(2, 900, 5), 1_000)).expect("append");
+    }
+    block_on(log.close(1_000)).expect("close");
+    block_on(storage::remove_log_dir(&disk, Path::new(DIR))).expect("remove");
+    assert!(block_on(disk.list_dir(Path::new(DIR))).expect("list").is_empty());
+    let log = open(&disk, small_config());
+    assert_eq!(log.written_end(), Offset(0));
+    assert_eq!(log.log_start(), Offset(0));
+}
