@@ -67,8 +67,8 @@ impl std::error::Error for IoFailure {
 /// The partition refuses to serve rather than truncate it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "corruption in {path} at byte {position} (expected offset {expected_offset}): {reason}; \
-     later data proves offsets below {durable_end} were durable, so this is not a torn tail. \
+    "corruption in {path} at byte {position} (expected offset {expected_offset}; offsets \
+     below {durable_end} were acknowledged durable, so this is not a torn tail): {reason}. \
      The partition will not serve until an operator restores or truncates it"
 )]
 pub struct Corruption {

@@ -265,7 +265,7 @@ pub fn encode_padding(out: &mut [u8], durable_end_hint: Offset) {
 //   kind 2 (clean.shutdown):  active_base u64, end_offset u64, end_position u64
 //   kind 3 (offset index):    end_offset u64, end_position u64, max_timestamp i64, then
 //                             entries (relative_offset u32, position u32) ...
-//   kind 4 (time index):      entries (max_timestamp i64, relative_offset u32, position u32) ...
+//   kind 4 (time index):      entries (max_timestamp_before i64, relative_offset u32, position u32)
 //   kind 5 (blob):            opaque bytes stored for the broker
 
 /// Magic of every metadata and index file.

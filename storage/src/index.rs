@@ -19,12 +19,12 @@ struct OffsetEntry {
     position: u32,
 }
 
-/// One time index entry: from the batch at `position` (base `base + relative_offset`) on,
-/// batches may carry timestamps above `max_timestamp`; every batch before it has
-/// `max_timestamp <=` this entry's.
+/// One time index entry: every batch before the one at `position` (base
+/// `base + relative_offset`) has a max timestamp of at most `max_timestamp_before`, so a search
+/// for a timestamp above it may start at this batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct TimeEntry {
-    max_timestamp: i64,
+    max_timestamp_before: i64,
     relative_offset: u32,
     position: u32,
 }
@@ -119,13 +119,16 @@ impl SegmentIndex {
             });
             self.last_indexed_position = Some(position_u32);
         }
+        // The running maximum of every earlier batch (Kafka's time index keeps the same): an
+        // entry may only claim what holds for *all* batches before it.
+        let before = self.summary.max_timestamp;
         let raises_time = self
             .times
             .last()
-            .is_none_or(|entry| max_timestamp > entry.max_timestamp);
+            .is_none_or(|entry| before > entry.max_timestamp_before);
         if raises_time && due(self.last_timed_position) {
             self.times.push(TimeEntry {
-                max_timestamp,
+                max_timestamp_before: before,
                 relative_offset,
                 position: position_u32,
             });
@@ -158,12 +161,11 @@ impl SegmentIndex {
     /// A batch from which scanning forward reaches the first batch with
     /// `max_timestamp >= timestamp` (None: scan from the start of the segment).
     pub fn lookup_time(&self, timestamp: i64) -> Option<IndexHit> {
-        // Entries whose max_timestamp < target: every batch before the *next* entry has a max
-        // timestamp below that next entry's, which may still be >= target, so we can only
-        // skip to the last entry strictly below the target.
+        // The last entry whose earlier batches are all below the target: the first batch at
+        // or after the target is at or after that entry's batch.
         let below = self
             .times
-            .partition_point(|entry| entry.max_timestamp < timestamp);
+            .partition_point(|entry| entry.max_timestamp_before < timestamp);
         let entry = self.times.get(below.checked_sub(1)?)?;
         Some(IndexHit {
             offset: self.base.plus(u64::from(entry.relative_offset)),
@@ -183,7 +185,7 @@ impl SegmentIndex {
         }
         let mut times = Vec::with_capacity(self.times.len() * 16);
         for entry in &self.times {
-            times.extend_from_slice(&entry.max_timestamp.to_le_bytes());
+            times.extend_from_slice(&entry.max_timestamp_before.to_le_bytes());
             times.extend_from_slice(&entry.relative_offset.to_le_bytes());
             times.extend_from_slice(&entry.position.to_le_bytes());
         }
@@ -224,7 +226,7 @@ impl SegmentIndex {
         let times: Vec<TimeEntry> = times_payload
             .chunks_exact(16)
             .map(|chunk| TimeEntry {
-                max_timestamp: read_i64(chunk, 0),
+                max_timestamp_before: read_i64(chunk, 0),
                 relative_offset: read_u32(chunk, 8),
                 position: read_u32(chunk, 12),
             })
@@ -233,7 +235,7 @@ impl SegmentIndex {
             pair[0].relative_offset < pair[1].relative_offset && pair[0].position < pair[1].position
         });
         let increasing_times = times.windows(2).all(|pair| {
-            pair[0].max_timestamp < pair[1].max_timestamp
+            pair[0].max_timestamp_before < pair[1].max_timestamp_before
                 && pair[0].relative_offset < pair[1].relative_offset
         });
         let within = offsets.iter().all(|entry| {
@@ -309,11 +311,23 @@ mod tests {
         );
         assert_eq!(index.summary().end_offset, Offset(200));
         assert_eq!(index.summary().max_timestamp, 80);
-        // Time: the first batch with max_timestamp >= 41 is batch 5 (50); the hint must be at
-        // or before it.
-        let hit = index.lookup_time(41).expect("entries below 41 exist");
-        assert!(hit.offset <= Offset(150));
-        assert_eq!(index.lookup_time(5), None);
+        // Time: for every target, the hint is at or before the first batch whose timestamp
+        // reaches it (so a forward scan finds it), and as far forward as the entries allow.
+        let timestamps = [10, 20, 30, 25, 40, 50, 45, 60, 70, 80];
+        for target in 0..90 {
+            let first = timestamps.iter().position(|t| *t >= target);
+            let hit = index.lookup_time(target);
+            if let (Some(first), Some(hit)) = (first, hit) {
+                assert!(
+                    hit.offset <= Offset(100 + first as u64 * 10),
+                    "target {target}"
+                );
+            }
+        }
+        assert_eq!(
+            index.lookup_time(41).map(|hit| hit.offset),
+            Some(Offset(140))
+        );
     }
 
     #[test]

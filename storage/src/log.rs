@@ -410,7 +410,7 @@ impl<D: Disk> Log<D> {
             // A segment created but whose header never became durable holds no data that was
             // ever acknowledged (the header is synced before the first append). Only the
             // newest segment can be in that state.
-            Err(error) if next_base.is_none() && scan_tail => {
+            Err(error) if next_base.is_none() && scan_tail && size <= SEGMENT_DATA_START => {
                 tracing::warn!(path = %path.display(), %error,
                     "segment header is damaged on the newest segment after a crash: rewriting it");
                 let header = SegmentHeader {
@@ -432,7 +432,6 @@ impl<D: Disk> Log<D> {
             }
         };
 
-        let interval = self.config.index_interval_bytes;
         let mut index = None;
         if !scan_tail {
             index = self.load_index(base).await?;
@@ -456,57 +455,17 @@ impl<D: Disk> Log<D> {
                 }
                 .into());
             }
+            // A closed segment's index must end where its successor begins; if not, the index
+            // is stale (e.g. written before a failed roll) and the segment is scanned instead.
+            Some(index) if next_base.is_some_and(|next| index.summary().end_offset != next) => {
+                report.rebuilt_indexes.push(base);
+                self.scan_segment(base, &path, &file, size, next_base, report)
+                    .await?
+            }
             Some(index) => index,
             None => {
-                let mut index = SegmentIndex::new(base, SEGMENT_DATA_START, interval);
-                let mut reader = ChunkReader::new(&file, size, segment::scan_chunk_bytes());
-                let end = segment::scan(&mut reader, &mut index, SEGMENT_DATA_START, base).await?;
-                let hint = segment::durable_hint_beyond(&mut reader, end.invalid_position).await?;
-                let complete = end.invalid.is_none() && end.valid_end >= size;
-                match next_base {
-                    // A closed segment was synced before the next one was created: all of it
-                    // is durable, so any stop short of the next base is corruption.
-                    Some(next_base) if end.next_offset != next_base => {
-                        return Err(Corruption {
-                            path,
-                            position: end.invalid_position,
-                            expected_offset: end.next_offset,
-                            durable_end: next_base,
-                            reason: end.invalid.unwrap_or_else(|| {
-                                format!("segment ends at offset {}, the next segment starts at {next_base}", end.next_offset)
-                            }),
-                        }
-                        .into());
-                    }
-                    Some(_) => {}
-                    None if hint > end.next_offset => {
-                        return Err(Corruption {
-                            path,
-                            position: end.invalid_position,
-                            expected_offset: end.next_offset,
-                            durable_end: hint,
-                            reason: end.invalid.unwrap_or_else(|| "data ends early".to_string()),
-                        }
-                        .into());
-                    }
-                    None if !complete => {
-                        let truncated = size - end.valid_end;
-                        tracing::warn!(
-                            path = %path.display(),
-                            valid_end = end.valid_end,
-                            truncated_bytes = truncated,
-                            next_offset = %end.next_offset,
-                            reason = end.invalid.as_deref().unwrap_or("trailing bytes"),
-                            "truncating the torn, unacknowledged tail of the log"
-                        );
-                        file.truncate(end.valid_end).await.map_err(|e| {
-                            IoFailure::new("truncate", &path, Some(end.valid_end), e)
-                        })?;
-                        report.truncated_bytes += truncated;
-                    }
-                    None => {}
-                }
-                index
+                self.scan_segment(base, &path, &file, size, next_base, report)
+                    .await?
             }
         };
         Ok(Segment {
@@ -516,6 +475,75 @@ impl<D: Disk> Log<D> {
             index,
             created_ms: header.created_ms,
         })
+    }
+
+    /// Scans a segment to rebuild its index, deciding for the newest one between a torn tail
+    /// (truncated) and corruption (refused).
+    async fn scan_segment(
+        &self,
+        base: Offset,
+        path: &Path,
+        file: &D::File,
+        size: u64,
+        next_base: Option<Offset>,
+        report: &mut RecoveryReport,
+    ) -> Result<SegmentIndex, OpenError> {
+        let path = path.to_path_buf();
+        let interval = self.config.index_interval_bytes;
+        let mut index = SegmentIndex::new(base, SEGMENT_DATA_START, interval);
+        let mut reader = ChunkReader::new(file, size, segment::scan_chunk_bytes());
+        let end = segment::scan(&mut reader, &mut index, SEGMENT_DATA_START, base).await?;
+        let complete = end.invalid.is_none() && end.valid_end >= size;
+        match next_base {
+            // A closed segment was synced before the next one was created: all of it
+            // is durable, so any stop short of the next base is corruption.
+            Some(next_base) if end.next_offset != next_base => {
+                return Err(Corruption {
+                    path,
+                    position: end.invalid_position,
+                    expected_offset: end.next_offset,
+                    durable_end: next_base,
+                    reason: end.invalid.unwrap_or_else(|| {
+                        format!(
+                            "segment ends at offset {}, the next segment starts at {next_base}",
+                            end.next_offset
+                        )
+                    }),
+                }
+                .into());
+            }
+            Some(_) => {}
+            None if complete => {}
+            None if durable_hint(&mut reader, &end).await? > end.next_offset => {
+                return Err(Corruption {
+                    path,
+                    position: end.invalid_position,
+                    expected_offset: end.next_offset,
+                    durable_end: durable_hint(&mut reader, &end).await?,
+                    reason: end.invalid.unwrap_or_else(|| "data ends early".to_string()),
+                }
+                .into());
+            }
+            None => {
+                let cut = truncation_point(&mut reader, end.valid_end).await?;
+                let truncated = size.saturating_sub(cut);
+                tracing::warn!(
+                    path = %path.display(),
+                    valid_end = end.valid_end,
+                    cut,
+                    truncated_bytes = truncated,
+                    next_offset = %end.next_offset,
+                    reason = end.invalid.as_deref().unwrap_or("trailing bytes"),
+                    "truncating the torn, unacknowledged tail of the log"
+                );
+                file.truncate(cut)
+                    .await
+                    .map_err(|e| IoFailure::new("truncate", &path, Some(cut), e))?;
+                index.add_padding(cut);
+                report.truncated_bytes += truncated;
+            }
+        }
+        Ok(index)
     }
 
     async fn load_index(&self, base: Offset) -> Result<Option<SegmentIndex>, OpenError> {
@@ -614,21 +642,30 @@ impl<D: Disk> Log<D> {
     /// buffers it (level: appended). May roll the segment or write full buffers first.
     pub async fn append(&mut self, batch: BytesMut, now_ms: i64) -> Result<Appended, AppendError> {
         self.fail_stopped()?;
-        if batch.len() > self.config.batch_bytes_max {
+        // A batch must also fit an empty segment (as Kafka refuses batches above segment.bytes):
+        // an empty segment's data starts block-aligned after its header block, so the entry
+        // and the padding of its flush end by segment_bytes_max.
+        let fits_segment = (self.config.segment_bytes_max
+            - SEGMENT_DATA_START
+            - ENTRY_HEADER_BYTES as u64) as usize;
+        let bytes_max = self.config.batch_bytes_max.min(fits_segment);
+        if batch.len() > bytes_max {
             return Err(AppendError::BatchTooLarge {
                 bytes: batch.len(),
-                bytes_max: self.config.batch_bytes_max,
+                bytes_max,
             });
         }
-        let header = schema::batch::verify(&batch)?;
+        // Walk the records too: the header alone can claim any record count, and offsets
+        // are assigned from it.
+        let header = schema::batch::verify_with_records(&batch)?;
         let entry_bytes = (ENTRY_HEADER_BYTES + batch.len()) as u64;
-        if self.roll_due(entry_bytes, now_ms) {
+        let record_span = u64::try_from(header.last_offset_delta).expect("verified >= 0") + 1;
+        if self.roll_due(entry_bytes, record_span, now_ms) {
             self.roll(now_ms).await?;
         }
 
         let mut batch = batch;
         let base = self.appended_end;
-        let record_span = u64::try_from(header.last_offset_delta).expect("verified >= 0") + 1;
         let last = base.plus(record_span - 1);
         schema::batch::set_base_offset(&mut batch, i64::try_from(base.0).expect("offset < 2^63"));
         let batch = batch.freeze();
@@ -671,7 +708,7 @@ impl<D: Disk> Log<D> {
         })
     }
 
-    fn roll_due(&self, entry_bytes: u64, now_ms: i64) -> bool {
+    fn roll_due(&self, entry_bytes: u64, record_span: u64, now_ms: i64) -> bool {
         let active = self.active();
         let empty = active.index.summary().end_offset == self.appended_end
             && self.pending.is_empty()
@@ -686,7 +723,10 @@ impl<D: Disk> Log<D> {
             .config
             .segment_age_ms_max
             .is_some_and(|age| now_ms.saturating_sub(active.created_ms) >= age as i64);
-        too_big || too_old
+        // The index keeps offsets relative to the segment base in a u32.
+        let too_many_offsets =
+            self.appended_end.0 + record_span - active.base.0 > u64::from(u32::MAX);
+        too_big || too_old || too_many_offsets
     }
 
     /// Copies bytes into the write buffer, starting new chunks as they fill.
@@ -961,7 +1001,15 @@ impl<D: Disk> Log<D> {
             base_offset: base,
             created_ms: now_ms,
         };
-        write_segment_header(&file, &path, header).await?;
+        if let Err(failure) = write_segment_header(&file, &path, header).await {
+            // A headerless newer segment left behind would become the active segment on the
+            // next open and hide every offset appended to the current one since: remove it.
+            let _ = file.close().await;
+            if let Err(e) = self.disk.remove(&path).await {
+                tracing::error!(path = %path.display(), error = %e, "could not remove a half-created segment");
+            }
+            return Err(failure);
+        }
         self.disk
             .sync_dir(&self.dir)
             .await
@@ -1091,7 +1139,7 @@ impl<D: Disk> Log<D> {
                         position = batch.end_position;
                         expected = batch.last_offset.plus(1);
                     }
-                    Step::Skip { next, .. } => position = next,
+                    Step::Skip { next } => position = next,
                     Step::End => break,
                     Step::Invalid { reason } => {
                         return Err(corruption_on_read(segment, position, expected, reason));
@@ -1110,19 +1158,20 @@ impl<D: Disk> Log<D> {
     ) -> Result<RetentionOutcome, RetentionError> {
         let mut total = self.size_bytes();
         let mut deleted = Vec::new();
-        let closed: Vec<(Offset, u64, i64)> = self
+        let bases: Vec<Offset> = self.segments.keys().copied().collect();
+        let closed: Vec<(Offset, Offset, u64, i64)> = self
             .segments
             .values()
-            .take(self.segments.len() - 1)
-            .map(|s| {
-                (
-                    s.base,
-                    s.index.summary().end_position,
-                    s.index.summary().max_timestamp,
-                )
+            .zip(bases.iter().skip(1))
+            .map(|(s, next)| {
+                let summary = s.index.summary();
+                (s.base, *next, summary.end_position, summary.max_timestamp)
             })
             .collect();
-        for (base, bytes, max_timestamp) in closed {
+        for (base, next_base, bytes, max_timestamp) in closed {
+            // Already below the log start: an earlier retention moved the start but failed to
+            // remove this segment's files. Finish that first.
+            let stale = next_base <= self.log_start;
             let too_old = self
                 .config
                 .retention_ms
@@ -1131,7 +1180,7 @@ impl<D: Disk> Log<D> {
                 .config
                 .retention_bytes
                 .is_some_and(|limit| total - bytes >= limit);
-            if !(too_old || too_big) {
+            if !(stale || too_old || too_big) {
                 break;
             }
             total -= bytes;
@@ -1152,12 +1201,14 @@ impl<D: Disk> Log<D> {
             .next()
             .expect("the active segment is never deleted")
             .0;
-        assert!(new_start > self.log_start, "log start only moves forward");
-        let previous = self.log_start;
-        self.log_start = new_start;
-        if let Err(failure) = self.write_log_meta().await {
-            self.log_start = previous;
-            return Err(failure.into());
+        assert!(new_start >= self.log_start, "log start only moves forward");
+        if new_start > self.log_start {
+            let previous = self.log_start;
+            self.log_start = new_start;
+            if let Err(failure) = self.write_log_meta().await {
+                self.log_start = previous;
+                return Err(failure.into());
+            }
         }
         for base in &deleted {
             let segment = self.segments.remove(base).expect("listed above");
@@ -1218,6 +1269,40 @@ impl<D: Disk> Log<D> {
     }
 }
 
+/// The largest durable-end hint found after where a scan stopped (see segment.rs).
+async fn durable_hint<F: File>(
+    reader: &mut ChunkReader<'_, F>,
+    end: &segment::ScanEnd,
+) -> Result<Offset, IoFailure> {
+    segment::durable_hint_beyond(reader, end.invalid_position).await
+}
+
+/// Where to cut a torn tail that starts at `valid_end`. If the rest of that block is zeros (or
+/// beyond the end of the file), cut at the block boundary: truncating inside a block makes the
+/// filesystem rewrite it, and that block may hold durable bytes before `valid_end`. Otherwise
+/// the block holds torn bytes of the flush that wrote it, so none of it was durable (every flush
+/// starts on a fresh block) and cutting inside it is safe.
+async fn truncation_point<F: File>(
+    reader: &mut ChunkReader<'_, F>,
+    valid_end: u64,
+) -> Result<u64, IoFailure> {
+    let boundary = align_up(valid_end);
+    if boundary == valid_end {
+        return Ok(valid_end);
+    }
+    let rest = reader
+        .get(
+            valid_end,
+            usize::try_from(boundary - valid_end).expect("< block"),
+        )
+        .await?;
+    if rest.iter().all(|byte| *byte == 0) {
+        Ok(boundary)
+    } else {
+        Ok(valid_end)
+    }
+}
+
 fn corruption_on_read<F: File>(
     segment: &Segment<F>,
     position: u64,
@@ -1262,7 +1347,7 @@ async fn read_segment<F: File>(
                     return Ok(true);
                 }
             }
-            Step::Skip { next, .. } => position = next,
+            Step::Skip { next } => position = next,
             Step::End => return Ok(false),
             Step::Invalid { reason } => {
                 return Err(corruption_on_read(segment, position, expected, reason));

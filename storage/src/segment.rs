@@ -89,12 +89,10 @@ pub struct FoundBatch {
 pub enum Step {
     /// A verified batch.
     Batch(FoundBatch),
-    /// Padding or a zero gap; continue at `next`.
+    /// Padding or a zero gap (both part of the written data); continue at `next`.
     Skip {
         /// Where the next entry may start.
         next: u64,
-        /// True for a typed padding entry (part of the written data), false for a zero gap.
-        padding: bool,
     },
     /// No more data (end of file, or zeros at a block boundary).
     End,
@@ -163,21 +161,23 @@ impl<'a, F: File> ChunkReader<'a, F> {
         }
         let in_block = BLOCK_BYTES - position % BLOCK_BYTES;
         if in_block < ENTRY_HEADER_BYTES as u64 {
+            // A gap the file does not hold is not data: the end.
+            if align_up(position) > self.file_size {
+                return Ok(Step::End);
+            }
             return Ok(Step::Skip {
                 next: align_up(position),
-                padding: false,
             });
         }
         let head = self
             .get(position, ENTRY_HEADER_BYTES + ENTRY_CRC_BATCH_PREFIX_BYTES)
             .await?;
         if head.len() >= ENTRY_HEADER_BYTES && head[..ENTRY_HEADER_BYTES].iter().all(|b| *b == 0) {
-            if position.is_multiple_of(BLOCK_BYTES) {
+            if position.is_multiple_of(BLOCK_BYTES) || align_up(position) > self.file_size {
                 return Ok(Step::End);
             }
             return Ok(Step::Skip {
                 next: align_up(position),
-                padding: false,
             });
         }
         let header = match EntryHeader::decode(&head) {
@@ -200,10 +200,15 @@ impl<'a, F: File> ChunkReader<'a, F> {
                         ),
                     });
                 }
-                Ok(Step::Skip {
-                    next: end_position,
-                    padding: true,
-                })
+                if end_position > self.file_size {
+                    return Ok(Step::Invalid {
+                        reason: format!(
+                            "padding runs past the end of the file ({} bytes)",
+                            self.file_size
+                        ),
+                    });
+                }
+                Ok(Step::Skip { next: end_position })
             }
             EntryKind::Batch => {
                 if end_position > self.file_size {
@@ -225,6 +230,14 @@ impl<'a, F: File> ChunkReader<'a, F> {
                         });
                     }
                 };
+                // The index stores offsets relative to the segment base as u32; a batch that
+                // claims more records than that is not one the log could have written.
+                let span = u64::try_from(batch.last_offset_delta).unwrap_or(u64::MAX);
+                if span > u64::from(u32::MAX) / 2 {
+                    return Ok(Step::Invalid {
+                        reason: format!("batch claims {} records", span.saturating_add(1)),
+                    });
+                }
                 if batch.base_offset != expected.0 as i64 {
                     return Ok(Step::Invalid {
                         reason: format!(
@@ -286,11 +299,11 @@ pub async fn scan<F: File>(
                 position = batch.end_position;
                 valid_end = position;
             }
-            Step::Skip { next, padding } => {
-                if padding {
-                    index.add_padding(next);
-                    valid_end = next;
-                }
+            Step::Skip { next, .. } => {
+                // Padding and zero gaps up to a block boundary are part of the data: a
+                // truncation there would rewrite a block that may hold durable bytes.
+                index.add_padding(next);
+                valid_end = next;
                 position = next;
             }
             Step::End => {
@@ -330,7 +343,10 @@ pub async fn durable_hint_beyond<F: File>(
             .await?;
         if let Ok(header) = EntryHeader::decode(&head) {
             let verified = match header.kind {
-                EntryKind::Padding => true,
+                EntryKind::Padding => {
+                    let end = block + (ENTRY_HEADER_BYTES as u64) + u64::from(header.payload_bytes);
+                    end == align_up(block + 1) && end <= reader.file_size()
+                }
                 EntryKind::Batch => {
                     let bytes = reader
                         .get(

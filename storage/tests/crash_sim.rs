@@ -174,7 +174,12 @@ fn run_seed(seed: u64) {
             match rng.below(100) {
                 0..=59 => {
                     let batch = random_batch(&mut rng, now_ms);
-                    let appended = block_on(log.append(batch.clone(), now_ms)).expect("append");
+                    let appended = match block_on(log.append(batch.clone(), now_ms)) {
+                        Ok(appended) => appended,
+                        // Larger than an empty segment: refused, nothing appended.
+                        Err(storage::AppendError::BatchTooLarge { .. }) => continue,
+                        Err(error) => panic!("seed {seed}: append: {error}"),
+                    };
                     let mut stored = batch;
                     schema::batch::set_base_offset(&mut stored, appended.base_offset.0 as i64);
                     model

@@ -500,7 +500,11 @@ fn removing_a_log_dir_leaves_an_empty_log_behind() {
     }
     block_on(log.close(1_000)).expect("close");
     block_on(storage::remove_log_dir(&disk, Path::new(DIR))).expect("remove");
-    assert!(block_on(disk.list_dir(Path::new(DIR))).expect("list").is_empty());
+    assert!(
+        block_on(disk.list_dir(Path::new(DIR)))
+            .expect("list")
+            .is_empty()
+    );
     let log = open(&disk, small_config());
     assert_eq!(log.written_end(), Offset(0));
     assert_eq!(log.log_start(), Offset(0));
