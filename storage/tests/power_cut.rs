@@ -215,31 +215,31 @@ fn run(seed: u64) {
             }
             Err(e) => panic!("seed {seed} cycle {cycle}: open failed: {e}"),
         };
-        if let Some(log) = &log {
-            if ctl.ops.get() < ctl.cut.get() {
-                assert!(
-                    log.written_end().0 >= durable,
-                    "seed {seed} cycle {cycle}: lost durable: end {} < {durable}",
-                    log.written_end()
-                );
-                assert!(log.log_start().0 >= start, "seed {seed}: start moved back");
-                for (o, b) in read_all(log) {
-                    let c = appended
-                        .get(&o)
-                        .unwrap_or_else(|| panic!("seed {seed}: never appended {o}"));
-                    if o < durable {
-                        assert_eq!(
-                            c.last(),
-                            Some(&b),
-                            "seed {seed} cycle {cycle}: durable batch {o} differs"
-                        );
-                    } else {
-                        assert!(c.contains(&b), "seed {seed}: foreign batch at {o}");
-                    }
+        if let Some(log) = &log
+            && ctl.ops.get() < ctl.cut.get()
+        {
+            assert!(
+                log.written_end().0 >= durable,
+                "seed {seed} cycle {cycle}: lost durable: end {} < {durable}",
+                log.written_end()
+            );
+            assert!(log.log_start().0 >= start, "seed {seed}: start moved back");
+            for (o, b) in read_all(log) {
+                let c = appended
+                    .get(&o)
+                    .unwrap_or_else(|| panic!("seed {seed}: never appended {o}"));
+                if o < durable {
+                    assert_eq!(
+                        c.last(),
+                        Some(&b),
+                        "seed {seed} cycle {cycle}: durable batch {o} differs"
+                    );
+                } else {
+                    assert!(c.contains(&b), "seed {seed}: foreign batch at {o}");
                 }
-                durable = log.durable_end().0;
-                start = log.log_start().0;
             }
+            durable = log.durable_end().0;
+            start = log.log_start().0;
         }
         let mut closed = false;
         if let Some(l) = log.as_mut() {

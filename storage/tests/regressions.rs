@@ -19,7 +19,7 @@ fn open(disk: &SimDisk, config: LogConfig) -> (Log<SimDisk>, storage::RecoveryRe
     block_on(Log::open(disk.clone(), Path::new(DIR), config, 1_000)).expect("open")
 }
 
-/// 1. ENOSPC while writing the header of the next segment leaves `<appended_end>.log` behind;
+/// Review finding 1: ENOSPC while writing the header of the next segment leaves `<appended_end>.log` behind;
 /// appends continue in the old segment; after a crash the empty leftover becomes the active
 /// segment, the old one is trusted from its (stale) index, and durable data vanishes.
 #[test]
@@ -76,7 +76,7 @@ fn batch_of_len(bytes: usize) -> BytesMut {
     panic!("no batch of {bytes} bytes");
 }
 
-/// 2. A flush that ends < 24 bytes before a block boundary leaves a zero gap; after an
+/// Review finding 2: A flush that ends < 24 bytes before a block boundary leaves a zero gap; after an
 /// unclean stop with nothing torn, recovery calls the gap a torn tail and truncates inside a
 /// block that holds durable data.
 #[test]
@@ -100,7 +100,7 @@ fn a_zero_gap_at_a_block_end_is_data_not_a_torn_tail() {
     drop(log);
 }
 
-/// 3. The time index keeps an entry below an earlier, larger timestamp: ListOffsets by time
+/// Review finding 3: The time index keeps an entry below an earlier, larger timestamp: ListOffsets by time
 /// skips the first batch at or after the target.
 #[test]
 fn lookup_by_timestamp_does_not_skip_an_earlier_larger_timestamp() {
@@ -121,7 +121,7 @@ fn lookup_by_timestamp_does_not_skip_an_earlier_larger_timestamp() {
     );
 }
 
-/// 4. A tiny batch that claims 2^31-1 records passes the header check alone; appending a few
+/// Review finding 4: A tiny batch that claims 2^31-1 records passes the header check alone; appending a few
 /// used to overflow the index's u32 relative offsets and panic at sync and at every open. The
 /// log now walks the records and refuses the lie.
 #[test]
@@ -141,7 +141,7 @@ fn a_batch_whose_record_count_lies_is_refused() {
     assert_eq!(log.appended_end(), Offset(0));
 }
 
-/// 1b. Same leftover, clean close instead of a crash: the close's directory sync makes the
+/// Review finding 1b: Same leftover, clean close instead of a crash: the close's directory sync makes the
 /// leftover durable, the marker names the old segment, and the reopened log ends at 12 while
 /// segment 0 still holds (and its index claims) offset 12.
 #[test]
