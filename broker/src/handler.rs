@@ -1,0 +1,608 @@
+//! Request handling: decodes one verified request, routes its work to the owning shards, and
+//! builds the response. The one place where errors become wire error codes ([`error_code`]).
+//!
+//! Produce: every batch is checked (its payload range, then `schema::batch::verify_with_records`:
+//! length, magic, CRC-32C, codec, record count) before anything is appended; a bad batch gets
+//! its own error and nothing of it is stored. Batches for one partition are appended in request
+//! order; different partitions proceed in parallel. Batch bytes are sliced out of the receive
+//! buffer, never copied.
+//! Fetch: stored batch bytes are returned as they are (zero-copy handles) in the frame payload;
+//! with `wait_ms_max` and `bytes_min` the request long-polls until data arrives or time is up.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use flatbuffers::FlatBufferBuilder;
+use schema::wire::{
+    self, Acks, DecodeLimits, ErrorCode, FetchPartitionOwned, FetchResultOwned,
+    ListOffsetsPartitionOwned, ListOffsetsResultOwned, OffsetSpec, PartitionMetadataOwned,
+    PayloadRange, ProduceBatchOwned, ProduceResultOwned, RequestBodyOwned, ResponseBodyOwned,
+    ResponseOwned, TopicConfigOwned, TopicMetadataOwned,
+};
+use storage::Offset;
+
+use crate::metadata::{TopicConfig, TopicSpec};
+use crate::ops::{
+    AckLevel, ControllerOp, OffsetQuery, OpError, OpErrorKind, PartitionOp, PartitionReply,
+    ShardOp, ShardReply,
+};
+use crate::shard::Shard;
+use crate::topology::{CONTROLLER, PartitionId, PartitionKey};
+
+/// Requests a client may have in flight per connection (announced in the handshake).
+pub const IN_FLIGHT_MAX: u16 = 64;
+
+/// A response frame ready to send.
+pub struct OutFrame {
+    /// The flatbuffer message.
+    pub message: Vec<u8>,
+    /// Payload parts (stored batch bytes), sent after the message as they are.
+    pub payload: Vec<Bytes>,
+}
+
+/// What the connection does after a request.
+pub enum Outcome {
+    /// Send this response.
+    Respond(OutFrame),
+    /// Send nothing (produce with acks = none).
+    Silent,
+    /// Send this error response, then close the connection (malformed request).
+    RespondAndClose(OutFrame, String),
+}
+
+/// The one mapping from broker errors to wire error codes.
+pub fn error_code(kind: &OpErrorKind) -> ErrorCode {
+    match kind {
+        OpErrorKind::UnknownPartition => ErrorCode::UnknownPartition,
+        OpErrorKind::InvalidBatch => ErrorCode::InvalidBatch,
+        OpErrorKind::BatchTooLarge => ErrorCode::BatchTooLarge,
+        OpErrorKind::OffsetOutOfRange => ErrorCode::OffsetOutOfRange,
+        OpErrorKind::StorageFull => ErrorCode::StorageFull,
+        OpErrorKind::StorageFailed => ErrorCode::StorageFailed,
+        OpErrorKind::Corruption => ErrorCode::Corruption,
+        OpErrorKind::Throttled => ErrorCode::Throttled,
+        OpErrorKind::ShuttingDown => ErrorCode::ShuttingDown,
+        OpErrorKind::InvalidTopic => ErrorCode::InvalidTopicConfig,
+        OpErrorKind::TopicAlreadyExists => ErrorCode::TopicAlreadyExists,
+        OpErrorKind::UnknownTopic => ErrorCode::UnknownTopic,
+        OpErrorKind::Internal => ErrorCode::Internal,
+    }
+}
+
+fn encode(response: &ResponseOwned, payload: Vec<Bytes>) -> OutFrame {
+    let mut builder = FlatBufferBuilder::with_capacity(1024);
+    let message = wire::encode_response(&mut builder, response).to_vec();
+    OutFrame { message, payload }
+}
+
+fn respond(correlation_id: u64, body: ResponseBodyOwned, payload: Vec<Bytes>) -> Outcome {
+    let response = ResponseOwned {
+        correlation_id,
+        error: ErrorCode::None,
+        message: String::new(),
+        body: Some(body),
+    };
+    Outcome::Respond(encode(&response, payload))
+}
+
+fn reject(correlation_id: u64, error: ErrorCode, message: String) -> Outcome {
+    let response = ResponseOwned {
+        correlation_id,
+        error,
+        message: message.clone(),
+        body: None,
+    };
+    Outcome::RespondAndClose(encode(&response, Vec::new()), message)
+}
+
+/// Handles one frame.
+pub async fn handle(shard: Rc<Shard>, frame: net::Frame) -> Outcome {
+    let limits = DecodeLimits::default();
+    let request = match wire::decode_request(&frame.message, &limits) {
+        Ok(request) => request,
+        Err(error) => return reject(0, ErrorCode::InvalidRequest, error.to_string()),
+    };
+    let correlation_id = request.correlation_id();
+    let body = match wire::request_from_wire(request, frame.payload.len(), &limits) {
+        Ok((_, body)) => body,
+        Err(error) => return reject(correlation_id, ErrorCode::InvalidRequest, error.to_string()),
+    };
+    if shard.is_shutting_down() {
+        let response = ResponseOwned {
+            correlation_id,
+            error: ErrorCode::ShuttingDown,
+            message: "the broker is shutting down".to_string(),
+            body: None,
+        };
+        return Outcome::Respond(encode(&response, Vec::new()));
+    }
+    match body {
+        RequestBodyOwned::Handshake { version, .. } => {
+            let error = if version >= wire::PROTOCOL_VERSION {
+                ErrorCode::None
+            } else {
+                ErrorCode::UnsupportedVersion
+            };
+            let body = ResponseBodyOwned::Handshake {
+                error,
+                version: wire::PROTOCOL_VERSION,
+                shard_count: shard.shard_count,
+                frame_bytes_max: wire::FRAME_BYTES_MAX_DEFAULT,
+                in_flight_max: IN_FLIGHT_MAX,
+            };
+            respond(correlation_id, body, Vec::new())
+        }
+        RequestBodyOwned::Metadata { topics } => {
+            respond(correlation_id, metadata(&shard, topics).await, Vec::new())
+        }
+        RequestBodyOwned::CreateTopic {
+            name,
+            partitions,
+            config,
+        } => {
+            let spec = TopicSpec {
+                name,
+                partitions,
+                config: topic_config(config),
+            };
+            let (error, message) = controller(&shard, ControllerOp::Create(spec)).await;
+            respond(
+                correlation_id,
+                ResponseBodyOwned::CreateTopic { error, message },
+                Vec::new(),
+            )
+        }
+        RequestBodyOwned::DeleteTopic { name } => {
+            let (error, message) = controller(&shard, ControllerOp::Delete(name)).await;
+            respond(
+                correlation_id,
+                ResponseBodyOwned::DeleteTopic { error, message },
+                Vec::new(),
+            )
+        }
+        RequestBodyOwned::Produce { acks, batches, .. } => {
+            let level = if acks == Acks::None {
+                AckLevel::None
+            } else if acks == Acks::Written {
+                AckLevel::Written
+            } else {
+                AckLevel::Durable
+            };
+            match produce(&shard, level, batches, frame.payload).await {
+                Err(message) => reject(correlation_id, ErrorCode::InvalidRequest, message),
+                Ok(_) if level == AckLevel::None => Outcome::Silent,
+                Ok(results) => respond(
+                    correlation_id,
+                    ResponseBodyOwned::Produce {
+                        error: ErrorCode::None,
+                        results,
+                    },
+                    Vec::new(),
+                ),
+            }
+        }
+        RequestBodyOwned::Fetch {
+            wait_ms_max,
+            bytes_min,
+            bytes_max,
+            partitions,
+        } => {
+            let (results, payload) =
+                fetch(&shard, wait_ms_max, bytes_min, bytes_max, partitions).await;
+            respond(
+                correlation_id,
+                ResponseBodyOwned::Fetch {
+                    error: ErrorCode::None,
+                    results,
+                },
+                payload,
+            )
+        }
+        RequestBodyOwned::ListOffsets { partitions } => {
+            let results = list_offsets(&shard, partitions).await;
+            respond(
+                correlation_id,
+                ResponseBodyOwned::ListOffsets {
+                    error: ErrorCode::None,
+                    results,
+                },
+                Vec::new(),
+            )
+        }
+    }
+}
+
+fn topic_config(config: TopicConfigOwned) -> TopicConfig {
+    // 0 = broker default; -1 (any negative) = unlimited.
+    let value = |v: i64| match v {
+        0 => None,
+        v if v < 0 => Some(u64::MAX),
+        v => Some(v as u64),
+    };
+    TopicConfig {
+        retention_ms: value(config.retention_ms),
+        retention_bytes: value(config.retention_bytes),
+        segment_bytes: (config.segment_bytes > 0).then_some(config.segment_bytes as u64),
+    }
+}
+
+fn wire_config(config: &TopicConfig) -> TopicConfigOwned {
+    let value = |v: Option<u64>| match v {
+        None => 0,
+        Some(u64::MAX) => -1,
+        Some(v) => v as i64,
+    };
+    TopicConfigOwned {
+        retention_ms: value(config.retention_ms),
+        retention_bytes: value(config.retention_bytes),
+        segment_bytes: value(config.segment_bytes),
+    }
+}
+
+async fn controller(shard: &Rc<Shard>, op: ControllerOp) -> (ErrorCode, String) {
+    match shard.call(CONTROLLER, ShardOp::Controller(op)).await {
+        ShardReply::Done(Ok(())) => (ErrorCode::None, String::new()),
+        ShardReply::Done(Err(error)) => (error_code(&error.kind), error.message),
+        ShardReply::Partition(_) => (ErrorCode::Internal, "unexpected reply".to_string()),
+    }
+}
+
+/// Checks that the topic and partition exist in this shard's metadata.
+fn resolve(shard: &Shard, topic: &str, partition: u32) -> Result<PartitionKey, OpError> {
+    let metadata = shard.metadata();
+    let Some(spec) = metadata.topics.get(topic) else {
+        return Err(OpError::new(
+            OpErrorKind::UnknownTopic,
+            format!("unknown topic {topic:?}"),
+        ));
+    };
+    if partition >= spec.partitions {
+        return Err(OpError::new(
+            OpErrorKind::UnknownPartition,
+            format!(
+                "topic {topic:?} has {} partitions, not {partition}",
+                spec.partitions
+            ),
+        ));
+    }
+    Ok(PartitionKey {
+        topic: topic.to_string(),
+        partition: PartitionId(partition),
+    })
+}
+
+async fn partition_call(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) -> PartitionReply {
+    let owner = shard.owner(&key);
+    match shard.call(owner, ShardOp::Partition(key, op)).await {
+        ShardReply::Partition(reply) => reply,
+        ShardReply::Done(Err(error)) => PartitionReply::Failed(error),
+        ShardReply::Done(Ok(())) => {
+            PartitionReply::Failed(OpError::new(OpErrorKind::Internal, "unexpected reply"))
+        }
+    }
+}
+
+/// Slices every batch out of the payload (without copying) in request order. Ranges must not
+/// overlap: a request that breaks that is malformed as a whole.
+fn slice_batches(
+    batches: &[ProduceBatchOwned],
+    mut payload: BytesMut,
+) -> Result<Vec<BytesMut>, String> {
+    let mut order: Vec<usize> = (0..batches.len()).collect();
+    order.sort_by_key(|&index| batches[index].batch.offset());
+    let mut slices: Vec<Option<BytesMut>> = (0..batches.len()).map(|_| None).collect();
+    let mut cursor: u64 = 0;
+    for index in order {
+        let range = &batches[index].batch;
+        let (offset, length) = (u64::from(range.offset()), u64::from(range.length()));
+        if offset < cursor {
+            return Err(format!(
+                "batch {index} overlaps the previous batch in the payload"
+            ));
+        }
+        if offset + length > cursor + payload.len() as u64 {
+            return Err(format!("batch {index} lies outside the payload"));
+        }
+        payload.advance((offset - cursor) as usize);
+        slices[index] = Some(payload.split_to(length as usize));
+        cursor = offset + length;
+    }
+    Ok(slices
+        .into_iter()
+        .map(|slice| slice.expect("every index sliced"))
+        .collect())
+}
+
+async fn produce(
+    shard: &Rc<Shard>,
+    acks: AckLevel,
+    batches: Vec<ProduceBatchOwned>,
+    payload: BytesMut,
+) -> Result<Vec<ProduceResultOwned>, String> {
+    let slices = slice_batches(&batches, payload)?;
+    let mut results: Vec<Option<ProduceResultOwned>> = (0..batches.len()).map(|_| None).collect();
+    // Per partition, the batches in request order.
+    let mut per_partition: BTreeMap<PartitionKey, Vec<(usize, BytesMut)>> = BTreeMap::new();
+    for (index, (spec, bytes)) in batches.iter().zip(slices).enumerate() {
+        let failed = |error: OpError| ProduceResultOwned {
+            topic: spec.topic.clone(),
+            partition: spec.partition,
+            error: error_code(&error.kind),
+            base_offset: 0,
+            last_offset: 0,
+            log_start: 0,
+            message: error.message,
+        };
+        let key = match resolve(shard, &spec.topic, spec.partition) {
+            Ok(key) => key,
+            Err(error) => {
+                results[index] = Some(failed(error));
+                continue;
+            }
+        };
+        if let Err(error) = schema::batch::verify_with_records(&bytes) {
+            results[index] = Some(failed(OpError::new(
+                OpErrorKind::InvalidBatch,
+                format!("{key}: {error}"),
+            )));
+            continue;
+        }
+        per_partition.entry(key).or_default().push((index, bytes));
+    }
+    let tasks: Vec<_> = per_partition
+        .into_iter()
+        .map(|(key, batches)| {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                let mut out = Vec::new();
+                for (index, batch) in batches {
+                    let op = PartitionOp::Append { batch, acks };
+                    out.push((index, partition_call(&shard, key.clone(), op).await));
+                }
+                out
+            })
+        })
+        .collect();
+    for task in tasks {
+        for (index, reply) in task.await {
+            let spec = &batches[index];
+            let mut result = ProduceResultOwned {
+                topic: spec.topic.clone(),
+                partition: spec.partition,
+                error: ErrorCode::None,
+                base_offset: 0,
+                last_offset: 0,
+                log_start: 0,
+                message: String::new(),
+            };
+            match reply {
+                PartitionReply::Appended {
+                    base_offset,
+                    last_offset,
+                    log_start,
+                } => {
+                    result.base_offset = base_offset.0;
+                    result.last_offset = last_offset.0;
+                    result.log_start = log_start.0;
+                }
+                PartitionReply::Failed(error) => {
+                    result.error = error_code(&error.kind);
+                    result.message = error.message;
+                }
+                other => {
+                    result.error = ErrorCode::Internal;
+                    result.message = format!("unexpected reply {other:?}");
+                }
+            }
+            results[index] = Some(result);
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|result| result.expect("every batch answered"))
+        .collect())
+}
+
+async fn fetch(
+    shard: &Rc<Shard>,
+    wait_ms_max: u32,
+    bytes_min: u32,
+    bytes_max: u32,
+    partitions: Vec<FetchPartitionOwned>,
+) -> (Vec<FetchResultOwned>, Vec<Bytes>) {
+    let wait = Duration::from_millis(u64::from(wait_ms_max));
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let (results, payload, total) = fetch_once(shard, bytes_max, &partitions).await;
+        let now = std::time::Instant::now();
+        if total >= bytes_min as usize || now >= deadline {
+            return (results, payload);
+        }
+        // Long-poll: park on every partition that answered without error and wake on the
+        // first that gets data, or when time is up.
+        let (notify, woken) =
+            glommio::channels::local_channel::new_bounded(partitions.len().max(1));
+        let notify = Rc::new(notify);
+        let mut waiting = 0;
+        for (asked, result) in partitions.iter().zip(&results) {
+            if result.error != ErrorCode::None {
+                continue;
+            }
+            let Ok(key) = resolve(shard, &asked.topic, asked.partition) else {
+                continue;
+            };
+            let op = PartitionOp::WaitForData {
+                offset: Offset(asked.offset),
+                wait: deadline - now,
+            };
+            let (shard, notify) = (shard.clone(), notify.clone());
+            glommio::spawn_local(async move {
+                let _ = partition_call(&shard, key, op).await;
+                let _ = notify.try_send(());
+            })
+            .detach();
+            waiting += 1;
+        }
+        if waiting == 0 {
+            return (results, payload);
+        }
+        futures_lite::future::or(
+            async {
+                woken.recv().await;
+            },
+            glommio::timer::sleep(deadline - now),
+        )
+        .await;
+    }
+}
+
+async fn fetch_once(
+    shard: &Rc<Shard>,
+    bytes_max: u32,
+    partitions: &[FetchPartitionOwned],
+) -> (Vec<FetchResultOwned>, Vec<Bytes>, usize) {
+    let mut results = Vec::with_capacity(partitions.len());
+    let mut payload: Vec<Bytes> = Vec::new();
+    let mut total: usize = 0;
+    for asked in partitions {
+        let mut result = FetchResultOwned {
+            topic: asked.topic.clone(),
+            partition: asked.partition,
+            error: ErrorCode::None,
+            log_end: 0,
+            log_start: 0,
+            batches: PayloadRange::new(0, 0),
+            message: String::new(),
+        };
+        let budget = (asked.bytes_max as usize).min((bytes_max as usize).saturating_sub(total));
+        let reply = match resolve(shard, &asked.topic, asked.partition) {
+            Err(error) => PartitionReply::Failed(error),
+            // The request's budget is spent: report positions without reading.
+            Ok(key) if budget == 0 && total > 0 => {
+                partition_call(shard, key, PartitionOp::Describe).await
+            }
+            Ok(key) => {
+                let op = PartitionOp::Read {
+                    offset: Offset(asked.offset),
+                    bytes_max: budget.max(1),
+                };
+                partition_call(shard, key, op).await
+            }
+        };
+        match reply {
+            PartitionReply::Read(read) => {
+                let start = total;
+                for batch in read.batches {
+                    total += batch.len();
+                    payload.push(batch);
+                }
+                result.batches = PayloadRange::new(start as u32, (total - start) as u32);
+                result.log_end = read.log_end.0;
+                result.log_start = read.log_start.0;
+            }
+            PartitionReply::Described { log_start, log_end } => {
+                result.log_end = log_end.0;
+                result.log_start = log_start.0;
+            }
+            PartitionReply::Failed(error) => {
+                result.error = error_code(&error.kind);
+                result.message = error.message;
+            }
+            other => {
+                result.error = ErrorCode::Internal;
+                result.message = format!("unexpected reply {other:?}");
+            }
+        }
+        results.push(result);
+    }
+    (results, payload, total)
+}
+
+async fn list_offsets(
+    shard: &Rc<Shard>,
+    partitions: Vec<ListOffsetsPartitionOwned>,
+) -> Vec<ListOffsetsResultOwned> {
+    let mut results = Vec::with_capacity(partitions.len());
+    for asked in partitions {
+        let query = if asked.spec == OffsetSpec::Earliest {
+            OffsetQuery::Earliest
+        } else if asked.spec == OffsetSpec::Latest {
+            OffsetQuery::Latest
+        } else {
+            OffsetQuery::Timestamp(asked.timestamp_ms)
+        };
+        let reply = match resolve(shard, &asked.topic, asked.partition) {
+            Ok(key) => partition_call(shard, key, PartitionOp::ListOffset(query)).await,
+            Err(error) => PartitionReply::Failed(error),
+        };
+        let (error, offset) = match reply {
+            PartitionReply::Offset(offset) => (ErrorCode::None, offset.0),
+            PartitionReply::Failed(error) => (error_code(&error.kind), 0),
+            _ => (ErrorCode::Internal, 0),
+        };
+        results.push(ListOffsetsResultOwned {
+            topic: asked.topic,
+            partition: asked.partition,
+            error,
+            offset,
+        });
+    }
+    results
+}
+
+async fn metadata(shard: &Rc<Shard>, topics: Vec<String>) -> ResponseBodyOwned {
+    let snapshot = shard.metadata();
+    let names: Vec<String> = if topics.is_empty() {
+        snapshot.topics.keys().cloned().collect()
+    } else {
+        topics
+    };
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let Some(spec) = snapshot.topics.get(&name) else {
+            out.push(TopicMetadataOwned {
+                name,
+                error: ErrorCode::UnknownTopic,
+                partitions: Vec::new(),
+                config: TopicConfigOwned::default(),
+            });
+            continue;
+        };
+        let mut partitions = Vec::with_capacity(spec.partitions as usize);
+        for partition in 0..spec.partitions {
+            let key = PartitionKey {
+                topic: name.clone(),
+                partition: PartitionId(partition),
+            };
+            let owner = shard.owner(&key);
+            let mut entry = PartitionMetadataOwned {
+                partition,
+                shard: owner.0,
+                error: ErrorCode::None,
+                log_start: 0,
+                log_end: 0,
+            };
+            match partition_call(shard, key, PartitionOp::Describe).await {
+                PartitionReply::Described { log_start, log_end } => {
+                    entry.log_start = log_start.0;
+                    entry.log_end = log_end.0;
+                }
+                PartitionReply::Failed(error) => entry.error = error_code(&error.kind),
+                _ => entry.error = ErrorCode::Internal,
+            }
+            partitions.push(entry);
+        }
+        out.push(TopicMetadataOwned {
+            name: spec.name.clone(),
+            error: ErrorCode::None,
+            partitions,
+            config: wire_config(&spec.config),
+        });
+    }
+    ResponseBodyOwned::Metadata {
+        error: ErrorCode::None,
+        topics: out,
+    }
+}

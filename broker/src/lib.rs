@@ -1,0 +1,19 @@
+//! ringbus broker: one glommio executor (a shard) per core, each owning a fixed set of
+//! partitions outright, serving the flatbuffers protocol over TCP.
+//!
+//! The path of a request: the shard that accepted the connection decodes it
+//! ([`connection`], [`handler`]); work on a partition goes to the shard that owns it
+//! ([`topology::shard_for`]) through [`shard::Shard::call`], an explicit hop over a bounded
+//! channel carrying plain owned structs ([`ops`]); on the owner, the partition's actor
+//! ([`partition`]) runs it against the log, group-committing appends. Topic changes go to the
+//! controller shard, which persists them and has every shard apply them ([`metadata`]).
+//! [`server`] creates the executors and is the only place that does.
+
+pub mod connection;
+pub mod handler;
+pub mod metadata;
+pub mod ops;
+pub mod partition;
+pub mod server;
+pub mod shard;
+pub mod topology;

@@ -1,0 +1,364 @@
+//! One shard: the state a core owns (its partitions, its copy of the metadata) and the only
+//! door to other shards, [`Shard::call`].
+//!
+//! Cross-shard calls travel over glommio's full channel mesh (bounded SPSC channels between
+//! every pair of executors) as [`ShardMessage`]s carrying plain owned structs (ops.rs). The
+//! receiving shard runs the operation in a task of its own and sends the reply back over the
+//! mesh; the caller waits on a local one-shot channel keyed by call id. A call to the shard
+//! itself skips the mesh. Nothing here is shared between threads.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use glommio::channels::local_channel::{self, LocalSender};
+use storage::disk::glommio::GlommioDisk;
+use storage::{Log, LogConfig};
+
+use crate::metadata::{Metadata, TopicError};
+use crate::ops::{ControllerOp, OpError, OpErrorKind, PartitionReply, ShardOp, ShardReply};
+use crate::partition::{self, PartitionHandle, partition_dir};
+use crate::topology::{CONTROLLER, PartitionId, PartitionKey, ShardId, shard_for};
+
+/// Capacity of each channel of the mesh: calls in flight from one shard to another before
+/// the caller waits.
+pub const MESH_CHANNEL_MAX: usize = 1024;
+/// Name of the metadata blob under `<data dir>/metadata/`.
+const METADATA_FILE: &str = "topics";
+
+/// A message between shards.
+#[derive(Debug)]
+pub enum ShardMessage {
+    /// Run `op` and reply to `from` with `call_id`.
+    Call {
+        /// The caller.
+        from: ShardId,
+        /// Matches the reply to the waiting caller.
+        call_id: u64,
+        /// What to run.
+        op: ShardOp,
+    },
+    /// The answer to a call.
+    Reply {
+        /// The call answered.
+        call_id: u64,
+        /// The answer.
+        reply: ShardReply,
+    },
+}
+
+struct OwnedPartition {
+    handle: PartitionHandle,
+    task: glommio::Task<()>,
+}
+
+/// A shard's state. Shared by the tasks of one executor through `Rc`.
+pub struct Shard {
+    /// This shard.
+    pub id: ShardId,
+    /// Shards in the broker.
+    pub shard_count: u16,
+    data_dir: PathBuf,
+    disk: GlommioDisk,
+    log_defaults: LogConfig,
+    metadata: RefCell<Rc<Metadata>>,
+    partitions: RefCell<HashMap<PartitionKey, OwnedPartition>>,
+    peers: Option<Senders<ShardMessage>>,
+    pending: RefCell<HashMap<u64, LocalSender<ShardReply>>>,
+    next_call_id: Cell<u64>,
+    /// Serialises topic changes on the controller.
+    controller_gate: glommio::sync::Semaphore,
+    shutting_down: Cell<bool>,
+}
+
+impl Shard {
+    /// Creates the shard's state and opens the partitions it owns.
+    pub async fn start(
+        id: ShardId,
+        shard_count: u16,
+        data_dir: PathBuf,
+        disk: GlommioDisk,
+        log_defaults: LogConfig,
+        mesh: Option<(Senders<ShardMessage>, Receivers<ShardMessage>)>,
+    ) -> Result<Rc<Shard>, String> {
+        let (peers, receivers) = match mesh {
+            Some((senders, receivers)) => (Some(senders), Some(receivers)),
+            None => (None, None),
+        };
+        let metadata_path = data_dir.join("metadata").join(METADATA_FILE);
+        let metadata = match storage::load_blob(&disk, &metadata_path).await {
+            Ok(Some(bytes)) => {
+                Metadata::decode(&bytes).map_err(|e| format!("{}: {e}", metadata_path.display()))?
+            }
+            Ok(None) => Metadata::default(),
+            Err(error) => return Err(error.to_string()),
+        };
+        let shard = Rc::new(Shard {
+            id,
+            shard_count,
+            data_dir,
+            disk,
+            log_defaults,
+            metadata: RefCell::new(Rc::new(Metadata::default())),
+            partitions: RefCell::new(HashMap::new()),
+            peers,
+            pending: RefCell::new(HashMap::new()),
+            next_call_id: Cell::new(0),
+            controller_gate: glommio::sync::Semaphore::new(1),
+            shutting_down: Cell::new(false),
+        });
+        if let Some(mut receivers) = receivers {
+            for (_, stream) in receivers.streams() {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    while let Some(message) = stream.recv().await {
+                        shard.receive(message);
+                    }
+                })
+                .detach();
+            }
+        }
+        // A partition that refuses to open (corruption) stays offline with its reason logged;
+        // the rest of the broker serves.
+        if let Err(error) = shard.apply_metadata(metadata).await {
+            tracing::error!(shard = %id, error = %error.message, "some partitions are offline");
+        }
+        Ok(shard)
+    }
+
+    /// The metadata snapshot this shard has applied.
+    pub fn metadata(&self) -> Rc<Metadata> {
+        self.metadata.borrow().clone()
+    }
+
+    /// True once shutdown started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.get()
+    }
+
+    /// The shard that owns a partition.
+    pub fn owner(&self, key: &PartitionKey) -> ShardId {
+        shard_for(&key.topic, key.partition, self.shard_count)
+    }
+
+    fn receive(self: &Rc<Self>, message: ShardMessage) {
+        match message {
+            ShardMessage::Call { from, call_id, op } => {
+                let shard = self.clone();
+                glommio::spawn_local(async move {
+                    let reply = shard.execute(op).await;
+                    if let Some(peers) = &shard.peers {
+                        let message = ShardMessage::Reply { call_id, reply };
+                        if peers.send_to(usize::from(from.0), message).await.is_err() {
+                            tracing::warn!(shard = %shard.id, to = %from, "reply lost: peer gone");
+                        }
+                    }
+                })
+                .detach();
+            }
+            ShardMessage::Reply { call_id, reply } => {
+                if let Some(waiter) = self.pending.borrow_mut().remove(&call_id) {
+                    let _ = waiter.try_send(reply);
+                }
+            }
+        }
+    }
+
+    /// Runs `op` on shard `target`: locally, or as an explicit hop over the mesh.
+    pub async fn call(self: &Rc<Self>, target: ShardId, op: ShardOp) -> ShardReply {
+        if target == self.id {
+            return self.execute(op).await;
+        }
+        let Some(peers) = &self.peers else {
+            unreachable!("a single-shard broker has no other shard to call");
+        };
+        let call_id = self.next_call_id.get();
+        self.next_call_id.set(call_id + 1);
+        let (sender, receiver) = local_channel::new_bounded(1);
+        self.pending.borrow_mut().insert(call_id, sender);
+        let message = ShardMessage::Call {
+            from: self.id,
+            call_id,
+            op,
+        };
+        if peers.send_to(usize::from(target.0), message).await.is_err() {
+            self.pending.borrow_mut().remove(&call_id);
+            return shutting_down();
+        }
+        receiver.recv().await.unwrap_or_else(shutting_down)
+    }
+
+    /// Runs an operation that belongs to this shard.
+    async fn execute(self: &Rc<Self>, op: ShardOp) -> ShardReply {
+        match op {
+            ShardOp::Partition(key, op) => {
+                let handle = self
+                    .partitions
+                    .borrow()
+                    .get(&key)
+                    .map(|owned| owned.handle.clone());
+                match handle {
+                    Some(handle) => ShardReply::Partition(handle.call(op).await),
+                    None => ShardReply::Partition(PartitionReply::Failed(OpError::new(
+                        OpErrorKind::UnknownPartition,
+                        format!("partition {key} is not served by {}", self.id),
+                    ))),
+                }
+            }
+            ShardOp::Controller(op) => ShardReply::Done(self.change_topics(op).await),
+            ShardOp::ApplyMetadata(metadata) => {
+                ShardReply::Done(self.apply_metadata(metadata).await)
+            }
+        }
+    }
+
+    /// On the controller: validates a topic change, persists it, then has every shard apply
+    /// it. The change is acknowledged only after every shard opened or closed its partitions.
+    async fn change_topics(self: &Rc<Self>, op: ControllerOp) -> Result<(), OpError> {
+        assert_eq!(self.id, CONTROLLER, "topic changes run on the controller");
+        let _permit =
+            self.controller_gate.acquire_permit(1).await.map_err(|_| {
+                OpError::new(OpErrorKind::ShuttingDown, "controller is shutting down")
+            })?;
+        let current = self.metadata();
+        let next = match op {
+            ControllerOp::Create(spec) => current.with_topic(spec),
+            ControllerOp::Delete(name) => current.without_topic(&name),
+        }
+        .map_err(|error| {
+            let kind = match &error {
+                TopicError::AlreadyExists { .. } => OpErrorKind::TopicAlreadyExists,
+                TopicError::Unknown { .. } => OpErrorKind::UnknownTopic,
+                _ => OpErrorKind::InvalidTopic,
+            };
+            OpError::new(kind, error.to_string())
+        })?;
+        storage::store_blob(
+            &self.disk,
+            &self.data_dir.join("metadata"),
+            METADATA_FILE,
+            &next.encode(),
+        )
+        .await
+        .map_err(|error| OpError::new(OpErrorKind::StorageFailed, error.to_string()))?;
+        let mut failures = Vec::new();
+        for shard in 0..self.shard_count {
+            // Boxed: call -> execute -> change_topics -> call is a cycle of async fns.
+            let reply =
+                Box::pin(self.call(ShardId(shard), ShardOp::ApplyMetadata(next.clone()))).await;
+            if let ShardReply::Done(Err(error)) = reply {
+                failures.push(error.message);
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(OpError::new(OpErrorKind::Internal, failures.join("; ")))
+        }
+    }
+
+    /// Adopts a snapshot: opens the partitions this shard owns in new topics, closes (and
+    /// deletes the files of) those of removed topics. Older snapshots are ignored.
+    async fn apply_metadata(self: &Rc<Self>, next: Metadata) -> Result<(), OpError> {
+        let current = self.metadata();
+        if next.epoch < current.epoch {
+            return Ok(());
+        }
+        let mut errors = Vec::new();
+        // Removed topics: close their partitions, then delete their files.
+        let removed: Vec<PartitionKey> = self
+            .partitions
+            .borrow()
+            .keys()
+            .filter(|key| !next.topics.contains_key(&key.topic))
+            .cloned()
+            .collect();
+        for key in removed {
+            let owned = self.partitions.borrow_mut().remove(&key).expect("listed");
+            drop(owned.handle);
+            owned.task.await;
+            let dir = partition_dir(&self.data_dir, &key);
+            if let Err(error) = storage::remove_log_dir(&self.disk, &dir).await {
+                errors.push(format!("{key}: {error}"));
+            }
+        }
+        // New topics: open the partitions this shard owns.
+        for topic in next.topics.values() {
+            for partition in 0..topic.partitions {
+                let key = PartitionKey {
+                    topic: topic.name.clone(),
+                    partition: PartitionId(partition),
+                };
+                if self.owner(&key) != self.id || self.partitions.borrow().contains_key(&key) {
+                    continue;
+                }
+                let mut config = self.log_defaults.clone();
+                if let Some(ms) = topic.config.retention_ms {
+                    config.retention_ms = Some(ms);
+                }
+                if let Some(bytes) = topic.config.retention_bytes {
+                    config.retention_bytes = Some(bytes);
+                }
+                if let Some(bytes) = topic.config.segment_bytes {
+                    config.segment_bytes_max = bytes;
+                }
+                let dir = partition_dir(&self.data_dir, &key);
+                match Log::open(self.disk.clone(), &dir, config, now_ms()).await {
+                    Ok((log, report)) => {
+                        if !report.clean {
+                            tracing::info!(partition = %key, truncated_bytes = report.truncated_bytes,
+                                rebuilt_indexes = report.rebuilt_indexes.len(), "recovered after an unclean stop");
+                        }
+                        let (handle, task) = partition::spawn(key.clone(), log);
+                        self.partitions
+                            .borrow_mut()
+                            .insert(key, OwnedPartition { handle, task });
+                    }
+                    Err(error) => {
+                        // The partition stays offline (requests get UnknownPartition with
+                        // this logged reason); the other partitions keep serving.
+                        tracing::error!(partition = %key, %error, "partition refused to open");
+                        errors.push(format!("{key}: {error}"));
+                    }
+                }
+            }
+        }
+        *self.metadata.borrow_mut() = Rc::new(next);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(OpError::new(OpErrorKind::StorageFailed, errors.join("; ")))
+        }
+    }
+
+    /// Closes every partition cleanly (sync, indexes, clean-shutdown marker).
+    pub async fn shutdown(self: &Rc<Self>) {
+        self.shutting_down.set(true);
+        let owned: Vec<OwnedPartition> = self
+            .partitions
+            .borrow_mut()
+            .drain()
+            .map(|(_, o)| o)
+            .collect();
+        for partition in owned {
+            drop(partition.handle);
+            partition.task.await;
+        }
+    }
+}
+
+fn shutting_down() -> ShardReply {
+    ShardReply::Done(Err(OpError::new(
+        OpErrorKind::ShuttingDown,
+        "the target shard is shutting down",
+    )))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,202 @@
+//! Shared harness for the broker's integration tests: runs the real `ringbus` binary on
+//! 127.0.0.1 with an OS-chosen port and a temp data dir under /tmp (ext4: O_DIRECT works), and
+//! a small blocking client that speaks the wire protocol directly (so the tests do not depend
+//! on the client library they might be testing).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use flatbuffers::FlatBufferBuilder;
+use schema::wire::{self, DecodeLimits, RequestBodyOwned, ResponseOwned};
+
+/// How long a broker may take to start or stop before the test fails.
+const START_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running broker process; killed if the test panics.
+pub struct Broker {
+    child: Option<Child>,
+    /// Its address.
+    pub address: SocketAddr,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+}
+
+impl Broker {
+    /// Starts `ringbus serve` on 2 shards (cores 0-1) over `data_dir`.
+    pub fn start(data_dir: &Path) -> Broker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringbus"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--cores",
+                "0-1",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env("RINGBUS_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ringbus");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let address = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = sender.send(address);
+                }
+            }
+        });
+        let address = receiver
+            .recv_timeout(START_STOP_TIMEOUT)
+            .expect("broker printed 'listening on ADDR'")
+            .parse()
+            .expect("an address");
+        Broker {
+            child: Some(child),
+            address,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit (status 0).
+    pub fn stop(mut self) {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = wait(&mut child).expect("broker stops after SIGTERM");
+        assert!(status.success(), "broker exited with {status}");
+    }
+
+    /// SIGKILL: a crash, no clean shutdown.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+}
+
+fn wait(child: &mut Child) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + START_STOP_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A temp data dir on /tmp (ext4 here: supports O_DIRECT).
+pub fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("ringbus-it-")
+        .tempdir_in("/tmp")
+        .expect("temp dir")
+}
+
+/// A blocking client speaking the wire protocol, one request at a time.
+pub struct RawClient {
+    stream: TcpStream,
+    next_id: u64,
+}
+
+impl RawClient {
+    /// Connects.
+    pub fn connect(address: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        RawClient { stream, next_id: 1 }
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sends a request without reading a response.
+    pub fn send(&mut self, body: &RequestBodyOwned, payload: &[u8]) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut builder = FlatBufferBuilder::new();
+        let message = wire::encode_request(&mut builder, id, body).to_vec();
+        let prefix =
+            wire::frame_prefix(message.len(), payload.len(), wire::FRAME_BYTES_MAX_DEFAULT)
+                .expect("frame fits");
+        let mut frame = prefix.to_vec();
+        frame.extend_from_slice(&message);
+        frame.extend_from_slice(payload);
+        self.stream.write_all(&frame).expect("write request");
+        id
+    }
+
+    /// Reads one response frame; None when the broker closed the connection.
+    pub fn receive(&mut self) -> Option<(ResponseOwned, Bytes)> {
+        let mut prefix = [0u8; wire::FRAME_PREFIX_BYTES];
+        if self.stream.read_exact(&mut prefix).is_err() {
+            return None;
+        }
+        let header = wire::FrameHeader::parse(&prefix, u32::MAX).expect("valid prefix");
+        let mut body = vec![0u8; header.body_bytes()];
+        self.stream.read_exact(&mut body).ok()?;
+        let body = Bytes::from(body);
+        let message = body.slice(header.message_range());
+        let payload = body.slice(header.payload_range());
+        let limits = DecodeLimits::default();
+        let response = wire::decode_response(&message, &limits).expect("valid response");
+        let response =
+            wire::response_from_wire(response, payload.len(), &limits).expect("valid response");
+        Some((response, payload))
+    }
+
+    /// Sends a request and waits for its response.
+    pub fn request(&mut self, body: &RequestBodyOwned, payload: &[u8]) -> (ResponseOwned, Bytes) {
+        let id = self.send(body, payload);
+        let (response, payload) = self.receive().expect("a response");
+        assert_eq!(response.correlation_id, id);
+        (response, payload)
+    }
+}
+
+/// One batch of `records` values `prefix-i`, keyed `key-i`.
+pub fn batch(prefix: &str, records: usize) -> Vec<u8> {
+    let mut builder = schema::batch::BatchBuilder::new(1_700_000_000_000);
+    for i in 0..records {
+        let key = format!("key-{i}");
+        let value = format!("{prefix}-{i}");
+        builder.push(
+            Some(key.as_bytes()),
+            Some(value.as_bytes()),
+            1_700_000_000_000,
+            &[],
+        );
+    }
+    builder.finish()
+}
