@@ -1330,6 +1330,12 @@ async fn read_segment<F: File>(
     let read_ahead = (*budget).clamp(64 << 10, 8 << 20);
     let mut reader = ChunkReader::new(&segment.file, end_position, read_ahead);
     loop {
+        // One disk read per call: once a batch is in hand, stop where the bytes read end
+        // rather than read ahead again for a batch the budget may not take (the next call
+        // starts there).
+        if !out.batches.is_empty() && !reader.holds_entry(position) {
+            return Ok(true);
+        }
         match reader.step(position, expected).await? {
             Step::Batch(batch) => {
                 position = batch.end_position;

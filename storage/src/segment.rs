@@ -154,6 +154,21 @@ impl<'a, F: File> ChunkReader<'a, F> {
         Ok(self.chunk.slice(start.min(end)..end))
     }
 
+    /// True when stepping over the entry at `position` needs no disk read: it lies wholly in
+    /// the bytes already read. (Bytes that do not parse count as held: `step` reports them.)
+    pub fn holds_entry(&self, position: u64) -> bool {
+        let chunk_end = self.chunk_position + self.chunk.len() as u64;
+        if position < self.chunk_position || position >= chunk_end {
+            return false;
+        }
+        let start = usize::try_from(position - self.chunk_position).expect("inside the chunk");
+        let Some(head) = self.chunk.get(start..start + ENTRY_HEADER_BYTES) else {
+            return false;
+        };
+        let payload_bytes = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+        position + ENTRY_HEADER_BYTES as u64 + u64::from(payload_bytes) <= chunk_end
+    }
+
     /// Reads the entry at `position`, expecting (for a batch) base offset `expected`.
     pub async fn step(&mut self, position: u64, expected: Offset) -> Result<Step, IoFailure> {
         if position >= self.file_size {
