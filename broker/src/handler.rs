@@ -33,6 +33,9 @@ use crate::topology::{CONTROLLER, PartitionId, PartitionKey};
 
 /// Requests a client may have in flight per connection (announced in the handshake).
 pub const IN_FLIGHT_MAX: u16 = 64;
+/// The longest a fetch may long-poll, whatever the client asks: parked fetches hold broker
+/// resources, and a client must not be able to park one for days.
+pub const FETCH_WAIT_MS_MAX: u32 = 30_000;
 
 /// A response frame ready to send.
 pub struct OutFrame {
@@ -412,7 +415,7 @@ async fn fetch(
     bytes_max: u32,
     partitions: Vec<FetchPartitionOwned>,
 ) -> (Vec<FetchResultOwned>, Vec<Bytes>) {
-    let wait = Duration::from_millis(u64::from(wait_ms_max));
+    let wait = Duration::from_millis(u64::from(wait_ms_max.min(FETCH_WAIT_MS_MAX)));
     let deadline = std::time::Instant::now() + wait;
     loop {
         let (results, payload, total) = fetch_once(shard, bytes_max, &partitions).await;

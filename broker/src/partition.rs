@@ -33,10 +33,20 @@ pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// Retention runs every this many ticks.
 const RETENTION_TICKS: u64 = 600;
 
+/// What the actor is asked to do.
+pub enum Work {
+    /// An operation from a request.
+    Op(PartitionOp),
+    /// The timer: check the flush policy and retention.
+    Tick,
+    /// Stop: answer parked long-polls, finish this round, close the log cleanly.
+    Close,
+}
+
 /// A command with the channel its reply goes to.
 pub struct Command {
-    /// What to do (None: a timer tick).
-    pub op: Option<PartitionOp>,
+    /// What to do.
+    pub work: Work,
     /// Where to answer (None for ticks and fire-and-forget).
     pub reply: Option<LocalSender<PartitionReply>>,
 }
@@ -48,11 +58,21 @@ pub struct PartitionHandle {
 }
 
 impl PartitionHandle {
+    /// Asks the actor to stop: parked long-polls are answered at once (they would otherwise
+    /// hold the partition open until their deadline), queued work finishes, the log closes.
+    pub async fn close(&self) {
+        let command = Command {
+            work: Work::Close,
+            reply: None,
+        };
+        let _ = self.sender.send(command).await;
+    }
+
     /// Runs `op` on the partition and waits for its reply.
     pub async fn call(&self, op: PartitionOp) -> PartitionReply {
         let (reply, receiver) = local_channel::new_bounded(1);
         let command = Command {
-            op: Some(op),
+            work: Work::Op(op),
             reply: Some(reply),
         };
         if self.sender.send(command).await.is_err() {
@@ -90,7 +110,7 @@ pub fn spawn(key: PartitionKey, log: Log<GlommioDisk>) -> (PartitionHandle, glom
             };
             // A full queue is busy anyway: the next round checks the policy.
             let _ = sender.try_send(Command {
-                op: None,
+                work: Work::Tick,
                 reply: None,
             });
         }
@@ -124,10 +144,12 @@ async fn run(key: PartitionKey, mut log: Log<GlommioDisk>, receiver: LocalReceiv
         let mut later: Vec<(PartitionOp, Option<LocalSender<PartitionReply>>)> = Vec::new();
         let mut durable_wanted = false;
         let mut tick = false;
+        let mut closing = false;
         for command in commands {
-            match command.op {
-                None => tick = true,
-                Some(PartitionOp::Append { batch, acks }) => {
+            match command.work {
+                Work::Tick => tick = true,
+                Work::Close => closing = true,
+                Work::Op(PartitionOp::Append { batch, acks }) => {
                     match log.append(batch, now_ms()).await {
                         Ok(done) => {
                             durable_wanted |= acks == AckLevel::Durable;
@@ -147,7 +169,7 @@ async fn run(key: PartitionKey, mut log: Log<GlommioDisk>, receiver: LocalReceiv
                         }
                     }
                 }
-                Some(op) => later.push((op, command.reply)),
+                Work::Op(op) => later.push((op, command.reply)),
             }
         }
 
@@ -219,6 +241,9 @@ async fn run(key: PartitionKey, mut log: Log<GlommioDisk>, receiver: LocalReceiv
             }
         });
 
+        if closing {
+            break;
+        }
         if tick {
             ticks += 1;
             if ticks.is_multiple_of(RETENTION_TICKS) {

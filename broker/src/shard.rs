@@ -277,6 +277,7 @@ impl Shard {
             .collect();
         for key in removed {
             let owned = self.partitions.borrow_mut().remove(&key).expect("listed");
+            owned.handle.close().await;
             drop(owned.handle);
             owned.task.await;
             let dir = partition_dir(&self.data_dir, &key);
@@ -343,6 +344,7 @@ impl Shard {
             .map(|(_, o)| o)
             .collect();
         for partition in owned {
+            partition.handle.close().await;
             drop(partition.handle);
             partition.task.await;
         }

@@ -293,3 +293,31 @@ fn acks_all_records_survive_kill_9() {
     }
     broker.stop();
 }
+
+#[test]
+fn shutdown_is_not_held_by_a_parked_long_poll() {
+    let dir = data_dir();
+    let broker = Broker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    create_topic(&mut client, "quiet", 2);
+    // A fetch that asks to wait as long as the protocol allows, on partitions with no data.
+    client.send(
+        &RequestBodyOwned::Fetch {
+            wait_ms_max: u32::MAX,
+            bytes_min: 1,
+            bytes_max: 1 << 20,
+            partitions: (0..2)
+                .map(|partition| FetchPartitionOwned {
+                    topic: "quiet".to_string(),
+                    partition,
+                    offset: 0,
+                    bytes_max: 1 << 20,
+                })
+                .collect(),
+        },
+        &[],
+    );
+    // stop() fails the test unless SIGTERM ends the process with status 0 within its bound
+    // (30 s, the longest long-poll the broker allows): the parked fetch is answered at close.
+    broker.stop();
+}

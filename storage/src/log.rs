@@ -154,7 +154,7 @@ pub struct RetentionOutcome {
 /// What recovery did when the log was opened.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecoveryReport {
-    /// True if the clean-shutdown marker let the open skip the scan.
+    /// True if nothing had to be scanned: the clean-shutdown marker was there, or the log is new.
     pub clean: bool,
     /// Bytes cut from the tail of the active segment (a torn, unacknowledged tail).
     pub truncated_bytes: u64,
@@ -305,6 +305,8 @@ impl<D: Disk> Log<D> {
         if bases.is_empty() {
             log.create_segment(log_start, now_ms).await?;
             log.write_log_meta().await?;
+            // A new log had nothing to recover.
+            report.clean = true;
             return Ok((log, report));
         }
 

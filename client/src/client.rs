@@ -1,0 +1,888 @@
+//! [`Client`]: one pipelined connection to a broker, and the typed request methods on it.
+//!
+//! Lifecycle: [`Client::connect`] opens the socket, does the handshake (which tells us the
+//! broker's frame limit and in-flight limit), then splits the connection between two tasks on
+//! the current glommio executor:
+//!
+//! - the *writer task* takes encoded frames from a bounded queue and writes each one whole, so a
+//!   caller that gives up (a timeout, a dropped future) can never leave half a frame on the wire;
+//! - the *reader task* reads response frames, verifies them, and hands each to the caller
+//!   waiting on its `correlation_id` (a map of one-shot channels).
+//!
+//! Any number of calls may be in flight, up to the smaller of [`ClientOptions::in_flight_max`]
+//! and the broker's limit (a semaphore; callers beyond it wait). A produce with `Acks::None`
+//! gets no response: its call ends once the writer task has written it to the socket.
+//!
+//! If the connection fails (socket error, end of stream, an undecodable frame, a response to a
+//! request never sent), the reader or writer task records the reason and fails every waiting
+//! call with it; later calls fail at once. Nothing waits forever: each call also has a timeout.
+//! A response that arrives after its caller timed out is dropped.
+//!
+//! All state lives on the executor thread that called `connect` (`Rc`, `RefCell`): a `Client`
+//! is `!Send`. Share it between tasks of that executor with `Rc<Client>`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use flatbuffers::FlatBufferBuilder;
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::sync::Semaphore;
+use schema::wire::{
+    self, Acks, DecodeLimits, ErrorCode, FetchPartitionOwned, FrameError,
+    ListOffsetsPartitionOwned, ListOffsetsResultOwned, OffsetSpec, PayloadRange, ProduceBatchOwned,
+    ProduceResultOwned, RequestBodyOwned, ResponseBodyOwned, ResponseOwned, TopicConfigOwned,
+    TopicMetadataOwned,
+};
+
+use crate::error::ClientError;
+use crate::oneshot;
+
+/// The correlation id of the handshake, the first request on every connection. The broker
+/// answers a request it cannot decode with correlation id 0, so 0 is never used.
+const HANDSHAKE_CORRELATION_ID: u64 = 1;
+
+/// Settings of a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Sent in the handshake; shows up in broker logs.
+    pub client_id: String,
+    /// Limit on opening the socket and on the handshake, each.
+    pub connect_timeout: Duration,
+    /// Limit on waiting for each response (a fetch adds its long-poll wait to it).
+    pub request_timeout: Duration,
+    /// Requests in flight at once; the broker's limit applies too, whichever is smaller.
+    pub in_flight_max: u16,
+    /// Largest response frame accepted, and (with the broker's limit) largest request sent.
+    pub frame_bytes_max: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            client_id: "ringbus-client".to_string(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            in_flight_max: 64,
+            frame_bytes_max: wire::FRAME_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// What the broker announced in the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerInfo {
+    /// Protocol version spoken.
+    pub version: u16,
+    /// Shards (cores) serving the broker.
+    pub shard_count: u16,
+    /// Largest frame the broker accepts.
+    pub frame_bytes_max: u32,
+    /// Requests the broker lets one connection have in flight.
+    pub in_flight_max: u16,
+}
+
+/// One batch of a produce request: a whole Kafka RecordBatch v2 (see
+/// [`schema::batch::BatchBuilder`]) for one partition. The bytes travel in the frame's payload
+/// as they are; they are never copied into the message.
+#[derive(Debug, Clone)]
+pub struct ProduceItem {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The encoded batch.
+    pub batch: Bytes,
+}
+
+/// A fetch request: where to read, and how long to long-poll for data.
+#[derive(Debug, Clone)]
+pub struct FetchArgs {
+    /// Wait up to this long for `bytes_min` bytes (whole milliseconds on the wire).
+    pub wait_max: Duration,
+    /// Answer as soon as this many bytes are available (1: as soon as there is anything).
+    pub bytes_min: u32,
+    /// Bytes for the whole response, over all partitions.
+    pub bytes_max: u32,
+    /// The partitions, each with its offset and its own byte limit.
+    pub partitions: Vec<FetchPartitionOwned>,
+}
+
+/// What a fetch returned for one partition.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// `ErrorCode::None`, or why this partition could not be read.
+    pub error: ErrorCode,
+    /// The broker's explanation of `error` (empty on success).
+    pub message: String,
+    /// The first offset still stored.
+    pub log_start: u64,
+    /// The next offset to be written (Kafka's high watermark).
+    pub log_end: u64,
+    /// Whole stored batches, concatenated: a zero-copy slice of the response frame. The first
+    /// may start before the offset asked for. Verify each before trusting it
+    /// ([`crate::consumer::decode_batches`] does).
+    pub batches: Bytes,
+}
+
+/// Which offset [`Client::list_offsets`] looks up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetQuery {
+    /// The first offset still stored.
+    Earliest,
+    /// The next offset to be written.
+    Latest,
+    /// The first batch with a timestamp at or after this (ms), or the log end if none.
+    Timestamp(i64),
+}
+
+/// One partition of a list-offsets request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOffsetsItem {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// What to look up.
+    pub query: OffsetQuery,
+}
+
+/// A frame for the writer task. `written` is completed once the frame is on the socket (used
+/// by requests that get no response).
+struct Outgoing {
+    message: Vec<u8>,
+    payload: Vec<Bytes>,
+    written: Option<oneshot::Sender<()>>,
+}
+
+/// A verified response and the payload its [`PayloadRange`]s point into.
+struct Reply {
+    response: ResponseOwned,
+    payload: Bytes,
+}
+
+/// A caller waiting for its response.
+struct Waiter {
+    operation: &'static str,
+    sender: oneshot::Sender<Result<Reply, ClientError>>,
+}
+
+/// State shared by the client, its reader task and its writer task.
+struct Shared {
+    address: SocketAddr,
+    pending: RefCell<HashMap<u64, Waiter>>,
+    /// Set once, when the connection becomes unusable; every later call gets a clone.
+    failure: RefCell<Option<ClientError>>,
+    next_correlation_id: Cell<u64>,
+    closing: Cell<bool>,
+    decode_limits: DecodeLimits,
+}
+
+impl Shared {
+    /// Marks the connection failed and fails every waiting call with `error`.
+    fn fail(&self, error: ClientError) {
+        if self.failure.borrow().is_none() {
+            *self.failure.borrow_mut() = Some(error);
+        }
+        let error = self.lost();
+        // Take the waiters out first: completing one wakes a task, never re-enters, but the
+        // map must not stay borrowed while we do it.
+        let waiters: Vec<Waiter> = self.pending.borrow_mut().drain().map(|(_, w)| w).collect();
+        for waiter in waiters {
+            waiter.sender.send(Err(error.clone()));
+        }
+    }
+
+    /// The error a call gets on a connection that can no longer be used.
+    fn lost(&self) -> ClientError {
+        self.failure
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| ClientError::ConnectionLost {
+                address: self.address,
+                reason: "the connection closed".to_string(),
+            })
+    }
+
+    /// Hands a response frame to its caller. An `Err` means the stream can no longer be
+    /// trusted, and the connection must be failed with that reason.
+    fn dispatch(&self, frame: net::Frame) -> Result<(), String> {
+        let payload = frame.payload.freeze();
+        let response = wire::decode_response(&frame.message, &self.decode_limits)
+            .map_err(|error| format!("undecodable response: {error}"))?;
+        let correlation_id = response.correlation_id();
+        let converted = wire::response_from_wire(response, payload.len(), &self.decode_limits);
+        let waiter = self.pending.borrow_mut().remove(&correlation_id);
+        let Some(waiter) = waiter else {
+            if correlation_id == 0 {
+                // The broker could not read one of our requests, and closes the connection.
+                let why = match converted {
+                    Ok(response) => format!("{:?}: {}", response.error, response.message),
+                    Err(error) => error.to_string(),
+                };
+                return Err(format!("the broker refused a request: {why}"));
+            }
+            if correlation_id < self.next_correlation_id.get() {
+                tracing::debug!(
+                    correlation_id,
+                    "dropping a response that came after its timeout"
+                );
+                return Ok(());
+            }
+            return Err(format!(
+                "response to correlation id {correlation_id}, which was never sent"
+            ));
+        };
+        let reply = converted
+            .map(|response| Reply { response, payload })
+            .map_err(|error| ClientError::Protocol {
+                operation: waiter.operation,
+                reason: error.to_string(),
+            });
+        waiter.sender.send(reply);
+        Ok(())
+    }
+}
+
+/// One connection to a broker, pipelined. See the module documentation for the lifecycle.
+pub struct Client {
+    shared: Rc<Shared>,
+    /// The writer task's queue; taken by [`Client::close`]. Each call clones the `Rc` while it
+    /// enqueues, so the queue closes once the last of them has.
+    outgoing: RefCell<Option<Rc<LocalSender<Outgoing>>>>,
+    in_flight: Semaphore,
+    builder: RefCell<FlatBufferBuilder<'static>>,
+    broker: BrokerInfo,
+    options: ClientOptions,
+    /// The smaller of our frame limit and the broker's: requests over it are refused here.
+    frame_bytes_max_send: u32,
+    reader: RefCell<Option<glommio::Task<()>>>,
+    writer: RefCell<Option<glommio::Task<()>>>,
+}
+
+impl Client {
+    /// Connects to `address` and does the handshake. Must run on a glommio executor; the
+    /// client's tasks are spawned on it.
+    pub async fn connect(
+        address: SocketAddr,
+        options: ClientOptions,
+    ) -> Result<Client, ClientError> {
+        let limits = net::Limits {
+            frame_bytes_max: options.frame_bytes_max,
+            // Responses may be far apart (an idle producer, a long poll): never time out reads.
+            idle_timeout: None,
+        };
+        let connection = net::Connection::connect(address, options.connect_timeout, limits)
+            .await
+            .map_err(|error| ClientError::Connect {
+                address,
+                source: Arc::new(error),
+            })?;
+        let (mut reader, mut writer) = connection.split();
+        let mut builder = FlatBufferBuilder::with_capacity(1024);
+        let decode_limits = DecodeLimits::default();
+        let handshake = handshake(
+            address,
+            &options.client_id,
+            &mut builder,
+            &mut reader,
+            &mut writer,
+            &decode_limits,
+        );
+        let timeout = options.connect_timeout;
+        let broker = futures_lite::future::or(handshake, async {
+            glommio::timer::sleep(timeout).await;
+            Err(ClientError::Timeout {
+                operation: "handshake",
+                timeout,
+            })
+        })
+        .await?;
+
+        let in_flight_max = options.in_flight_max.min(broker.in_flight_max).max(1);
+        let shared = Rc::new(Shared {
+            address,
+            pending: RefCell::new(HashMap::new()),
+            failure: RefCell::new(None),
+            next_correlation_id: Cell::new(HANDSHAKE_CORRELATION_ID + 1),
+            closing: Cell::new(false),
+            decode_limits,
+        });
+        let (sender, queue) = local_channel::new_bounded(usize::from(in_flight_max));
+        let reader = glommio::spawn_local(read_loop(shared.clone(), reader));
+        let writer = glommio::spawn_local(write_loop(shared.clone(), writer, queue));
+        Ok(Client {
+            shared,
+            outgoing: RefCell::new(Some(Rc::new(sender))),
+            in_flight: Semaphore::new(u64::from(in_flight_max)),
+            builder: RefCell::new(builder),
+            frame_bytes_max_send: options.frame_bytes_max.min(broker.frame_bytes_max),
+            broker,
+            options,
+            reader: RefCell::new(Some(reader)),
+            writer: RefCell::new(Some(writer)),
+        })
+    }
+
+    /// The broker's address.
+    pub fn address(&self) -> SocketAddr {
+        self.shared.address
+    }
+
+    /// What the broker announced in the handshake.
+    pub fn broker(&self) -> BrokerInfo {
+        self.broker
+    }
+
+    /// The options the client was made with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Why the connection can no longer be used, if it cannot.
+    pub fn failure(&self) -> Option<ClientError> {
+        self.shared.failure.borrow().clone()
+    }
+
+    /// Creates a topic with `partitions` partitions.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: TopicConfigOwned,
+    ) -> Result<(), ClientError> {
+        const OPERATION: &str = "create_topic";
+        let body = RequestBodyOwned::CreateTopic {
+            name: name.to_string(),
+            partitions,
+            config,
+        };
+        match self.request(OPERATION, body, Vec::new(), None).await?.0 {
+            ResponseBodyOwned::CreateTopic { error, message } => {
+                body_error(OPERATION, error, message)
+            }
+            other => Err(unexpected(OPERATION, &other)),
+        }
+    }
+
+    /// Deletes a topic and its data.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
+        const OPERATION: &str = "delete_topic";
+        let body = RequestBodyOwned::DeleteTopic {
+            name: name.to_string(),
+        };
+        match self.request(OPERATION, body, Vec::new(), None).await?.0 {
+            ResponseBodyOwned::DeleteTopic { error, message } => {
+                body_error(OPERATION, error, message)
+            }
+            other => Err(unexpected(OPERATION, &other)),
+        }
+    }
+
+    /// Describes `topics` (all topics when empty). A topic that does not exist comes back with
+    /// `error: ErrorCode::UnknownTopic` and no partitions.
+    pub async fn metadata(
+        &self,
+        topics: &[String],
+    ) -> Result<Vec<TopicMetadataOwned>, ClientError> {
+        const OPERATION: &str = "metadata";
+        let body = RequestBodyOwned::Metadata {
+            topics: topics.to_vec(),
+        };
+        match self.request(OPERATION, body, Vec::new(), None).await?.0 {
+            ResponseBodyOwned::Metadata { error, topics } => {
+                body_error(OPERATION, error, String::new())?;
+                Ok(topics)
+            }
+            other => Err(unexpected(OPERATION, &other)),
+        }
+    }
+
+    /// Sends `items` in one produce request and returns one result per item, in order; each
+    /// result carries its own error code. With `Acks::None` the broker sends no response: the
+    /// call ends once the request is written to the socket, and returns no results.
+    pub async fn produce(
+        &self,
+        acks: Acks,
+        items: Vec<ProduceItem>,
+    ) -> Result<Vec<ProduceResultOwned>, ClientError> {
+        const OPERATION: &str = "produce";
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = items.len();
+        let mut batches = Vec::with_capacity(count);
+        let mut payload = Vec::with_capacity(count);
+        // Each batch's place in the payload. u64, so a sum past u32 is caught, not wrapped.
+        let mut payload_bytes: u64 = 0;
+        for item in items {
+            let too_large = || ClientError::RequestTooLarge {
+                frame_bytes: payload_bytes + item.batch.len() as u64,
+                frame_bytes_max: self.frame_bytes_max_send,
+            };
+            let offset = u32::try_from(payload_bytes).map_err(|_| too_large())?;
+            let length = u32::try_from(item.batch.len()).map_err(|_| too_large())?;
+            payload_bytes += u64::from(length);
+            batches.push(ProduceBatchOwned {
+                topic: item.topic,
+                partition: item.partition,
+                batch: PayloadRange::new(offset, length),
+            });
+            payload.push(item.batch);
+        }
+        let body = RequestBodyOwned::Produce {
+            acks,
+            timeout_ms: millis_u32(self.options.request_timeout),
+            batches,
+        };
+        if acks == Acks::None {
+            let timeout = self.options.request_timeout;
+            self.call(OPERATION, body, payload, timeout, false).await?;
+            return Ok(Vec::new());
+        }
+        match self.request(OPERATION, body, payload, None).await?.0 {
+            ResponseBodyOwned::Produce { error, results } => {
+                body_error(OPERATION, error, String::new())?;
+                if results.len() != count {
+                    return Err(ClientError::Protocol {
+                        operation: OPERATION,
+                        reason: format!("{} results for {count} batches", results.len()),
+                    });
+                }
+                Ok(results)
+            }
+            other => Err(unexpected(OPERATION, &other)),
+        }
+    }
+
+    /// Reads from the partitions in `args`, long-polling up to `args.wait_max` for data. Each
+    /// partition's batches are a zero-copy slice of the response.
+    pub async fn fetch(&self, args: FetchArgs) -> Result<Vec<Fetched>, ClientError> {
+        const OPERATION: &str = "fetch";
+        let body = RequestBodyOwned::Fetch {
+            wait_ms_max: millis_u32(args.wait_max),
+            bytes_min: args.bytes_min,
+            bytes_max: args.bytes_max,
+            partitions: args.partitions,
+        };
+        // The broker may hold the request for the whole wait before it answers.
+        let timeout = self.options.request_timeout.saturating_add(args.wait_max);
+        let (body, payload) = self
+            .request(OPERATION, body, Vec::new(), Some(timeout))
+            .await?;
+        match body {
+            ResponseBodyOwned::Fetch { error, results } => {
+                body_error(OPERATION, error, String::new())?;
+                results
+                    .into_iter()
+                    .map(|result| {
+                        let batches =
+                            wire::slice_payload(&payload, &result.batches).map_err(|error| {
+                                ClientError::Protocol {
+                                    operation: OPERATION,
+                                    reason: error.to_string(),
+                                }
+                            })?;
+                        Ok(Fetched {
+                            topic: result.topic,
+                            partition: result.partition,
+                            error: result.error,
+                            message: result.message,
+                            log_start: result.log_start,
+                            log_end: result.log_end,
+                            batches,
+                        })
+                    })
+                    .collect()
+            }
+            other => Err(unexpected(OPERATION, &other)),
+        }
+    }
+
+    /// Looks up offsets (earliest, latest, by timestamp), one result per item with its own
+    /// error code.
+    pub async fn list_offsets(
+        &self,
+        items: Vec<ListOffsetsItem>,
+    ) -> Result<Vec<ListOffsetsResultOwned>, ClientError> {
+        const OPERATION: &str = "list_offsets";
+        let partitions = items
+            .into_iter()
+            .map(|item| {
+                let (spec, timestamp_ms) = match item.query {
+                    OffsetQuery::Earliest => (OffsetSpec::Earliest, 0),
+                    OffsetQuery::Latest => (OffsetSpec::Latest, 0),
+                    OffsetQuery::Timestamp(timestamp_ms) => (OffsetSpec::Timestamp, timestamp_ms),
+                };
+                ListOffsetsPartitionOwned {
+                    topic: item.topic,
+                    partition: item.partition,
+                    spec,
+                    timestamp_ms,
+                }
+            })
+            .collect();
+        let body = RequestBodyOwned::ListOffsets { partitions };
+        match self.request(OPERATION, body, Vec::new(), None).await?.0 {
+            ResponseBodyOwned::ListOffsets { error, results } => {
+                body_error(OPERATION, error, String::new())?;
+                Ok(results)
+            }
+            other => Err(unexpected(OPERATION, &other)),
+        }
+    }
+
+    /// Closes the connection gracefully: new calls fail with [`ClientError::Closed`], requests
+    /// already queued are written, then the writing side is shut down. The broker answers what
+    /// it has read and closes its side; this waits for that (up to the request timeout), so on
+    /// `Ok` every request sent, including `Acks::None` produces, has been handled by the broker.
+    pub async fn close(&self) -> Result<(), ClientError> {
+        self.shared.closing.set(true);
+        drop(self.outgoing.borrow_mut().take());
+        let writer = self.writer.borrow_mut().take();
+        if let Some(writer) = writer {
+            writer.await;
+        }
+        let reader = self.reader.borrow_mut().take();
+        let Some(reader) = reader else {
+            return Ok(());
+        };
+        let timeout = self.options.request_timeout;
+        futures_lite::future::or(
+            async {
+                reader.await;
+                Ok(())
+            },
+            async {
+                glommio::timer::sleep(timeout).await;
+                Err(ClientError::Timeout {
+                    operation: "close",
+                    timeout,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Sends a request that expects a response, and checks the response's top-level error.
+    async fn request(
+        &self,
+        operation: &'static str,
+        body: RequestBodyOwned,
+        payload: Vec<Bytes>,
+        timeout: Option<Duration>,
+    ) -> Result<(ResponseBodyOwned, Bytes), ClientError> {
+        let timeout = timeout.unwrap_or(self.options.request_timeout);
+        let Some(reply) = self.call(operation, body, payload, timeout, true).await? else {
+            return Err(ClientError::Protocol {
+                operation,
+                reason: "no response".to_string(),
+            });
+        };
+        let response = reply.response;
+        if response.error != ErrorCode::None {
+            return Err(ClientError::Broker {
+                operation,
+                code: response.error,
+                message: response.message,
+            });
+        }
+        match response.body {
+            Some(body) => Ok((body, reply.payload)),
+            None => Err(ClientError::Protocol {
+                operation,
+                reason: "the response has no body".to_string(),
+            }),
+        }
+    }
+
+    /// Encodes and enqueues one request, then waits for its response (or, when
+    /// `response_expected` is false, for it to be written).
+    async fn call(
+        &self,
+        operation: &'static str,
+        body: RequestBodyOwned,
+        payload: Vec<Bytes>,
+        timeout: Duration,
+        response_expected: bool,
+    ) -> Result<Option<Reply>, ClientError> {
+        let _permit = self
+            .in_flight
+            .acquire_permit(1)
+            .await
+            .map_err(|_| self.unusable())?;
+        let outgoing = self.sender()?;
+        let correlation_id = self.shared.next_correlation_id.get();
+        self.shared.next_correlation_id.set(correlation_id + 1);
+        let message = {
+            let mut builder = self.builder.borrow_mut();
+            wire::encode_request(&mut builder, correlation_id, &body).to_vec()
+        };
+        let payload_bytes = payload.iter().map(Bytes::len).sum();
+        wire::frame_prefix(message.len(), payload_bytes, self.frame_bytes_max_send)
+            .map_err(frame_error)?;
+
+        if !response_expected {
+            let (written, on_written) = oneshot::channel();
+            let frame = Outgoing {
+                message,
+                payload,
+                written: Some(written),
+            };
+            if outgoing.send(frame).await.is_err() {
+                return Err(self.shared.lost());
+            }
+            drop(outgoing);
+            return match with_timeout(on_written, timeout).await {
+                Some(Some(())) => Ok(None),
+                Some(None) => Err(self.shared.lost()),
+                None => Err(ClientError::Timeout { operation, timeout }),
+            };
+        }
+
+        let (sender, receiver) = oneshot::channel();
+        self.shared
+            .pending
+            .borrow_mut()
+            .insert(correlation_id, Waiter { operation, sender });
+        let frame = Outgoing {
+            message,
+            payload,
+            written: None,
+        };
+        if outgoing.send(frame).await.is_err() {
+            self.shared.pending.borrow_mut().remove(&correlation_id);
+            return Err(self.shared.lost());
+        }
+        drop(outgoing);
+        match with_timeout(receiver, timeout).await {
+            Some(Some(reply)) => reply.map(Some),
+            Some(None) => Err(self.shared.lost()),
+            None => {
+                self.shared.pending.borrow_mut().remove(&correlation_id);
+                Err(ClientError::Timeout { operation, timeout })
+            }
+        }
+    }
+
+    /// The writer queue, or why no request can be sent.
+    fn sender(&self) -> Result<Rc<LocalSender<Outgoing>>, ClientError> {
+        if let Some(failure) = self.failure() {
+            return Err(failure);
+        }
+        self.outgoing
+            .borrow()
+            .clone()
+            .ok_or_else(|| self.unusable())
+    }
+
+    fn unusable(&self) -> ClientError {
+        if self.shared.closing.get() {
+            ClientError::Closed {
+                reason: "the client was closed",
+            }
+        } else {
+            self.shared.lost()
+        }
+    }
+}
+
+/// The first exchange on a fresh connection, before the reader and writer tasks exist.
+async fn handshake(
+    address: SocketAddr,
+    client_id: &str,
+    builder: &mut FlatBufferBuilder<'static>,
+    reader: &mut net::FrameReader,
+    writer: &mut net::FrameWriter,
+    limits: &DecodeLimits,
+) -> Result<BrokerInfo, ClientError> {
+    const OPERATION: &str = "handshake";
+    let lost = |reason: String| ClientError::ConnectionLost { address, reason };
+    let body = RequestBodyOwned::Handshake {
+        version: wire::PROTOCOL_VERSION,
+        client_id: client_id.to_string(),
+    };
+    let message = wire::encode_request(builder, HANDSHAKE_CORRELATION_ID, &body);
+    writer
+        .write_frame(message, &[])
+        .await
+        .map_err(|error| lost(error.to_string()))?;
+    let frame = reader
+        .read_frame()
+        .await
+        .map_err(|error| lost(error.to_string()))?
+        .ok_or_else(|| lost("the broker closed the connection during the handshake".to_string()))?;
+    let protocol = |reason: String| ClientError::Protocol {
+        operation: OPERATION,
+        reason,
+    };
+    let response = wire::decode_response(&frame.message, limits)
+        .map_err(|error| protocol(error.to_string()))?;
+    let response = wire::response_from_wire(response, frame.payload.len(), limits)
+        .map_err(|error| protocol(error.to_string()))?;
+    if response.error != ErrorCode::None {
+        return Err(ClientError::Broker {
+            operation: OPERATION,
+            code: response.error,
+            message: response.message,
+        });
+    }
+    if response.correlation_id != HANDSHAKE_CORRELATION_ID {
+        return Err(protocol(format!(
+            "correlation id {} instead of {HANDSHAKE_CORRELATION_ID}",
+            response.correlation_id
+        )));
+    }
+    match response.body {
+        Some(ResponseBodyOwned::Handshake {
+            error,
+            version,
+            shard_count,
+            frame_bytes_max,
+            in_flight_max,
+        }) => {
+            if error == ErrorCode::UnsupportedVersion || version != wire::PROTOCOL_VERSION {
+                return Err(ClientError::UnsupportedVersion {
+                    broker_version: version,
+                });
+            }
+            body_error(OPERATION, error, String::new())?;
+            Ok(BrokerInfo {
+                version,
+                shard_count,
+                frame_bytes_max,
+                in_flight_max,
+            })
+        }
+        Some(other) => Err(unexpected(OPERATION, &other)),
+        None => Err(protocol("the response has no body".to_string())),
+    }
+}
+
+/// The reader task: dispatches responses until the connection ends, then fails every call
+/// still waiting.
+async fn read_loop(shared: Rc<Shared>, mut reader: net::FrameReader) {
+    let reason = loop {
+        match reader.read_frame().await {
+            Ok(Some(frame)) => {
+                if let Err(reason) = shared.dispatch(frame) {
+                    break reason;
+                }
+            }
+            Ok(None) => break "the broker closed the connection".to_string(),
+            Err(error) => break error.to_string(),
+        }
+    };
+    let error = if shared.closing.get() && shared.failure.borrow().is_none() {
+        ClientError::Closed {
+            reason: "the client was closed",
+        }
+    } else {
+        ClientError::ConnectionLost {
+            address: shared.address,
+            reason,
+        }
+    };
+    tracing::debug!(address = %shared.address, %error, "connection reader finished");
+    shared.fail(error);
+}
+
+/// The writer task: writes queued frames whole, in order. After a write error, frames still
+/// queued are dropped (their callers have been failed). When the queue closes (the client was
+/// closed or dropped) it shuts down the writing side, so the broker sees the end of the stream.
+async fn write_loop(
+    shared: Rc<Shared>,
+    mut writer: net::FrameWriter,
+    queue: LocalReceiver<Outgoing>,
+) {
+    while let Some(frame) = queue.recv().await {
+        if shared.failure.borrow().is_some() {
+            continue;
+        }
+        match writer.write_frame(&frame.message, &frame.payload).await {
+            Ok(()) => {
+                if let Some(written) = frame.written {
+                    written.send(());
+                }
+            }
+            Err(error) => shared.fail(ClientError::ConnectionLost {
+                address: shared.address,
+                reason: format!("write failed: {error}"),
+            }),
+        }
+    }
+    if shared.failure.borrow().is_none()
+        && let Err(error) = writer.close().await
+    {
+        tracing::debug!(%error, "shutting down the writing side failed");
+    }
+}
+
+/// Waits for `future` up to `timeout`; `None` when the time ran out first.
+async fn with_timeout<T>(future: impl Future<Output = T>, timeout: Duration) -> Option<T> {
+    futures_lite::future::or(async { Some(future.await) }, async {
+        glommio::timer::sleep(timeout).await;
+        None
+    })
+    .await
+}
+
+fn millis_u32(duration: Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn frame_error(error: FrameError) -> ClientError {
+    match error {
+        FrameError::TooLarge {
+            frame_bytes,
+            frame_bytes_max,
+        } => ClientError::RequestTooLarge {
+            frame_bytes,
+            frame_bytes_max,
+        },
+        other => ClientError::InvalidArgument {
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// A body-level error code as a result.
+fn body_error(
+    operation: &'static str,
+    code: ErrorCode,
+    message: String,
+) -> Result<(), ClientError> {
+    if code == ErrorCode::None {
+        Ok(())
+    } else {
+        Err(ClientError::Broker {
+            operation,
+            code,
+            message,
+        })
+    }
+}
+
+fn unexpected(operation: &'static str, body: &ResponseBodyOwned) -> ClientError {
+    let name = match body {
+        ResponseBodyOwned::Handshake { .. } => "handshake",
+        ResponseBodyOwned::Metadata { .. } => "metadata",
+        ResponseBodyOwned::CreateTopic { .. } => "create_topic",
+        ResponseBodyOwned::DeleteTopic { .. } => "delete_topic",
+        ResponseBodyOwned::Produce { .. } => "produce",
+        ResponseBodyOwned::Fetch { .. } => "fetch",
+        ResponseBodyOwned::ListOffsets { .. } => "list_offsets",
+    };
+    ClientError::Protocol {
+        operation,
+        reason: format!("a {name} response body"),
+    }
+}

@@ -1,0 +1,390 @@
+//! [`Consumer`]: reads the partitions of one topic from positions it tracks, with long-poll
+//! fetches; [`decode_batches`]: turns fetched bytes into records.
+//!
+//! Lifecycle: [`Consumer::assign`] (or [`Consumer::assign_all`]) names the topic and
+//! partitions; [`Consumer::seek`] sets a partition's position (an offset, or the earliest,
+//! latest or first-at-a-timestamp offset, looked up with list-offsets); a partition without a
+//! position starts at [`ConsumerOptions::start`] on the first poll. [`Consumer::poll`] sends one
+//! fetch for every assigned partition (`bytes_min` 1, so the broker answers as soon as any has
+//! data, or after `max_wait`), decodes the batches and advances the positions.
+//!
+//! Trust: each fetched batch is verified (framing and CRC-32C, [`schema::batch::verify`])
+//! before its records are read, and a record whose offset delta is out of order is refused. A
+//! fetch returns whole batches, so records below the position in the first batch are skipped.
+//!
+//! A poll either succeeds for every partition or changes nothing: on a partition error or a
+//! bad batch it returns the error and leaves every position where it was. Records come back
+//! in offset order per partition.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use schema::batch::{self, BatchError, RecordError};
+use schema::wire::{ErrorCode, FetchPartitionOwned};
+
+use crate::client::{Client, FetchArgs, ListOffsetsItem, OffsetQuery};
+use crate::error::ClientError;
+
+/// Attribute bit 3 of a batch: its timestamps are the broker's append time (`maxTimestamp`
+/// holds it for every record), not the producer's create time.
+const ATTRIBUTE_LOG_APPEND_TIME: i16 = 1 << 3;
+
+/// Where to move a partition's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTo {
+    /// The first offset still stored.
+    Earliest,
+    /// The next offset to be written: only records produced from now on.
+    Latest,
+    /// This offset.
+    Offset(u64),
+    /// The first batch with a timestamp at or after this (ms), or the log end if none.
+    Timestamp(i64),
+}
+
+/// Settings of a [`Consumer`].
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    /// Where a partition without a position starts.
+    pub start: SeekTo,
+    /// Bytes per fetch response, over all partitions.
+    pub fetch_bytes_max: u32,
+    /// Bytes per partition in one fetch.
+    pub partition_bytes_max: u32,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        ConsumerOptions {
+            start: SeekTo::Latest,
+            fetch_bytes_max: 4 << 20,
+            partition_bytes_max: 1 << 20,
+        }
+    }
+}
+
+/// One record read from a partition. Key, value and header bytes are zero-copy slices of the
+/// fetch response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The record's offset.
+    pub offset: u64,
+    /// The record's timestamp, ms (create time, or the broker's append time if the batch says
+    /// so).
+    pub timestamp_ms: i64,
+    /// The key; `None` for a null key.
+    pub key: Option<Bytes>,
+    /// The value; `None` for a null value (a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers in order; a header value may be null.
+    pub headers: Vec<(Bytes, Option<Bytes>)>,
+}
+
+/// Reads assigned partitions of one topic. See the module documentation.
+pub struct Consumer {
+    client: Rc<Client>,
+    options: ConsumerOptions,
+    topic: String,
+    /// Assigned partitions and their positions (the next offset to return); `None` until
+    /// sought or first polled.
+    positions: BTreeMap<u32, Option<u64>>,
+}
+
+impl Consumer {
+    /// A consumer with nothing assigned, reading over `client`.
+    pub fn new(client: Rc<Client>, options: ConsumerOptions) -> Consumer {
+        Consumer {
+            client,
+            options,
+            topic: String::new(),
+            positions: BTreeMap::new(),
+        }
+    }
+
+    /// Reads `partitions` of `topic` from now on, replacing the previous assignment; their
+    /// positions are unset.
+    pub fn assign(&mut self, topic: &str, partitions: &[u32]) {
+        self.topic = topic.to_string();
+        self.positions = partitions
+            .iter()
+            .map(|&partition| (partition, None))
+            .collect();
+    }
+
+    /// Assigns every partition of `topic` (from metadata) and returns them.
+    pub async fn assign_all(&mut self, topic: &str) -> Result<Vec<u32>, ClientError> {
+        let topics = self.client.metadata(&[topic.to_string()]).await?;
+        let Some(metadata) = topics.into_iter().find(|metadata| metadata.name == topic) else {
+            return Err(ClientError::Protocol {
+                operation: "metadata",
+                reason: format!("no entry for topic {topic:?}"),
+            });
+        };
+        if metadata.error != ErrorCode::None {
+            return Err(ClientError::Broker {
+                operation: "metadata",
+                code: metadata.error,
+                message: format!("topic {topic:?}"),
+            });
+        }
+        let partitions: Vec<u32> = metadata
+            .partitions
+            .iter()
+            .map(|entry| entry.partition)
+            .collect();
+        self.assign(topic, &partitions);
+        Ok(partitions)
+    }
+
+    /// The assigned topic (empty before any assignment).
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The assigned partitions, in order.
+    pub fn assignment(&self) -> Vec<u32> {
+        self.positions.keys().copied().collect()
+    }
+
+    /// The next offset [`Consumer::poll`] returns for `partition`; `None` if it is not
+    /// assigned or has no position yet.
+    pub fn position(&self, partition: u32) -> Option<u64> {
+        self.positions.get(&partition).copied().flatten()
+    }
+
+    /// Moves `partition`'s position and returns it. `Offset` is taken as given (a fetch
+    /// outside the log then fails with `OffsetOutOfRange`); the others are looked up.
+    pub async fn seek(&mut self, partition: u32, to: SeekTo) -> Result<u64, ClientError> {
+        if !self.positions.contains_key(&partition) {
+            return Err(ClientError::InvalidArgument {
+                reason: format!("partition {partition} of {:?} is not assigned", self.topic),
+            });
+        }
+        let found = self.look_up(&[partition], to).await?;
+        let offset = found
+            .get(&partition)
+            .copied()
+            .ok_or_else(|| ClientError::Protocol {
+                operation: "list_offsets",
+                reason: format!("no result for partition {partition}"),
+            })?;
+        self.positions.insert(partition, Some(offset));
+        Ok(offset)
+    }
+
+    /// Fetches from every assigned partition, waiting up to `max_wait` for a record, and
+    /// returns what came (possibly nothing), advancing the positions past it.
+    pub async fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumedRecord>, ClientError> {
+        if self.positions.is_empty() {
+            return Err(ClientError::InvalidArgument {
+                reason: "no partitions are assigned".to_string(),
+            });
+        }
+        self.start_unpositioned().await?;
+        let partitions = self
+            .positions
+            .iter()
+            .filter_map(|(&partition, &position)| {
+                Some(FetchPartitionOwned {
+                    topic: self.topic.clone(),
+                    partition,
+                    offset: position?,
+                    bytes_max: self.options.partition_bytes_max,
+                })
+            })
+            .collect();
+        let args = FetchArgs {
+            wait_max: max_wait,
+            bytes_min: 1,
+            bytes_max: self.options.fetch_bytes_max,
+            partitions,
+        };
+        let fetched = self.client.fetch(args).await?;
+        if let Some(failed) = fetched.iter().find(|entry| entry.error != ErrorCode::None) {
+            return Err(ClientError::Partition {
+                topic: failed.topic.clone(),
+                partition: failed.partition,
+                code: failed.error,
+                message: failed.message.clone(),
+            });
+        }
+        let mut records = Vec::new();
+        let mut advanced = Vec::with_capacity(fetched.len());
+        for entry in &fetched {
+            if entry.topic != self.topic {
+                continue;
+            }
+            let Some(Some(position)) = self.positions.get(&entry.partition).copied() else {
+                continue;
+            };
+            let next = decode_batches(
+                &entry.topic,
+                entry.partition,
+                &entry.batches,
+                position,
+                &mut records,
+            )?;
+            advanced.push((entry.partition, next));
+        }
+        for (partition, next) in advanced {
+            self.positions.insert(partition, Some(next));
+        }
+        Ok(records)
+    }
+
+    /// Gives every partition without a position its start position (one list-offsets).
+    async fn start_unpositioned(&mut self) -> Result<(), ClientError> {
+        let unset: Vec<u32> = self
+            .positions
+            .iter()
+            .filter(|(_, position)| position.is_none())
+            .map(|(&partition, _)| partition)
+            .collect();
+        if unset.is_empty() {
+            return Ok(());
+        }
+        let found = self.look_up(&unset, self.options.start).await?;
+        for partition in unset {
+            let offset = found
+                .get(&partition)
+                .copied()
+                .ok_or_else(|| ClientError::Protocol {
+                    operation: "list_offsets",
+                    reason: format!("no result for partition {partition}"),
+                })?;
+            self.positions.insert(partition, Some(offset));
+        }
+        Ok(())
+    }
+
+    /// The offsets `to` names for `partitions`.
+    async fn look_up(
+        &self,
+        partitions: &[u32],
+        to: SeekTo,
+    ) -> Result<BTreeMap<u32, u64>, ClientError> {
+        let query = match to {
+            SeekTo::Offset(offset) => {
+                return Ok(partitions
+                    .iter()
+                    .map(|&partition| (partition, offset))
+                    .collect());
+            }
+            SeekTo::Earliest => OffsetQuery::Earliest,
+            SeekTo::Latest => OffsetQuery::Latest,
+            SeekTo::Timestamp(timestamp_ms) => OffsetQuery::Timestamp(timestamp_ms),
+        };
+        let items = partitions
+            .iter()
+            .map(|&partition| ListOffsetsItem {
+                topic: self.topic.clone(),
+                partition,
+                query,
+            })
+            .collect();
+        let mut found = BTreeMap::new();
+        for result in self.client.list_offsets(items).await? {
+            if result.error != ErrorCode::None {
+                return Err(ClientError::Partition {
+                    topic: result.topic,
+                    partition: result.partition,
+                    code: result.error,
+                    message: String::new(),
+                });
+            }
+            found.insert(result.partition, result.offset);
+        }
+        Ok(found)
+    }
+}
+
+/// Decodes the concatenated batches a fetch returned for one partition, appending to `out`
+/// the records at or after `position`, in offset order. Returns the position after them: the
+/// offset after the last batch, or `position` if there was nothing new.
+///
+/// Each batch is verified (framing, CRC-32C, codec) before its records are read; records must
+/// carry offset deltas 0, 1, 2, ... A bad batch is an error naming its place in `batches`.
+pub fn decode_batches(
+    topic: &str,
+    partition: u32,
+    batches: &Bytes,
+    position: u64,
+    out: &mut Vec<ConsumedRecord>,
+) -> Result<u64, ClientError> {
+    let invalid = |at: usize, source: BatchError| ClientError::InvalidBatch {
+        topic: topic.to_string(),
+        partition,
+        position: at,
+        source,
+    };
+    let mut next = position;
+    let mut at = 0;
+    while at < batches.len() {
+        let rest = &batches[at..];
+        let Some(total_bytes) = batch::total_bytes(rest).filter(|&total| total <= rest.len())
+        else {
+            return Err(invalid(at, BatchError::TooShort { bytes: rest.len() }));
+        };
+        let bytes = batches.slice(at..at + total_bytes);
+        let header = batch::verify(&bytes).map_err(|error| invalid(at, error))?;
+        let Ok(base_offset) = u64::try_from(header.base_offset) else {
+            return Err(ClientError::Protocol {
+                operation: "fetch",
+                reason: format!(
+                    "{topic}/{partition}: batch with negative base offset {}",
+                    header.base_offset
+                ),
+            });
+        };
+        let log_append_time = header.attributes & ATTRIBUTE_LOG_APPEND_TIME != 0;
+        let records = batch::records(&bytes).map_err(|error| invalid(at, error))?;
+        for (index, record) in (0u32..).zip(records) {
+            let record = record.map_err(|error| invalid(at, error))?;
+            if i64::from(record.offset_delta) != i64::from(index) {
+                let reason = RecordError::OffsetDeltaOutOfOrder {
+                    expected: index,
+                    found: record.offset_delta,
+                };
+                return Err(invalid(at, BatchError::Record { index, reason }));
+            }
+            let offset = base_offset + u64::from(index);
+            if offset < position {
+                continue;
+            }
+            let timestamp_ms = if log_append_time {
+                header.max_timestamp
+            } else {
+                header.base_timestamp.saturating_add(record.timestamp_delta)
+            };
+            out.push(ConsumedRecord {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                timestamp_ms,
+                key: record.key.map(|key| bytes.slice_ref(key)),
+                value: record.value.map(|value| bytes.slice_ref(value)),
+                headers: record
+                    .headers
+                    .iter()
+                    .map(|(key, value)| {
+                        (
+                            bytes.slice_ref(key),
+                            value.map(|value| bytes.slice_ref(value)),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        // verify() checked last_offset_delta == record_count - 1 >= 0.
+        let after = base_offset.saturating_add(header.last_offset_delta as u64 + 1);
+        next = next.max(after);
+        at += total_bytes;
+    }
+    Ok(next)
+}

@@ -1,0 +1,527 @@
+//! [`Producer`]: batches records per partition and sends them, with retries, over a shared
+//! [`Client`].
+//!
+//! The path of a record: [`Producer::send`] picks its partition ([`Partitioner`]: explicit, else
+//! murmur2 of the key, else sticky; partition counts come from metadata and are cached), waits
+//! for room in the buffer (`buffer_bytes_max`: the backpressure on callers), and appends it to
+//! the partition's open batch ([`Accumulator`]). A batch is sealed at `batch_bytes`, or when its
+//! `linger` timer fires, or on [`Producer::flush`]. Sealed batches queue per partition.
+//!
+//! Ordering: each partition has at most one produce request in flight. While it is, batches
+//! that fill up queue behind it; when it completes, everything queued (up to
+//! `batches_per_request_max`) goes out in the next request, where the broker appends them in
+//! order. So under load, batches grow on their own, and a retried batch is never overtaken by a
+//! batch of a later request to the same partition (within one request the broker may store a
+//! later batch while an earlier one is refused and retried). Different partitions are sent in parallel (pipelined on the
+//! one connection).
+//!
+//! Retries: a batch the broker refuses with a retriable code (`Timeout`, `StorageFull`,
+//! `Throttled`) is sent again after a backoff that doubles from `retry_backoff` to
+//! `retry_backoff_max`, up to `retries` times. Other errors fail the batch's records; an
+//! `UnknownPartition` or `UnknownTopic` also drops the cached partition count, so the next
+//! record of the topic reads fresh metadata. A client-side timeout is not retried (the batch may
+//! have been stored; resending could duplicate it).
+//!
+//! With `Acks::None` a batch completes once its request is written to the socket, and
+//! deliveries carry no offset.
+//!
+//! All state lives on the executor thread of the [`Client`]; linger timers and per-partition
+//! senders are tasks spawned on it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use schema::wire::{Acks, ErrorCode};
+
+use crate::accumulator::{Accumulator, BatchId, Delivery, SealedBatch, record_bytes_max};
+use crate::client::{Client, ProduceItem};
+use crate::error::{ClientError, is_retriable_code};
+use crate::partitioner::Partitioner;
+
+/// Room left in a produce frame for the message (batch descriptors, topic names) beside the
+/// batch bytes. 64 batch entries with long topic names stay far below it.
+const REQUEST_MESSAGE_BYTES_SLACK: usize = 64 << 10;
+
+/// Settings of a [`Producer`].
+#[derive(Debug, Clone)]
+pub struct ProducerOptions {
+    /// When the broker acknowledges: `None` (not at all), `Written`, or `Durable` (fdatasync).
+    pub acks: Acks,
+    /// A batch is sealed once it reaches this many encoded bytes.
+    pub batch_bytes: usize,
+    /// How long a batch stays open for more records after its first one.
+    pub linger: Duration,
+    /// Bytes of records held (open, queued, in flight) before [`Producer::send`] waits.
+    pub buffer_bytes_max: usize,
+    /// Times a batch is resent after a retriable error.
+    pub retries: u32,
+    /// The first retry's delay; doubled for each later one.
+    pub retry_backoff: Duration,
+    /// The longest delay between retries.
+    pub retry_backoff_max: Duration,
+    /// Batches of one partition sent in one request at most.
+    pub batches_per_request_max: usize,
+}
+
+impl Default for ProducerOptions {
+    fn default() -> Self {
+        ProducerOptions {
+            acks: Acks::Durable,
+            batch_bytes: 16 << 10,
+            linger: Duration::from_millis(5),
+            buffer_bytes_max: 32 << 20,
+            retries: 5,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
+            batches_per_request_max: 64,
+        }
+    }
+}
+
+/// One record to produce.
+#[derive(Debug, Clone, Default)]
+pub struct ProducerRecord {
+    /// The topic.
+    pub topic: String,
+    /// The partition; `None` lets the partitioner choose.
+    pub partition: Option<u32>,
+    /// The key; records with the same key go to the same partition (unless explicit).
+    pub key: Option<Bytes>,
+    /// The value.
+    pub value: Bytes,
+    /// Headers, in order.
+    pub headers: Vec<(Bytes, Bytes)>,
+    /// The record's timestamp (ms since the epoch, >= 0); `None` stamps the time of `send`.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A keyless record for `topic`.
+    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> ProducerRecord {
+        ProducerRecord {
+            topic: topic.into(),
+            value: value.into(),
+            ..ProducerRecord::default()
+        }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: impl Into<Bytes>) -> ProducerRecord {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets the partition.
+    pub fn partition(mut self, partition: u32) -> ProducerRecord {
+        self.partition = Some(partition);
+        self
+    }
+}
+
+/// Batches and sends records. See the module documentation. Cloning gives another handle to
+/// the same producer.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    client: Rc<Client>,
+    options: ProducerOptions,
+    /// Largest batch bytes in one request: the frame limit less room for the message.
+    request_bytes_max: usize,
+    state: RefCell<State>,
+    buffered_bytes: Cell<usize>,
+    buffer_waiters: RefCell<Vec<Waker>>,
+}
+
+struct State {
+    partitioner: Partitioner,
+    partition_counts: HashMap<String, u32>,
+    accumulator: Accumulator,
+    queues: HashMap<(String, u32), SendQueue>,
+}
+
+/// A partition's sealed batches and its one request in flight.
+#[derive(Default)]
+struct SendQueue {
+    ready: VecDeque<SealedBatch>,
+    /// Watches on the batches of the request in flight (for flush).
+    in_flight: Vec<Delivery>,
+    /// Whether a sender task is running for the partition.
+    sending: bool,
+}
+
+impl Producer {
+    /// A producer sending over `client`.
+    ///
+    /// Panics if `options.batch_bytes` is not between a batch header and `i32::MAX`, or
+    /// `batches_per_request_max` is 0: both are configuration bugs.
+    pub fn new(client: Rc<Client>, options: ProducerOptions) -> Producer {
+        assert!(
+            options.batches_per_request_max > 0,
+            "batches_per_request_max must be at least 1"
+        );
+        let frame_bytes_max = client
+            .broker()
+            .frame_bytes_max
+            .min(client.options().frame_bytes_max) as usize;
+        let request_bytes_max = frame_bytes_max.saturating_sub(REQUEST_MESSAGE_BYTES_SLACK);
+        // Spread producers that start at the same time over the partitions.
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_nanos());
+        let state = State {
+            partitioner: Partitioner::new(start),
+            partition_counts: HashMap::new(),
+            accumulator: Accumulator::new(options.batch_bytes),
+            queues: HashMap::new(),
+        };
+        Producer {
+            inner: Rc::new(Inner {
+                client,
+                options,
+                request_bytes_max,
+                state: RefCell::new(state),
+                buffered_bytes: Cell::new(0),
+                buffer_waiters: RefCell::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The client the producer sends over.
+    pub fn client(&self) -> &Rc<Client> {
+        &self.inner.client
+    }
+
+    /// Adds a record to its partition's batch and returns the future of its acknowledgement.
+    ///
+    /// Awaiting `send` itself waits only for metadata (the first time a topic is seen without
+    /// an explicit partition) and for room in the buffer; the record is then queued, and the
+    /// returned [`Delivery`] resolves to its partition and offset once the broker acknowledges
+    /// its batch at the configured acks (offset `None` with `Acks::None`). Records of one
+    /// partition are acknowledged in the order they were sent.
+    pub async fn send(&self, record: ProducerRecord) -> Result<Delivery, ClientError> {
+        let inner = &self.inner;
+        if record.topic.is_empty() {
+            return Err(ClientError::InvalidArgument {
+                reason: "the topic name is empty".to_string(),
+            });
+        }
+        if let Some(timestamp_ms) = record.timestamp_ms
+            && timestamp_ms < 0
+        {
+            return Err(ClientError::InvalidArgument {
+                reason: format!("timestamp {timestamp_ms} ms is negative"),
+            });
+        }
+        let record_bytes = record_bytes_max(record.key.as_deref(), &record.value, &record.headers);
+        let batch_bytes = record_bytes + schema::batch::HEADER_BYTES;
+        if batch_bytes > inner.request_bytes_max {
+            return Err(ClientError::RequestTooLarge {
+                frame_bytes: batch_bytes as u64,
+                frame_bytes_max: inner.request_bytes_max as u32,
+            });
+        }
+        let partition_count = match record.partition {
+            Some(_) => 0,
+            None => inner.partition_count(&record.topic).await?,
+        };
+        inner.wait_for_buffer().await;
+        let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms);
+        let (appended, partition) = {
+            let mut state = inner.state.borrow_mut();
+            let partition = state.partitioner.choose(
+                &record.topic,
+                record.partition,
+                record.key.as_deref(),
+                partition_count,
+            );
+            let appended = state.accumulator.append(
+                &record.topic,
+                partition,
+                record.key.as_deref(),
+                &record.value,
+                &record.headers,
+                timestamp_ms,
+            );
+            (appended, partition)
+        };
+        inner
+            .buffered_bytes
+            .set(inner.buffered_bytes.get() + appended.buffered_bytes);
+        for sealed in appended.sealed {
+            inner.enqueue(sealed);
+        }
+        if let Some(id) = appended.opened {
+            inner.arm_linger(record.topic, partition, id);
+        }
+        Ok(appended.delivery)
+    }
+
+    /// Seals every open batch and waits until every record sent before this call is
+    /// acknowledged or failed (each record's outcome is in its [`Delivery`]).
+    pub async fn flush(&self) {
+        let inner = &self.inner;
+        let sealed = inner.state.borrow_mut().accumulator.seal_all();
+        for batch in sealed {
+            inner.enqueue(batch);
+        }
+        let watches: Vec<Delivery> = {
+            let state = inner.state.borrow();
+            state
+                .queues
+                .values()
+                .flat_map(|queue| {
+                    queue
+                        .in_flight
+                        .iter()
+                        .cloned()
+                        .chain(queue.ready.iter().map(SealedBatch::watch))
+                })
+                .collect()
+        };
+        for watch in watches {
+            // The outcome belongs to the records' deliveries; flush only waits for it.
+            let _ = watch.await;
+        }
+    }
+}
+
+impl Inner {
+    /// The partition count of `topic`, from the cache or from the broker.
+    async fn partition_count(&self, topic: &str) -> Result<u32, ClientError> {
+        if let Some(&count) = self.state.borrow().partition_counts.get(topic) {
+            return Ok(count);
+        }
+        let topics = self.client.metadata(&[topic.to_string()]).await?;
+        let Some(metadata) = topics.into_iter().find(|metadata| metadata.name == topic) else {
+            return Err(ClientError::Protocol {
+                operation: "metadata",
+                reason: format!("no entry for topic {topic:?}"),
+            });
+        };
+        if metadata.error != ErrorCode::None {
+            return Err(ClientError::Broker {
+                operation: "metadata",
+                code: metadata.error,
+                message: format!("topic {topic:?}"),
+            });
+        }
+        let count = u32::try_from(metadata.partitions.len()).unwrap_or(u32::MAX);
+        if count == 0 {
+            return Err(ClientError::Protocol {
+                operation: "metadata",
+                reason: format!("topic {topic:?} has no partitions"),
+            });
+        }
+        self.state
+            .borrow_mut()
+            .partition_counts
+            .insert(topic.to_string(), count);
+        Ok(count)
+    }
+
+    /// Waits until the buffer holds less than `buffer_bytes_max` (one record may overshoot
+    /// it: a limit that refused a large record forever would be worse).
+    async fn wait_for_buffer(&self) {
+        futures_lite::future::poll_fn(|cx| {
+            if self.buffered_bytes.get() < self.options.buffer_bytes_max {
+                Poll::Ready(())
+            } else {
+                self.buffer_waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    fn release_buffer(&self, bytes: usize) {
+        self.buffered_bytes
+            .set(self.buffered_bytes.get().saturating_sub(bytes));
+        let waiters = std::mem::take(&mut *self.buffer_waiters.borrow_mut());
+        for waker in waiters {
+            waker.wake();
+        }
+    }
+
+    fn complete(&self, batch: SealedBatch, outcome: Result<Option<u64>, ClientError>) {
+        self.release_buffer(batch.buffered_bytes);
+        batch.complete(outcome);
+    }
+
+    /// Seals the batch `id` of `topic`/`partition` after `linger`, unless it was sealed first.
+    fn arm_linger(self: &Rc<Self>, topic: String, partition: u32, id: BatchId) {
+        let producer = Rc::downgrade(self);
+        let linger = self.options.linger;
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(linger).await;
+            let Some(inner) = producer.upgrade() else {
+                return;
+            };
+            let sealed = inner
+                .state
+                .borrow_mut()
+                .accumulator
+                .seal(&topic, partition, Some(id));
+            if let Some(sealed) = sealed {
+                inner.enqueue(sealed);
+            }
+        })
+        .detach();
+    }
+
+    /// Queues a sealed batch behind its partition's request in flight, starting the
+    /// partition's sender task if none runs.
+    fn enqueue(self: &Rc<Self>, batch: SealedBatch) {
+        let key = (batch.topic.clone(), batch.partition);
+        let start_sender = {
+            let mut state = self.state.borrow_mut();
+            let count = state.partition_counts.get(&key.0).copied().unwrap_or(0);
+            state.partitioner.batch_sealed(&key.0, key.1, count);
+            let queue = state.queues.entry(key.clone()).or_default();
+            queue.ready.push_back(batch);
+            !std::mem::replace(&mut queue.sending, true)
+        };
+        if start_sender {
+            glommio::spawn_local(send_loop(self.clone(), key.0, key.1)).detach();
+        }
+    }
+
+    /// Takes the next request's batches off a partition's queue; `None` (and the queue is
+    /// removed) when it is empty.
+    fn next_request(&self, topic: &str, partition: u32) -> Option<Vec<SealedBatch>> {
+        let mut state = self.state.borrow_mut();
+        let key = (topic.to_string(), partition);
+        let queue = state.queues.get_mut(&key)?;
+        let mut taken: Vec<SealedBatch> = Vec::new();
+        let mut bytes = 0;
+        while let Some(front) = queue.ready.front() {
+            let full = taken.len() >= self.options.batches_per_request_max
+                || bytes + front.bytes.len() > self.request_bytes_max;
+            if !taken.is_empty() && full {
+                break;
+            }
+            bytes += front.bytes.len();
+            let Some(batch) = queue.ready.pop_front() else {
+                break;
+            };
+            taken.push(batch);
+        }
+        if taken.is_empty() {
+            state.queues.remove(&key);
+            return None;
+        }
+        queue.in_flight = taken.iter().map(SealedBatch::watch).collect();
+        Some(taken)
+    }
+
+    /// Sends `batches` of one partition in one request, resending the ones refused with a
+    /// retriable error, and completes each.
+    async fn send_with_retries(&self, topic: &str, partition: u32, mut batches: Vec<SealedBatch>) {
+        let acks = self.options.acks;
+        let mut attempt: u32 = 0;
+        loop {
+            let items = batches
+                .iter()
+                .map(|batch| ProduceItem {
+                    topic: topic.to_string(),
+                    partition,
+                    batch: batch.bytes.clone(),
+                })
+                .collect();
+            let outcome = self.client.produce(acks, items).await;
+            let may_retry = attempt < self.options.retries;
+            let mut retry = Vec::new();
+            match outcome {
+                Ok(_) if acks == Acks::None => {
+                    for batch in batches {
+                        self.complete(batch, Ok(None));
+                    }
+                }
+                Ok(results) => {
+                    for (batch, result) in batches.into_iter().zip(results) {
+                        if result.error == ErrorCode::None {
+                            let expected = u64::from(batch.record_count - 1);
+                            if result.last_offset.checked_sub(result.base_offset) != Some(expected)
+                            {
+                                let reason = format!(
+                                    "offsets {}..={} for a batch of {} records",
+                                    result.base_offset, result.last_offset, batch.record_count
+                                );
+                                let error = ClientError::Protocol {
+                                    operation: "produce",
+                                    reason,
+                                };
+                                self.complete(batch, Err(error));
+                            } else {
+                                self.complete(batch, Ok(Some(result.base_offset)));
+                            }
+                        } else if may_retry && is_retriable_code(result.error) {
+                            tracing::debug!(topic, partition, code = ?result.error, attempt,
+                                "produce refused; will retry");
+                            retry.push(batch);
+                        } else {
+                            if result.error == ErrorCode::UnknownPartition
+                                || result.error == ErrorCode::UnknownTopic
+                            {
+                                self.state.borrow_mut().partition_counts.remove(topic);
+                            }
+                            let error = ClientError::Partition {
+                                topic: topic.to_string(),
+                                partition,
+                                code: result.error,
+                                message: result.message,
+                            };
+                            self.complete(batch, Err(error));
+                        }
+                    }
+                }
+                Err(error) if may_retry && error.is_retriable() => {
+                    tracing::debug!(topic, partition, %error, attempt, "produce failed; will retry");
+                    retry = batches;
+                }
+                Err(error) => {
+                    for batch in batches {
+                        self.complete(batch, Err(error.clone()));
+                    }
+                }
+            }
+            if retry.is_empty() {
+                return;
+            }
+            attempt += 1;
+            glommio::timer::sleep(self.backoff(attempt)).await;
+            batches = retry;
+        }
+    }
+
+    /// The delay before retry number `attempt` (1-based): `retry_backoff` doubled per attempt,
+    /// at most `retry_backoff_max`.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.options
+            .retry_backoff
+            .saturating_mul(factor)
+            .min(self.options.retry_backoff_max)
+    }
+}
+
+/// A partition's sender task: one request at a time, until its queue is empty.
+async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
+    while let Some(batches) = inner.next_request(&topic, partition) {
+        inner.send_with_retries(&topic, partition, batches).await;
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}

@@ -1,0 +1,142 @@
+//! Goal: the consumer fetches from the positions it tracks: a seek looks the offset up and
+//! the next fetch asks for it; records below the position in the first returned batch are
+//! skipped; the position then moves past the batch; and a partition error leaves every
+//! position unchanged.
+//!
+//! Method: a `Consumer` over a real `Client` talking to the scripted fake broker of
+//! `tests/common`, which serves batches built with `schema::batch::BatchBuilder`.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use client::{ClientOptions, Consumer, ConsumerOptions, ErrorCode, SeekTo};
+use common::{Peer, Received, connect, run};
+use schema::batch::{BatchBuilder, set_base_offset};
+use schema::wire::{
+    FetchResultOwned, ListOffsetsResultOwned, OffsetSpec, PayloadRange, RequestBodyOwned,
+    ResponseBodyOwned,
+};
+
+/// A stored batch of `count` records at `base_offset`, values "v<offset>".
+fn stored_batch(base_offset: u64, count: u64) -> Bytes {
+    let mut builder = BatchBuilder::new(0);
+    for offset in base_offset..base_offset + count {
+        builder.push(None, Some(format!("v{offset}").as_bytes()), 0, &[]);
+    }
+    let mut batch = builder.finish();
+    set_base_offset(&mut batch, base_offset as i64);
+    Bytes::from(batch)
+}
+
+/// The offset the fetch asked for, for its single partition.
+fn fetch_offset(request: &Received) -> u64 {
+    let RequestBodyOwned::Fetch {
+        partitions,
+        bytes_min,
+        ..
+    } = &request.body
+    else {
+        panic!("expected a fetch");
+    };
+    assert_eq!(*bytes_min, 1, "long-poll until anything arrives");
+    assert_eq!(partitions.len(), 1);
+    partitions[0].offset
+}
+
+async fn answer_fetch(peer: &mut Peer, request: &Received, error: ErrorCode, batch: Bytes) {
+    let result = FetchResultOwned {
+        topic: "t".to_string(),
+        partition: 0,
+        error,
+        log_end: 100,
+        log_start: 0,
+        batches: PayloadRange::new(0, batch.len() as u32),
+        message: String::new(),
+    };
+    let body = ResponseBodyOwned::Fetch {
+        error: ErrorCode::None,
+        results: vec![result],
+    };
+    peer.respond(request.correlation_id, body, &[batch]).await;
+}
+
+#[test]
+fn positions_follow_seeks_and_fetched_batches() {
+    run(|listener| async move {
+        let (client, mut peer) = connect(&listener, ClientOptions::default()).await;
+        let broker = glommio::spawn_local(async move {
+            let lookup = peer.receive().await;
+            let RequestBodyOwned::ListOffsets { partitions } = &lookup.body else {
+                panic!("expected list offsets");
+            };
+            assert_eq!(partitions[0].spec, OffsetSpec::Earliest);
+            let result = ListOffsetsResultOwned {
+                topic: "t".to_string(),
+                partition: 0,
+                error: ErrorCode::None,
+                offset: 5,
+            };
+            let body = ResponseBodyOwned::ListOffsets {
+                error: ErrorCode::None,
+                results: vec![result],
+            };
+            peer.respond(lookup.correlation_id, body, &[]).await;
+
+            // The batch holds 3..7: the consumer at 5 must return 5 and 6 only.
+            let fetch = peer.receive().await;
+            assert_eq!(fetch_offset(&fetch), 5);
+            answer_fetch(&mut peer, &fetch, ErrorCode::None, stored_batch(3, 4)).await;
+            let fetch = peer.receive().await;
+            assert_eq!(fetch_offset(&fetch), 7);
+            answer_fetch(&mut peer, &fetch, ErrorCode::Corruption, Bytes::new()).await;
+            let fetch = peer.receive().await;
+            assert_eq!(fetch_offset(&fetch), 7, "a failed poll moves nothing");
+            answer_fetch(&mut peer, &fetch, ErrorCode::None, Bytes::new()).await;
+        });
+
+        let mut consumer = Consumer::new(client, ConsumerOptions::default());
+        consumer.assign("t", &[0]);
+        assert_eq!(consumer.position(0), None);
+        assert_eq!(
+            consumer.seek(0, SeekTo::Earliest).await.expect("looked up"),
+            5
+        );
+        let records = consumer
+            .poll(Duration::from_millis(10))
+            .await
+            .expect("polled");
+        let seen: Vec<(u64, Option<Bytes>)> = records
+            .into_iter()
+            .map(|record| (record.offset, record.value))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (5, Some(Bytes::from_static(b"v5"))),
+                (6, Some(Bytes::from_static(b"v6")))
+            ]
+        );
+        assert_eq!(consumer.position(0), Some(7));
+        let error = consumer
+            .poll(Duration::from_millis(10))
+            .await
+            .expect_err("partition error");
+        assert_eq!(error.code(), Some(ErrorCode::Corruption));
+        assert_eq!(consumer.position(0), Some(7));
+        assert!(
+            consumer
+                .poll(Duration::from_millis(10))
+                .await
+                .expect("empty poll")
+                .is_empty()
+        );
+        assert_eq!(consumer.position(0), Some(7));
+        broker.await;
+        assert!(
+            consumer.seek(3, SeekTo::Latest).await.is_err(),
+            "partition 3 is not assigned"
+        );
+    });
+}
