@@ -14,6 +14,10 @@
 //! `RINGBUS_SIM_SEED=<seed> cargo test -p storage --test crash_sim`. `RINGBUS_SIM_SEEDS=<n>`
 //! changes how many seeds run (default 1,000, about 3,000 crash points).
 
+mod common;
+
+use common::Rng;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -21,25 +25,6 @@ use bytes::{Bytes, BytesMut};
 use schema::batch::BatchBuilder;
 use storage::disk::sim::{CrashMode, SimDisk, block_on};
 use storage::{FlushPolicy, Log, LogConfig, Offset};
-
-/// A small deterministic PRNG (splitmix64): the test must replay from its seed alone.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 fn config(rng: &mut Rng) -> LogConfig {
     LogConfig {

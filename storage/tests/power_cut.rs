@@ -7,6 +7,8 @@
 //! with appends, syncs, rolls, retention and clean closes, under each crash mode.
 mod common;
 
+use common::Rng;
+
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io;
@@ -109,20 +111,6 @@ impl File for CutFile {
     async fn close(self) -> io::Result<()> {
         self.ctl.tick(false)?;
         self.inner.close().await
-    }
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 

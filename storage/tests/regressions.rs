@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use bytes::BytesMut;
-use common::{batch, read_all, small_config};
+use common::{Rng, batch, read_all, small_config};
 use storage::disk::sim::{CrashMode, SimDisk, block_on};
 use storage::{AppendError, Log, LogConfig, Offset};
 
@@ -171,20 +171,6 @@ fn a_failed_roll_then_a_clean_close_keeps_every_offset() {
         "offset {} reassigned",
         next.base_offset
     );
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 fn enospc_seed(seed: u64) {

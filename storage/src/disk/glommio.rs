@@ -372,16 +372,7 @@ impl File for GlommioFile {
     type Buffer = GlommioBuffer;
 
     fn alloc_buffer(&self, bytes: usize) -> GlommioBuffer {
-        assert!(
-            bytes > 0,
-            "alloc_buffer {}: zero bytes",
-            self.path.display()
-        );
-        assert!(
-            (bytes as u64).is_multiple_of(BLOCK_BYTES),
-            "alloc_buffer {}: {bytes} bytes is not a multiple of {BLOCK_BYTES}",
-            self.path.display()
-        );
+        super::assert_buffer_bytes(&self.path, bytes);
         let storage = match &self.inner {
             Inner::Direct(file) => {
                 let mut buffer = file.alloc_dma_buffer(bytes);
@@ -397,17 +388,7 @@ impl File for GlommioFile {
 
     async fn write_at(&self, buffer: GlommioBuffer, position: u64) -> io::Result<()> {
         let bytes = buffer.as_ref().len() as u64;
-        assert!(bytes > 0, "write_at {}: empty buffer", self.path.display());
-        assert!(
-            position.is_multiple_of(BLOCK_BYTES),
-            "write_at {}: position {position} is not a multiple of {BLOCK_BYTES}",
-            self.path.display()
-        );
-        assert!(
-            bytes.is_multiple_of(BLOCK_BYTES),
-            "write_at {}: length {bytes} is not a multiple of {BLOCK_BYTES}",
-            self.path.display()
-        );
+        super::assert_write(&self.path, position, bytes);
         // A buffer from a file of the other kind (possible only across devices) is copied
         // into the kind this file can write.
         let written = match (&self.inner, buffer.storage) {

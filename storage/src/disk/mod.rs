@@ -119,3 +119,30 @@ pub trait File {
     /// Closes the file.
     async fn close(self) -> io::Result<()>;
 }
+
+/// Asserts [`File::alloc_buffer`]'s contract: a non-zero multiple of [`BLOCK_BYTES`]. Shared by
+/// every implementation so that the simulator refuses exactly what the real disk refuses.
+pub(crate) fn assert_buffer_bytes(path: &Path, bytes: usize) {
+    assert!(bytes > 0, "alloc_buffer {}: zero bytes", path.display());
+    assert!(
+        (bytes as u64).is_multiple_of(BLOCK_BYTES),
+        "alloc_buffer {}: {bytes} bytes is not a multiple of {BLOCK_BYTES}",
+        path.display()
+    );
+}
+
+/// Asserts [`File::write_at`]'s contract: a non-empty write, block-aligned in position and
+/// length (what O_DIRECT requires).
+pub(crate) fn assert_write(path: &Path, position: u64, bytes: u64) {
+    assert!(bytes > 0, "write_at {}: empty buffer", path.display());
+    assert!(
+        position.is_multiple_of(BLOCK_BYTES),
+        "write_at {}: position {position} is not a multiple of {BLOCK_BYTES}",
+        path.display()
+    );
+    assert!(
+        bytes.is_multiple_of(BLOCK_BYTES),
+        "write_at {}: length {bytes} is not a multiple of {BLOCK_BYTES}",
+        path.display()
+    );
+}

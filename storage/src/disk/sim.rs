@@ -67,7 +67,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
-use super::{BLOCK_BYTES, Buffer, Disk, File, OpenMode, SECTOR_BYTES};
+use super::{Buffer, Disk, File, OpenMode, SECTOR_BYTES};
 
 /// Runs a sim-backed future to completion. Only for code whose every await is on the
 /// simulated disk: its futures never wait, so one poll must finish the future, and this
@@ -818,33 +818,14 @@ impl File for SimFile {
     type Buffer = SimBuffer;
 
     fn alloc_buffer(&self, bytes: usize) -> SimBuffer {
-        assert!(
-            bytes > 0,
-            "alloc_buffer {}: zero bytes",
-            self.path.display()
-        );
-        assert!(
-            (bytes as u64).is_multiple_of(BLOCK_BYTES),
-            "alloc_buffer {}: {bytes} bytes is not a multiple of {BLOCK_BYTES}",
-            self.path.display()
-        );
+        super::assert_buffer_bytes(&self.path, bytes);
         SimBuffer(vec![0; bytes])
     }
 
     async fn write_at(&self, buffer: SimBuffer, position: u64) -> io::Result<()> {
         let bytes = buffer.0;
         let length = bytes.len() as u64;
-        assert!(length > 0, "write_at {}: empty buffer", self.path.display());
-        assert!(
-            position.is_multiple_of(BLOCK_BYTES),
-            "write_at {}: position {position} is not a multiple of {BLOCK_BYTES}",
-            self.path.display()
-        );
-        assert!(
-            length.is_multiple_of(BLOCK_BYTES),
-            "write_at {}: length {length} is not a multiple of {BLOCK_BYTES}",
-            self.path.display()
-        );
+        super::assert_write(&self.path, position, length);
         let op = "write";
         let mut state = self.live_state(op)?;
         let end = position + length;
