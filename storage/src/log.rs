@@ -1080,18 +1080,13 @@ impl<D: Disk> Log<D> {
             }
             return Ok(out);
         }
-        for segment in self
+        // From the segment holding `from` (the last one starting at or before it) onwards.
+        let first = self
             .segments
             .range(..=from)
             .next_back()
-            .into_iter()
-            .map(|(_, s)| s)
-            .chain(
-                self.segments
-                    .range((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
-                    .map(|(_, s)| s),
-            )
-        {
+            .map_or(self.log_start, |(base, _)| *base);
+        for segment in self.segments.range(first..).map(|(_, segment)| segment) {
             let summary = segment.index.summary();
             if out.next_offset >= summary.end_offset {
                 continue;
