@@ -9,6 +9,7 @@
 use std::rc::Rc;
 
 use glommio::channels::local_channel;
+use schema::wire::FRAME_PREFIX_BYTES;
 
 use crate::handler::{self, Outcome};
 use crate::shard::Shard;
@@ -16,6 +17,8 @@ use crate::shard::Shard;
 /// Serves a connection until the client closes it, sends a malformed frame, or goes idle.
 pub async fn serve(shard: Rc<Shard>, connection: net::Connection, in_flight_max: usize) {
     let peer = connection.peer();
+    shard.metrics.connection_opened();
+    let writer_shard = shard.clone();
     let (mut reader, mut writer) = connection.split();
     let (queue, responses) = local_channel::new_bounded::<glommio::Task<Outcome>>(in_flight_max);
     let writer_task = glommio::spawn_local(async move {
@@ -28,11 +31,16 @@ pub async fn serve(shard: Rc<Shard>, connection: net::Connection, in_flight_max:
                     (Some(frame), true)
                 }
             };
-            if let Some(frame) = frame
+            if let Some(frame) = &frame
                 && let Err(error) = writer.write_frame(&frame.message, &frame.payload).await
             {
                 tracing::debug!(%peer, %error, "client went away");
                 return;
+            }
+            if let Some(frame) = &frame {
+                let payload_bytes: usize = frame.payload.iter().map(|part| part.len()).sum();
+                let frame_bytes = FRAME_PREFIX_BYTES + frame.message.len() + payload_bytes;
+                writer_shard.metrics.record_sent(frame_bytes);
             }
             if close {
                 break;
@@ -43,6 +51,8 @@ pub async fn serve(shard: Rc<Shard>, connection: net::Connection, in_flight_max:
     loop {
         match reader.read_frame().await {
             Ok(Some(frame)) => {
+                let frame_bytes = FRAME_PREFIX_BYTES + frame.message.len() + frame.payload.len();
+                shard.metrics.record_received(frame_bytes);
                 let task = glommio::spawn_local(handler::handle(shard.clone(), frame));
                 if queue.send(task).await.is_err() {
                     break;
@@ -57,4 +67,5 @@ pub async fn serve(shard: Rc<Shard>, connection: net::Connection, in_flight_max:
     }
     drop(queue);
     writer_task.await;
+    shard.metrics.connection_closed();
 }

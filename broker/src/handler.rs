@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use flatbuffers::FlatBufferBuilder;
@@ -24,6 +24,7 @@ use schema::wire::{
 use storage::Offset;
 
 use crate::metadata::{TopicConfig, TopicSpec};
+use crate::metrics::Api;
 use crate::ops::{
     AckLevel, ControllerOp, OffsetQuery, OpError, OpErrorKind, PartitionOp, PartitionReply,
     ShardOp, ShardReply,
@@ -80,14 +81,55 @@ fn encode(response: &ResponseOwned, payload: Vec<Bytes>) -> OutFrame {
     OutFrame { message, payload }
 }
 
-fn respond(correlation_id: u64, body: ResponseBodyOwned, payload: Vec<Bytes>) -> Outcome {
+/// A success response, and whether it carries an error code anyway (for a partition, or a
+/// topic change refused).
+fn respond(correlation_id: u64, body: ResponseBodyOwned, payload: Vec<Bytes>) -> (Outcome, bool) {
+    let failed = carries_error(&body);
     let response = ResponseOwned {
         correlation_id,
         error: ErrorCode::None,
         message: String::new(),
         body: Some(body),
     };
-    Outcome::Respond(encode(&response, payload))
+    (Outcome::Respond(encode(&response, payload)), failed)
+}
+
+/// True when any error code in the body is not `None`.
+fn carries_error(body: &ResponseBodyOwned) -> bool {
+    let failed = |error: &ErrorCode| *error != ErrorCode::None;
+    match body {
+        ResponseBodyOwned::Handshake { error, .. }
+        | ResponseBodyOwned::CreateTopic { error, .. }
+        | ResponseBodyOwned::DeleteTopic { error, .. } => failed(error),
+        ResponseBodyOwned::Metadata { error, topics } => {
+            failed(error)
+                || topics.iter().any(|topic| {
+                    failed(&topic.error) || topic.partitions.iter().any(|p| failed(&p.error))
+                })
+        }
+        ResponseBodyOwned::Produce { error, results } => {
+            failed(error) || results.iter().any(|result| failed(&result.error))
+        }
+        ResponseBodyOwned::Fetch { error, results } => {
+            failed(error) || results.iter().any(|result| failed(&result.error))
+        }
+        ResponseBodyOwned::ListOffsets { error, results } => {
+            failed(error) || results.iter().any(|result| failed(&result.error))
+        }
+    }
+}
+
+/// The metrics kind of a decoded request.
+fn api(body: &RequestBodyOwned) -> Api {
+    match body {
+        RequestBodyOwned::Handshake { .. } => Api::Handshake,
+        RequestBodyOwned::Metadata { .. } => Api::Metadata,
+        RequestBodyOwned::CreateTopic { .. } => Api::CreateTopic,
+        RequestBodyOwned::DeleteTopic { .. } => Api::DeleteTopic,
+        RequestBodyOwned::Produce { .. } => Api::Produce,
+        RequestBodyOwned::Fetch { .. } => Api::Fetch,
+        RequestBodyOwned::ListOffsets { .. } => Api::ListOffsets,
+    }
 }
 
 fn reject(correlation_id: u64, error: ErrorCode, message: String) -> Outcome {
@@ -100,18 +142,33 @@ fn reject(correlation_id: u64, error: ErrorCode, message: String) -> Outcome {
     Outcome::RespondAndClose(encode(&response, Vec::new()), message)
 }
 
-/// Handles one frame.
+/// Handles one frame, and counts it in the shard's metrics.
 pub async fn handle(shard: Rc<Shard>, frame: net::Frame) -> Outcome {
+    let started = Instant::now();
+    let (api, outcome, failed) = dispatch(&shard, frame).await;
+    shard.metrics.record_request(api, failed, started.elapsed());
+    outcome
+}
+
+/// Decodes and runs one request: its kind, the outcome, and whether an error code went back.
+async fn dispatch(shard: &Rc<Shard>, frame: net::Frame) -> (Api, Outcome, bool) {
     let limits = DecodeLimits::default();
     let request = match wire::decode_request(&frame.message, &limits) {
         Ok(request) => request,
-        Err(error) => return reject(0, ErrorCode::InvalidRequest, error.to_string()),
+        Err(error) => {
+            let outcome = reject(0, ErrorCode::InvalidRequest, error.to_string());
+            return (Api::Invalid, outcome, true);
+        }
     };
     let correlation_id = request.correlation_id();
     let body = match wire::request_from_wire(request, frame.payload.len(), &limits) {
         Ok((_, body)) => body,
-        Err(error) => return reject(correlation_id, ErrorCode::InvalidRequest, error.to_string()),
+        Err(error) => {
+            let outcome = reject(correlation_id, ErrorCode::InvalidRequest, error.to_string());
+            return (Api::Invalid, outcome, true);
+        }
     };
+    let api = api(&body);
     if shard.is_shutting_down() {
         let response = ResponseOwned {
             correlation_id,
@@ -119,9 +176,9 @@ pub async fn handle(shard: Rc<Shard>, frame: net::Frame) -> Outcome {
             message: "the broker is shutting down".to_string(),
             body: None,
         };
-        return Outcome::Respond(encode(&response, Vec::new()));
+        return (api, Outcome::Respond(encode(&response, Vec::new())), true);
     }
-    match body {
+    let (outcome, failed) = match body {
         RequestBodyOwned::Handshake { version, .. } => {
             let error = if version >= wire::PROTOCOL_VERSION {
                 ErrorCode::None
@@ -138,7 +195,7 @@ pub async fn handle(shard: Rc<Shard>, frame: net::Frame) -> Outcome {
             respond(correlation_id, body, Vec::new())
         }
         RequestBodyOwned::Metadata { topics } => {
-            respond(correlation_id, metadata(&shard, topics).await, Vec::new())
+            respond(correlation_id, metadata(shard, topics).await, Vec::new())
         }
         RequestBodyOwned::CreateTopic {
             name,
@@ -150,7 +207,7 @@ pub async fn handle(shard: Rc<Shard>, frame: net::Frame) -> Outcome {
                 partitions,
                 config: topic_config(config),
             };
-            let (error, message) = controller(&shard, ControllerOp::Create(spec)).await;
+            let (error, message) = controller(shard, ControllerOp::Create(spec)).await;
             respond(
                 correlation_id,
                 ResponseBodyOwned::CreateTopic { error, message },
@@ -158,7 +215,7 @@ pub async fn handle(shard: Rc<Shard>, frame: net::Frame) -> Outcome {
             )
         }
         RequestBodyOwned::DeleteTopic { name } => {
-            let (error, message) = controller(&shard, ControllerOp::Delete(name)).await;
+            let (error, message) = controller(shard, ControllerOp::Delete(name)).await;
             respond(
                 correlation_id,
                 ResponseBodyOwned::DeleteTopic { error, message },
@@ -173,9 +230,15 @@ pub async fn handle(shard: Rc<Shard>, frame: net::Frame) -> Outcome {
             } else {
                 AckLevel::Durable
             };
-            match produce(&shard, level, batches, frame.payload).await {
-                Err(message) => reject(correlation_id, ErrorCode::InvalidRequest, message),
-                Ok(_) if level == AckLevel::None => Outcome::Silent,
+            match produce(shard, level, batches, frame.payload).await {
+                Err(message) => (
+                    reject(correlation_id, ErrorCode::InvalidRequest, message),
+                    true,
+                ),
+                Ok(results) if level == AckLevel::None => (
+                    Outcome::Silent,
+                    results.iter().any(|result| result.error != ErrorCode::None),
+                ),
                 Ok(results) => respond(
                     correlation_id,
                     ResponseBodyOwned::Produce {
@@ -193,7 +256,7 @@ pub async fn handle(shard: Rc<Shard>, frame: net::Frame) -> Outcome {
             partitions,
         } => {
             let (results, payload) =
-                fetch(&shard, wait_ms_max, bytes_min, bytes_max, partitions).await;
+                fetch(shard, wait_ms_max, bytes_min, bytes_max, partitions).await;
             respond(
                 correlation_id,
                 ResponseBodyOwned::Fetch {
@@ -204,7 +267,7 @@ pub async fn handle(shard: Rc<Shard>, frame: net::Frame) -> Outcome {
             )
         }
         RequestBodyOwned::ListOffsets { partitions } => {
-            let results = list_offsets(&shard, partitions).await;
+            let results = list_offsets(shard, partitions).await;
             respond(
                 correlation_id,
                 ResponseBodyOwned::ListOffsets {
@@ -214,7 +277,8 @@ pub async fn handle(shard: Rc<Shard>, frame: net::Frame) -> Outcome {
                 Vec::new(),
             )
         }
-    }
+    };
+    (api, outcome, failed)
 }
 
 fn topic_config(config: TopicConfigOwned) -> TopicConfig {
@@ -248,7 +312,9 @@ async fn controller(shard: &Rc<Shard>, op: ControllerOp) -> (ErrorCode, String) 
     match shard.call(CONTROLLER, ShardOp::Controller(op)).await {
         ShardReply::Done(Ok(())) => (ErrorCode::None, String::new()),
         ShardReply::Done(Err(error)) => (error_code(&error.kind), error.message),
-        ShardReply::Partition(_) => (ErrorCode::Internal, "unexpected reply".to_string()),
+        ShardReply::Partition(_) | ShardReply::Metrics(_) => {
+            (ErrorCode::Internal, "unexpected reply".to_string())
+        }
     }
 }
 
@@ -281,7 +347,7 @@ async fn partition_call(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) -
     match shard.call(owner, ShardOp::Partition(key, op)).await {
         ShardReply::Partition(reply) => reply,
         ShardReply::Done(Err(error)) => PartitionReply::Failed(error),
-        ShardReply::Done(Ok(())) => {
+        ShardReply::Done(Ok(())) | ShardReply::Metrics(_) => {
             PartitionReply::Failed(OpError::new(OpErrorKind::Internal, "unexpected reply"))
         }
     }

@@ -7,11 +7,13 @@
 //! channel carrying plain owned structs ([`ops`]); on the owner, the partition's actor
 //! ([`partition`]) runs it against the log, group-committing appends. Topic changes go to the
 //! controller shard, which persists them and has every shard apply them ([`metadata`]).
+//! Each shard counts its work in [`metrics`], served as Prometheus text over HTTP.
 //! [`server`] creates the executors and is the only place that does.
 
 pub mod connection;
 pub mod handler;
 pub mod metadata;
+pub mod metrics;
 pub mod ops;
 pub mod partition;
 pub mod server;

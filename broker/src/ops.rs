@@ -6,6 +6,7 @@ use bytes::{Bytes, BytesMut};
 use storage::Offset;
 
 use crate::metadata::Metadata;
+use crate::metrics::MetricsSnapshot;
 use crate::topology::PartitionKey;
 
 /// How durable an append must be before it is answered.
@@ -171,6 +172,8 @@ pub enum ShardOp {
     Controller(ControllerOp),
     /// Adopt this metadata snapshot: open new partitions, close deleted ones.
     ApplyMetadata(Metadata),
+    /// Report this shard's metrics.
+    Metrics,
 }
 
 /// The reply to a [`ShardOp`].
@@ -180,4 +183,6 @@ pub enum ShardReply {
     Partition(PartitionReply),
     /// A controller or metadata change finished (or failed).
     Done(Result<(), OpError>),
+    /// A shard's metrics.
+    Metrics(MetricsSnapshot),
 }

@@ -2,6 +2,9 @@
 //! socket (SO_REUSEPORT), its own partitions and its own connections; stops them cleanly on
 //! SIGINT or SIGTERM. The only place that creates executors.
 //!
+//! With `metrics_listen`, every shard also binds the metrics address (SO_REUSEPORT) and serves
+//! `GET /metrics` (Prometheus text, every shard's counters) beside its accept loop.
+//!
 //! Start-up order: bind the first listener (resolving port 0), then start every shard; each
 //! opens its disk (the O_DIRECT probe), loads the metadata, opens its partitions and reports
 //! ready. Only when every shard is ready does the broker print `listening on ADDR`.
@@ -21,6 +24,7 @@ use storage::LogConfig;
 use storage::disk::glommio::{DirectIo, GlommioDisk};
 
 use crate::connection;
+use crate::metrics;
 use crate::shard::{MESH_CHANNEL_MAX, Shard, ShardMessage};
 use crate::topology::ShardId;
 
@@ -43,6 +47,17 @@ pub struct ServeConfig {
     pub in_flight_max: usize,
     /// Direct I/O policy for the data directory.
     pub direct_io: DirectIo,
+    /// Address of the Prometheus `/metrics` endpoint (None: no endpoint; port 0: pick one).
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The addresses a started broker listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundAddresses {
+    /// The wire protocol.
+    pub listen: SocketAddr,
+    /// The metrics endpoint, if enabled.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Why the broker could not start.
@@ -119,27 +134,48 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
     signal
 }
 
-/// Runs the broker until SIGINT/SIGTERM. `ready` is called with the bound address once every
-/// shard accepts connections.
-pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
-    let signals = block_signals();
-    let shard_count = config.cores.len() as u16;
-    let first = net::bind_reuseport(config.listen)?;
-    let address = first.local_addr().map_err(|e| net::NetError {
+/// Binds `address` once per shard with SO_REUSEPORT (port 0: the first bind picks the port the
+/// others reuse); returns the listeners and the bound address.
+fn bind_per_shard(
+    address: SocketAddr,
+    shard_count: u16,
+) -> Result<(Vec<std::net::TcpListener>, SocketAddr), ServeError> {
+    let first = net::bind_reuseport(address)?;
+    let bound = first.local_addr().map_err(|e| net::NetError {
         operation: "local address",
-        address: config.listen.to_string(),
+        address: address.to_string(),
         source: e,
     })?;
     let mut listeners = vec![first];
     for _ in 1..shard_count {
-        listeners.push(net::bind_reuseport(address)?);
+        listeners.push(net::bind_reuseport(bound)?);
     }
+    Ok((listeners, bound))
+}
+
+/// Runs the broker until SIGINT/SIGTERM. `ready` is called with the bound addresses once every
+/// shard accepts connections.
+pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<(), ServeError> {
+    let signals = block_signals();
+    let shard_count = config.cores.len() as u16;
+    let (listeners, address) = bind_per_shard(config.listen, shard_count)?;
+    let (mut metrics_listeners, metrics_address) = match config.metrics_listen {
+        Some(metrics) => {
+            let (listeners, bound) = bind_per_shard(metrics, shard_count)?;
+            (listeners.into_iter().map(Some).collect(), Some(bound))
+        }
+        None => (Vec::new(), None),
+    };
+    metrics_listeners.resize_with(usize::from(shard_count), || None);
     let stop = Arc::new(AtomicBool::new(false));
     let mesh = (shard_count > 1)
         .then(|| MeshBuilder::<ShardMessage, _>::full(usize::from(shard_count), MESH_CHANNEL_MAX));
     let (ready_sender, ready_receiver) = std::sync::mpsc::channel::<Result<(), ServeError>>();
     let mut handles = Vec::new();
-    for (index, (core, listener)) in config.cores.iter().zip(listeners).enumerate() {
+    let shard_listeners = listeners.into_iter().zip(metrics_listeners);
+    for (index, (core, (listener, metrics_listener))) in
+        config.cores.iter().zip(shard_listeners).enumerate()
+    {
         let id = ShardId(index as u16);
         let config = config.clone();
         let stop = stop.clone();
@@ -151,7 +187,11 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), 
             // registered-buffer arena small; DMA buffers fall back to ordinary aligned memory.
             .io_memory(1 << 20)
             .spawn(move || async move {
-                run_shard(id, shard_count, config, listener, mesh, stop, ready_sender).await;
+                let listeners = ShardListeners {
+                    frames: listener,
+                    metrics: metrics_listener,
+                };
+                run_shard(id, shard_count, config, listeners, mesh, stop, ready_sender).await;
             })
             .map_err(|e| ServeError::Executor(e.to_string()))?;
         handles.push(handle);
@@ -176,7 +216,10 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), 
         }
         return Err(error);
     }
-    ready(address);
+    ready(BoundAddresses {
+        listen: address,
+        metrics: metrics_address,
+    });
     let signal = wait_for_signal(&signals);
     tracing::info!(signal, "shutting down");
     stop.store(true, Ordering::SeqCst);
@@ -189,11 +232,17 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), 
 /// How often a shard checks whether shutdown was requested.
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+/// The sockets one shard listens on.
+struct ShardListeners {
+    frames: std::net::TcpListener,
+    metrics: Option<std::net::TcpListener>,
+}
+
 async fn run_shard(
     id: ShardId,
     shard_count: u16,
     config: ServeConfig,
-    listener: std::net::TcpListener,
+    listeners: ShardListeners,
     mesh: Option<MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>>,
     stop: Arc<AtomicBool>,
     ready: std::sync::mpsc::Sender<Result<(), ServeError>>,
@@ -235,7 +284,14 @@ async fn run_shard(
             return;
         }
     };
-    let listener = match net::Listener::from_std(listener) {
+    let listener = match net::Listener::from_std(listeners.frames) {
+        Ok(listener) => listener,
+        Err(error) => {
+            let _ = ready.send(Err(fail(error.to_string())));
+            return;
+        }
+    };
+    let metrics_listener = match listeners.metrics.map(net::Listener::from_std).transpose() {
         Ok(listener) => listener,
         Err(error) => {
             let _ = ready.send(Err(fail(error.to_string())));
@@ -275,7 +331,21 @@ async fn run_shard(
             }
         }
     };
-    futures_lite::future::or(stopped, accept_loop).await;
+    let metrics_server = async {
+        match metrics_listener {
+            Some(listener) => {
+                let shard = shard.clone();
+                net::http::serve(listener, metrics::METRICS_PATH, move || {
+                    let shard = shard.clone();
+                    async move { metrics::gather(&shard).await }
+                })
+                .await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let serving = futures_lite::future::or(accept_loop, metrics_server);
+    futures_lite::future::or(stopped, serving).await;
     shard.shutdown().await;
     tracing::info!(shard = %id, "stopped");
 }

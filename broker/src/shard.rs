@@ -18,6 +18,7 @@ use storage::disk::glommio::GlommioDisk;
 use storage::{Log, LogConfig};
 
 use crate::metadata::{Metadata, TopicError};
+use crate::metrics::Metrics;
 use crate::ops::{ControllerOp, OpError, OpErrorKind, PartitionReply, ShardOp, ShardReply};
 use crate::partition::{self, PartitionHandle, partition_dir};
 use crate::topology::{CONTROLLER, PartitionId, PartitionKey, ShardId, shard_for};
@@ -60,6 +61,8 @@ pub struct Shard {
     pub id: ShardId,
     /// Shards in the broker.
     pub shard_count: u16,
+    /// This shard's counters (metrics.rs).
+    pub metrics: Metrics,
     data_dir: PathBuf,
     disk: GlommioDisk,
     log_defaults: LogConfig,
@@ -98,6 +101,7 @@ impl Shard {
         let shard = Rc::new(Shard {
             id,
             shard_count,
+            metrics: Metrics::new(),
             data_dir,
             disk,
             log_defaults,
@@ -210,6 +214,10 @@ impl Shard {
             ShardOp::Controller(op) => ShardReply::Done(self.change_topics(op).await),
             ShardOp::ApplyMetadata(metadata) => {
                 ShardReply::Done(self.apply_metadata(metadata).await)
+            }
+            ShardOp::Metrics => {
+                let partitions_owned = self.partitions.borrow().len() as u64;
+                ShardReply::Metrics(self.metrics.snapshot(self.id, partitions_owned))
             }
         }
     }

@@ -7,6 +7,10 @@
 //! on the shard that accepted it; its state is `!Send`. Limits: a frame larger than
 //! `frame_bytes_max` is refused before its body is read (the peer cannot make us allocate it),
 //! and an idle connection times out on read.
+//!
+//! [`http`] is a minimal HTTP/1.1 responder for scrape endpoints (one GET path, bounded).
+
+pub mod http;
 
 use std::io;
 use std::net::SocketAddr;

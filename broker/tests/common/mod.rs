@@ -22,6 +22,8 @@ pub struct Broker {
     child: Option<Child>,
     /// Its address.
     pub address: SocketAddr,
+    /// Its metrics endpoint, when started with `--metrics-listen`.
+    pub metrics_address: Option<SocketAddr>,
     /// Its data directory.
     pub data_dir: PathBuf,
 }
@@ -29,6 +31,12 @@ pub struct Broker {
 impl Broker {
     /// Starts `ringbus serve` on 2 shards (cores 0-1) over `data_dir`.
     pub fn start(data_dir: &Path) -> Broker {
+        Broker::start_with_args(data_dir, &[])
+    }
+
+    /// Like [`Broker::start`], with extra `serve` arguments; with `--metrics-listen` it also
+    /// waits for the `metrics on ADDR` line.
+    pub fn start_with_args(data_dir: &Path, extra: &[&str]) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringbus"))
             .args([
                 "serve",
@@ -39,6 +47,7 @@ impl Broker {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(extra)
             .env("RINGBUS_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -49,20 +58,32 @@ impl Broker {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let address = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = sender.send(address);
+                for (marker, metrics) in [("listening on ", false), ("metrics on ", true)] {
+                    if let Some(rest) = line.split(marker).nth(1) {
+                        let address = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = sender.send((metrics, address));
+                    }
                 }
             }
         });
-        let address = receiver
-            .recv_timeout(START_STOP_TIMEOUT)
-            .expect("broker printed 'listening on ADDR'")
-            .parse()
-            .expect("an address");
+        let wants_metrics = extra.contains(&"--metrics-listen");
+        let mut address = None;
+        let mut metrics_address = None;
+        while address.is_none() || (wants_metrics && metrics_address.is_none()) {
+            let (metrics, line) = receiver
+                .recv_timeout(START_STOP_TIMEOUT)
+                .expect("broker printed 'listening on ADDR' (and 'metrics on ADDR')");
+            let parsed: SocketAddr = line.parse().expect("an address");
+            if metrics {
+                metrics_address = Some(parsed);
+            } else {
+                address = Some(parsed);
+            }
+        }
         Broker {
             child: Some(child),
-            address,
+            address: address.expect("listening address"),
+            metrics_address,
             data_dir: data_dir.to_path_buf(),
         }
     }

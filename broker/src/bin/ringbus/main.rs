@@ -82,6 +82,10 @@ struct ServeArgs {
     /// Close connections idle for this many seconds (0: never).
     #[arg(long, default_value_t = 600)]
     idle_timeout_s: u64,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (default: no endpoint; port 0
+    /// picks a free port, printed as `metrics on HOST:PORT`).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -139,11 +143,15 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         } else {
             storage::disk::glommio::DirectIo::Required
         },
+        metrics_listen: args.metrics_listen,
     };
     let shards = config.cores.len();
-    broker::server::serve(config, |address| {
+    broker::server::serve(config, |bound| {
         use std::io::Write;
-        println!("ringbus listening on {address} with {shards} shards");
+        println!("ringbus listening on {} with {shards} shards", bound.listen);
+        if let Some(metrics) = bound.metrics {
+            println!("ringbus metrics on {metrics}");
+        }
         let _ = std::io::stdout().flush();
     })
     .map_err(|error| error.to_string())
