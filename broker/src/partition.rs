@@ -87,7 +87,8 @@ impl PartitionHandle {
     }
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock milliseconds, as the log's timestamps and ages are kept.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -20,7 +20,7 @@ use storage::{Log, LogConfig};
 use crate::metadata::{Metadata, TopicError};
 use crate::metrics::Metrics;
 use crate::ops::{ControllerOp, OpError, OpErrorKind, PartitionReply, ShardOp, ShardReply};
-use crate::partition::{self, PartitionHandle, partition_dir};
+use crate::partition::{self, PartitionHandle, now_ms, partition_dir};
 use crate::topology::{CONTROLLER, PartitionId, PartitionKey, ShardId, shard_for};
 
 /// Capacity of each channel of the mesh: calls in flight from one shard to another before
@@ -364,11 +364,4 @@ fn shutting_down() -> ShardReply {
         OpErrorKind::ShuttingDown,
         "the target shard is shutting down",
     )))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
