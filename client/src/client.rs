@@ -387,6 +387,25 @@ impl Client {
         }
     }
 
+    /// One topic's metadata; an error if the broker does not know the topic.
+    pub async fn topic_metadata(&self, topic: &str) -> Result<TopicMetadataOwned, ClientError> {
+        let topics = self.metadata(&[topic.to_string()]).await?;
+        let Some(metadata) = topics.into_iter().find(|metadata| metadata.name == topic) else {
+            return Err(ClientError::Protocol {
+                operation: "metadata",
+                reason: format!("no entry for topic {topic:?}"),
+            });
+        };
+        if metadata.error != ErrorCode::None {
+            return Err(ClientError::Broker {
+                operation: "metadata",
+                code: metadata.error,
+                message: format!("topic {topic:?}"),
+            });
+        }
+        Ok(metadata)
+    }
+
     /// Describes `topics` (all topics when empty). A topic that does not exist comes back with
     /// `error: ErrorCode::UnknownTopic` and no partitions.
     pub async fn metadata(

@@ -119,20 +119,7 @@ impl Consumer {
 
     /// Assigns every partition of `topic` (from metadata) and returns them.
     pub async fn assign_all(&mut self, topic: &str) -> Result<Vec<u32>, ClientError> {
-        let topics = self.client.metadata(&[topic.to_string()]).await?;
-        let Some(metadata) = topics.into_iter().find(|metadata| metadata.name == topic) else {
-            return Err(ClientError::Protocol {
-                operation: "metadata",
-                reason: format!("no entry for topic {topic:?}"),
-            });
-        };
-        if metadata.error != ErrorCode::None {
-            return Err(ClientError::Broker {
-                operation: "metadata",
-                code: metadata.error,
-                message: format!("topic {topic:?}"),
-            });
-        }
+        let metadata = self.client.topic_metadata(topic).await?;
         let partitions: Vec<u32> = metadata
             .partitions
             .iter()

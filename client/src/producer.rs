@@ -298,20 +298,7 @@ impl Inner {
         if let Some(&count) = self.state.borrow().partition_counts.get(topic) {
             return Ok(count);
         }
-        let topics = self.client.metadata(&[topic.to_string()]).await?;
-        let Some(metadata) = topics.into_iter().find(|metadata| metadata.name == topic) else {
-            return Err(ClientError::Protocol {
-                operation: "metadata",
-                reason: format!("no entry for topic {topic:?}"),
-            });
-        };
-        if metadata.error != ErrorCode::None {
-            return Err(ClientError::Broker {
-                operation: "metadata",
-                code: metadata.error,
-                message: format!("topic {topic:?}"),
-            });
-        }
+        let metadata = self.client.topic_metadata(topic).await?;
         let count = u32::try_from(metadata.partitions.len()).unwrap_or(u32::MAX);
         if count == 0 {
             return Err(ClientError::Protocol {
