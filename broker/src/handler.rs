@@ -75,6 +75,14 @@ pub fn error_code(kind: &OpErrorKind) -> ErrorCode {
     }
 }
 
+/// The error code and message for a reply that is a failure (or not the kind expected).
+fn reply_error(reply: PartitionReply) -> (ErrorCode, String) {
+    match reply {
+        PartitionReply::Failed(error) => (error_code(&error.kind), error.message),
+        other => (ErrorCode::Internal, format!("unexpected reply {other:?}")),
+    }
+}
+
 fn encode(response: &ResponseOwned, payload: Vec<Bytes>) -> OutFrame {
     let mut builder = FlatBufferBuilder::with_capacity(1024);
     let message = wire::encode_response(&mut builder, response).to_vec();
@@ -456,14 +464,7 @@ async fn produce(
                     result.last_offset = last_offset.0;
                     result.log_start = log_start.0;
                 }
-                PartitionReply::Failed(error) => {
-                    result.error = error_code(&error.kind);
-                    result.message = error.message;
-                }
-                other => {
-                    result.error = ErrorCode::Internal;
-                    result.message = format!("unexpected reply {other:?}");
-                }
+                other => (result.error, result.message) = reply_error(other),
             }
             results[index] = Some(result);
         }
@@ -575,14 +576,7 @@ async fn fetch_once(
                 result.log_end = log_end.0;
                 result.log_start = log_start.0;
             }
-            PartitionReply::Failed(error) => {
-                result.error = error_code(&error.kind);
-                result.message = error.message;
-            }
-            other => {
-                result.error = ErrorCode::Internal;
-                result.message = format!("unexpected reply {other:?}");
-            }
+            other => (result.error, result.message) = reply_error(other),
         }
         results.push(result);
     }
