@@ -8,6 +8,7 @@
 
 mod common;
 mod consume;
+mod loadgen;
 mod produce;
 mod topic;
 
@@ -56,6 +57,10 @@ enum Command {
     ///
     /// Example: ringbus consume --topic events --from-beginning --max-messages 10 --print-offset
     Consume(consume::ConsumeArgs),
+    /// Generate load: pinned producers and consumers, latency histograms, message checks.
+    ///
+    /// Example: ringbus loadgen --topic bench --create-topic --partitions 16 --duration 20 --cores 1 --json out.json
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 #[derive(clap::Args)]
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
         Command::Topic(command) => topic::run(command),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::Loadgen(args) => loadgen::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

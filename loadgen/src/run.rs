@@ -1,0 +1,815 @@
+//! The run itself: setup, the pinned executors with their producer and consumer tasks, the
+//! live line, and the merge of every executor's results into a [`Report`].
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use client::{
+    Acks, Client, ClientOptions, Consumer, ConsumerOptions, Producer, ProducerOptions,
+    ProducerRecord, SeekTo, TopicConfigOwned,
+};
+use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
+use hdrhistogram::Histogram;
+
+use crate::Args;
+use crate::checker::SequenceChecker;
+use crate::payload::{self, HEADER_BYTES, Header};
+use crate::report::{Percentiles, Report, Throughput, json_string};
+
+/// After the producers stop, consumers read until they have every acknowledged message, or
+/// nothing new came for `DRAIN_IDLE`, or `DRAIN_MAX` passed; what is missing then is lost.
+const DRAIN_IDLE: Duration = Duration::from_secs(5);
+const DRAIN_MAX: Duration = Duration::from_secs(120);
+/// Largest latency recorded, us (larger values saturate).
+const LATENCY_US_MAX: u64 = 3_600_000_000;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The broker.
+    pub broker: SocketAddr,
+    /// The broker as given.
+    pub broker_text: String,
+    /// The topic.
+    pub topic: String,
+    /// Create the topic with `partitions` partitions first.
+    pub create_topic: bool,
+    /// Partitions to create.
+    pub partitions: u32,
+    /// Producer tasks.
+    pub producers: u32,
+    /// Consumer tasks.
+    pub consumers: u32,
+    /// Bytes per message.
+    pub message_size: usize,
+    /// Producer batch bytes.
+    pub batch_bytes: usize,
+    /// Producer linger.
+    pub linger: Duration,
+    /// Bytes each producer buffers.
+    pub buffer_bytes: usize,
+    /// Acks.
+    pub acks: Acks,
+    /// Acks as given.
+    pub acks_text: String,
+    /// Messages/s over all producers; 0 = closed loop.
+    pub rate: f64,
+    /// Measured seconds.
+    pub duration: Duration,
+    /// Warm-up seconds.
+    pub warmup: Duration,
+    /// Cores, one executor each.
+    pub cores: Vec<usize>,
+    /// Request timeout.
+    pub request_timeout: Duration,
+}
+
+impl Config {
+    /// Checks and converts the command-line options.
+    pub fn from_args(args: &Args) -> Result<Config, String> {
+        let broker = args
+            .broker
+            .to_socket_addrs()
+            .map_err(|error| format!("invalid broker address {:?}: {error}", args.broker))?
+            .next()
+            .ok_or_else(|| format!("broker address {:?} resolves to nothing", args.broker))?;
+        let acks = match args.acks.as_str() {
+            "0" => Acks::None,
+            "1" => Acks::Written,
+            "all" | "-1" => Acks::Durable,
+            other => return Err(format!("--acks {other:?}: expected 0, 1 or all")),
+        };
+        if args.message_size < HEADER_BYTES {
+            return Err(format!("--message-size must be at least {HEADER_BYTES}"));
+        }
+        if args.producers == 0 && args.consumers == 0 {
+            return Err("nothing to do: --producers and --consumers are both 0".to_string());
+        }
+        if !(args.rate >= 0.0 && args.rate.is_finite()) {
+            return Err("--rate must be >= 0".to_string());
+        }
+        if !(args.duration > 0.0 && args.warmup >= 0.0) {
+            return Err("--duration must be > 0 and --warmup >= 0".to_string());
+        }
+        if args.create_topic && args.partitions == 0 {
+            return Err("--partitions must be at least 1".to_string());
+        }
+        Ok(Config {
+            broker,
+            broker_text: args.broker.clone(),
+            topic: args.topic.clone(),
+            create_topic: args.create_topic,
+            partitions: args.partitions,
+            producers: args.producers,
+            consumers: args.consumers,
+            message_size: args.message_size,
+            batch_bytes: args.batch_bytes,
+            linger: Duration::from_millis(args.linger_ms),
+            buffer_bytes: if args.buffer_bytes > 0 {
+                args.buffer_bytes
+            } else {
+                ((32usize << 20) / args.producers.max(1) as usize).max(1 << 20)
+            },
+            acks,
+            acks_text: args.acks.clone(),
+            rate: args.rate,
+            duration: Duration::from_secs_f64(args.duration),
+            warmup: Duration::from_secs_f64(args.warmup),
+            cores: parse_cores(&args.cores)?,
+            request_timeout: Duration::from_millis(args.request_timeout_ms),
+        })
+    }
+
+    fn json_pairs(&self, partitions: u32) -> Vec<(String, String)> {
+        let cores: Vec<String> = self.cores.iter().map(usize::to_string).collect();
+        [
+            ("broker", json_string(&self.broker_text)),
+            ("topic", json_string(&self.topic)),
+            ("partitions", partitions.to_string()),
+            ("producers", self.producers.to_string()),
+            ("consumers", self.consumers.to_string()),
+            ("message_size", self.message_size.to_string()),
+            ("batch_bytes", self.batch_bytes.to_string()),
+            ("linger_ms", self.linger.as_millis().to_string()),
+            ("buffer_bytes", self.buffer_bytes.to_string()),
+            ("acks", json_string(&self.acks_text)),
+            ("rate", format!("{}", self.rate)),
+            (
+                "mode",
+                json_string(if self.rate > 0.0 {
+                    "open-loop"
+                } else {
+                    "closed-loop"
+                }),
+            ),
+            ("duration_s", format!("{}", self.duration.as_secs_f64())),
+            ("warmup_s", format!("{}", self.warmup.as_secs_f64())),
+            ("cores", format!("[{}]", cores.join(", "))),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
+    }
+}
+
+/// Parses a core list such as `0-3,6` (sorted, without repeats).
+pub fn parse_cores(list: &str) -> Result<Vec<usize>, String> {
+    let mut cores = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("invalid core {s:?} in {list:?}"))
+        };
+        match part.split_once('-') {
+            Some((low, high)) => {
+                let (low, high) = (parse(low)?, parse(high)?);
+                if low > high {
+                    return Err(format!("invalid core range {part:?}"));
+                }
+                cores.extend(low..=high);
+            }
+            None => cores.push(parse(part)?),
+        }
+    }
+    cores.sort_unstable();
+    cores.dedup();
+    if cores.is_empty() {
+        return Err("the core list is empty".to_string());
+    }
+    Ok(cores)
+}
+
+/// State every executor thread and the main thread share.
+struct Shared {
+    epoch: Instant,
+    /// Run start (ns on the clock), 0 until every consumer is positioned.
+    start_ns: AtomicU64,
+    consumers_ready: AtomicUsize,
+    producers_done: AtomicUsize,
+    /// Acknowledged messages, whole run.
+    acked: AtomicU64,
+    /// Distinct messages consumed, whole run.
+    consumed: AtomicU64,
+    /// Publish and end-to-end latency since the warm-up, merged every second (live line).
+    live_publish: Mutex<Histogram<u64>>,
+    live_e2e: Mutex<Histogram<u64>>,
+}
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("valid histogram bounds")
+}
+
+/// What one executor measured.
+struct Stats {
+    publish: Histogram<u64>,
+    delay: Histogram<u64>,
+    e2e: Histogram<u64>,
+    live_publish: Histogram<u64>,
+    live_e2e: Histogram<u64>,
+    produced: u64,
+    produced_bytes: u64,
+    consumed: u64,
+    consumed_bytes: u64,
+    errors: u64,
+    first_errors: Vec<String>,
+    checker: SequenceChecker,
+    acked: HashMap<u32, u64>,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            publish: histogram(),
+            delay: histogram(),
+            e2e: histogram(),
+            live_publish: histogram(),
+            live_e2e: histogram(),
+            produced: 0,
+            produced_bytes: 0,
+            consumed: 0,
+            consumed_bytes: 0,
+            errors: 0,
+            first_errors: Vec::new(),
+            checker: SequenceChecker::new(),
+            acked: HashMap::new(),
+        }
+    }
+
+    fn error(&mut self, error: String) {
+        self.errors += 1;
+        if self.first_errors.len() < 5 {
+            self.first_errors.push(error);
+        }
+    }
+}
+
+/// The times of a run, ns on the shared clock.
+#[derive(Clone, Copy)]
+struct Window {
+    start: u64,
+    measure: u64,
+    end: u64,
+}
+
+impl Window {
+    fn measured(&self, at: u64) -> bool {
+        at >= self.measure && at < self.end
+    }
+}
+
+/// Runs the load described by `config` and returns what it measured.
+pub fn run(config: Config) -> Result<Report, String> {
+    let partitions = setup(&config)?;
+    let shared = Arc::new(Shared {
+        epoch: Instant::now(),
+        start_ns: AtomicU64::new(0),
+        consumers_ready: AtomicUsize::new(0),
+        producers_done: AtomicUsize::new(0),
+        acked: AtomicU64::new(0),
+        consumed: AtomicU64::new(0),
+        live_publish: Mutex::new(histogram()),
+        live_e2e: Mutex::new(histogram()),
+    });
+    let executors = config.cores.len();
+    let mut handles = Vec::new();
+    let executors_done = Arc::new(AtomicUsize::new(0));
+    for (index, &core) in config.cores.iter().enumerate() {
+        let producers: Vec<u32> = (0..config.producers)
+            .filter(|p| *p as usize % executors == index)
+            .collect();
+        let consumers: Vec<(u32, Vec<u32>)> = (0..config.consumers)
+            .filter(|c| *c as usize % executors == index)
+            .map(|c| {
+                let share = (0..partitions)
+                    .filter(|p| p % config.consumers == c)
+                    .collect();
+                (c, share)
+            })
+            .collect();
+        let config = config.clone();
+        let shared = shared.clone();
+        let done = executors_done.clone();
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(core))
+            .name(&format!("loadgen-{core}"))
+            .io_memory(1 << 20)
+            .spawn(move || async move {
+                let stats = executor_main(config, shared, producers, consumers).await;
+                done.fetch_add(1, Ordering::SeqCst);
+                stats
+            })
+            .map_err(|error| format!("starting the executor on core {core}: {error}"))?;
+        handles.push(handle);
+    }
+
+    // Start once every consumer is positioned at the log end (or an executor gave up).
+    let ready_deadline = Instant::now() + Duration::from_secs(60);
+    while shared.consumers_ready.load(Ordering::SeqCst) < config.consumers as usize
+        && executors_done.load(Ordering::SeqCst) == 0
+        && Instant::now() < ready_deadline
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    shared
+        .start_ns
+        .store(shared.now_ns().max(1), Ordering::SeqCst);
+
+    // The live line.
+    let mut last = (0u64, 0u64);
+    let mut second = 0u64;
+    while executors_done.load(Ordering::SeqCst) < executors {
+        std::thread::sleep(Duration::from_millis(100));
+        let elapsed = shared.now_ns() - shared.start_ns.load(Ordering::SeqCst);
+        if elapsed / 1_000_000_000 <= second {
+            continue;
+        }
+        second = elapsed / 1_000_000_000;
+        let now = (
+            shared.acked.load(Ordering::Relaxed),
+            shared.consumed.load(Ordering::Relaxed),
+        );
+        let mib = |messages: u64| (messages * config.message_size as u64) as f64 / (1 << 20) as f64;
+        let p99 = |h: &Mutex<Histogram<u64>>| {
+            let h = h.lock().unwrap_or_else(|e| e.into_inner());
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(0.99)
+            }
+        };
+        // The line covers the second before `elapsed`.
+        let phase = if second * 1_000_000_000 <= config.warmup.as_nanos() as u64 {
+            "warmup"
+        } else {
+            "measure"
+        };
+        eprintln!(
+            "[{second:>4}s {phase}] produce {:>9} msg/s {:>8.1} MiB/s p99 {:>7} us | consume {:>9} msg/s {:>8.1} MiB/s e2e p99 {:>7} us",
+            now.0 - last.0,
+            mib(now.0 - last.0),
+            p99(&shared.live_publish),
+            now.1 - last.1,
+            mib(now.1 - last.1),
+            p99(&shared.live_e2e),
+        );
+        last = now;
+    }
+
+    let mut publish = histogram();
+    let mut delay = histogram();
+    let mut e2e = histogram();
+    let mut checker = SequenceChecker::new();
+    let mut acked: HashMap<u32, u64> = HashMap::new();
+    let (mut produced, mut produced_bytes, mut consumed, mut consumed_bytes, mut errors) =
+        (0, 0, 0, 0, 0);
+    let mut fatal = Vec::new();
+    for handle in handles {
+        let stats = handle
+            .join()
+            .map_err(|error| format!("an executor failed: {error}"))?;
+        let stats = match stats {
+            Ok(stats) => stats,
+            Err(error) => {
+                fatal.push(error);
+                continue;
+            }
+        };
+        publish.add(&stats.publish).map_err(|e| e.to_string())?;
+        delay.add(&stats.delay).map_err(|e| e.to_string())?;
+        e2e.add(&stats.e2e).map_err(|e| e.to_string())?;
+        checker.merge(&stats.checker);
+        for (producer, count) in stats.acked {
+            *acked.entry(producer).or_default() += count;
+        }
+        produced += stats.produced;
+        produced_bytes += stats.produced_bytes;
+        consumed += stats.consumed;
+        consumed_bytes += stats.consumed_bytes;
+        errors += stats.errors;
+        for error in stats.first_errors {
+            eprintln!("error: {error}");
+        }
+    }
+    if !fatal.is_empty() {
+        return Err(fatal.join("; "));
+    }
+    let seconds = config.duration.as_secs_f64();
+    let lost = if config.consumers > 0 {
+        checker.lost(&acked)
+    } else {
+        0
+    };
+    Ok(Report {
+        config: config.json_pairs(partitions),
+        produce: Throughput::over(produced, produced_bytes, seconds),
+        publish_latency_us: Percentiles::of(&publish),
+        publish_delay_us: Percentiles::of(&delay),
+        consume: Throughput::over(consumed, consumed_bytes, seconds),
+        e2e_latency_us: Percentiles::of(&e2e),
+        errors,
+        lost,
+        duplicates: checker.duplicates,
+        out_of_order: checker.out_of_order,
+        measured_s: seconds,
+    })
+}
+
+fn client_options(config: &Config, name: &str) -> ClientOptions {
+    ClientOptions {
+        client_id: name.to_string(),
+        request_timeout: config.request_timeout,
+        ..ClientOptions::default()
+    }
+}
+
+/// Creates the topic if asked, and returns its partition count.
+fn setup(config: &Config) -> Result<u32, String> {
+    let config = config.clone();
+    let thread = std::thread::spawn(move || -> Result<u32, String> {
+        let executor = LocalExecutorBuilder::default()
+            .name("loadgen-setup")
+            .io_memory(1 << 20)
+            .make()
+            .map_err(|error| format!("starting the executor: {error}"))?;
+        executor.run(async move {
+            let client = Client::connect(config.broker, client_options(&config, "loadgen"))
+                .await
+                .map_err(|error| format!("connecting to {}: {error}", config.broker))?;
+            if config.create_topic {
+                client
+                    .create_topic(
+                        &config.topic,
+                        config.partitions,
+                        TopicConfigOwned::default(),
+                    )
+                    .await
+                    .map_err(|error| format!("creating topic {:?}: {error}", config.topic))?;
+            }
+            let metadata = client
+                .topic_metadata(&config.topic)
+                .await
+                .map_err(|error| format!("topic {:?}: {error}", config.topic))?;
+            let _ = client.close().await;
+            u32::try_from(metadata.partitions.len())
+                .ok()
+                .filter(|count| *count > 0)
+                .ok_or_else(|| format!("topic {:?} has no partitions", config.topic))
+        })
+    });
+    thread
+        .join()
+        .map_err(|_| "the setup thread panicked".to_string())?
+}
+
+async fn executor_main(
+    config: Config,
+    shared: Arc<Shared>,
+    producers: Vec<u32>,
+    consumers: Vec<(u32, Vec<u32>)>,
+) -> Result<Stats, String> {
+    let stats = Rc::new(RefCell::new(Stats::new()));
+    let config = Rc::new(config);
+    let running = Rc::new(std::cell::Cell::new(true));
+    let ticker = glommio::spawn_local({
+        let (stats, shared, running) = (stats.clone(), shared.clone(), running.clone());
+        async move {
+            loop {
+                glommio::timer::sleep(Duration::from_millis(250)).await;
+                merge_live(&stats, &shared);
+                if !running.get() {
+                    break;
+                }
+            }
+        }
+    });
+    // Consumers and producers get equal shares of the executor, however many producers there
+    // are: otherwise 100 busy producer tasks leave one consumer 1% of the core.
+    let executor = glommio::executor();
+    let consumer_queue =
+        executor.create_task_queue(Shares::Static(1000), Latency::NotImportant, "consumers");
+    let producer_queue =
+        executor.create_task_queue(Shares::Static(1000), Latency::NotImportant, "producers");
+    let mut tasks = Vec::new();
+    for (id, partitions) in consumers {
+        let task = glommio::spawn_local_into(
+            consume(
+                config.clone(),
+                shared.clone(),
+                stats.clone(),
+                id,
+                partitions,
+            ),
+            consumer_queue,
+        )
+        .map_err(|error| format!("spawning consumer {id}: {error}"))?;
+        tasks.push(task);
+    }
+    for id in producers {
+        let task = glommio::spawn_local_into(
+            produce(config.clone(), shared.clone(), stats.clone(), id),
+            producer_queue,
+        )
+        .map_err(|error| format!("spawning producer {id}: {error}"))?;
+        tasks.push(task);
+    }
+    let mut fatal = Vec::new();
+    for task in tasks {
+        if let Err(error) = task.await {
+            fatal.push(error);
+        }
+    }
+    running.set(false);
+    ticker.await;
+    if !fatal.is_empty() {
+        return Err(fatal.join("; "));
+    }
+    let stats = Rc::try_unwrap(stats)
+        .map_err(|_| "tasks still hold the statistics".to_string())?
+        .into_inner();
+    Ok(stats)
+}
+
+fn merge_live(stats: &Rc<RefCell<Stats>>, shared: &Shared) {
+    let mut stats = stats.borrow_mut();
+    let stats = &mut *stats;
+    if let Ok(mut live) = shared.live_publish.lock() {
+        let _ = live.add(&stats.live_publish);
+    }
+    if let Ok(mut live) = shared.live_e2e.lock() {
+        let _ = live.add(&stats.live_e2e);
+    }
+    stats.live_publish.reset();
+    stats.live_e2e.reset();
+}
+
+async fn wait_for_start(config: &Config, shared: &Shared) -> Window {
+    loop {
+        let start = shared.start_ns.load(Ordering::SeqCst);
+        if start != 0 {
+            let measure = start + config.warmup.as_nanos() as u64;
+            return Window {
+                start,
+                measure,
+                end: measure + config.duration.as_nanos() as u64,
+            };
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// One producer: its own connection; sends until the end of the window, then flushes.
+async fn produce(
+    config: Rc<Config>,
+    shared: Arc<Shared>,
+    stats: Rc<RefCell<Stats>>,
+    id: u32,
+) -> Result<(), String> {
+    let result = produce_inner(&config, &shared, &stats, id).await;
+    shared.producers_done.fetch_add(1, Ordering::SeqCst);
+    result
+}
+
+async fn produce_inner(
+    config: &Config,
+    shared: &Arc<Shared>,
+    stats: &Rc<RefCell<Stats>>,
+    id: u32,
+) -> Result<(), String> {
+    let client = Rc::new(
+        Client::connect(
+            config.broker,
+            client_options(config, &format!("loadgen-p{id}")),
+        )
+        .await
+        .map_err(|error| format!("producer {id}: connecting: {error}"))?,
+    );
+    let producer = Producer::new(
+        client.clone(),
+        ProducerOptions {
+            acks: config.acks,
+            batch_bytes: config.batch_bytes,
+            linger: config.linger,
+            buffer_bytes_max: config.buffer_bytes,
+            ..ProducerOptions::default()
+        },
+    );
+    let window = wait_for_start(config, shared).await;
+    // Open loop: this producer's share of the rate.
+    let period_ns = (config.rate > 0.0).then(|| 1e9 / (config.rate / f64::from(config.producers)));
+    let pending = Rc::new(std::cell::Cell::new(0u64));
+    let mut sequence: u64 = 0;
+    loop {
+        let mut now = shared.now_ns();
+        if now >= window.end {
+            break;
+        }
+        let intended = match period_ns {
+            Some(period) => {
+                let intended = window.start + (sequence as f64 * period) as u64;
+                if intended >= window.end {
+                    break;
+                }
+                if intended > now {
+                    glommio::timer::sleep(Duration::from_nanos(intended - now)).await;
+                    now = shared.now_ns();
+                }
+                intended
+            }
+            None => now,
+        };
+        let value = payload::encode(
+            Header {
+                producer: id,
+                sequence,
+                sent_ns: now,
+            },
+            config.message_size,
+        );
+        sequence += 1;
+        match producer
+            .send(ProducerRecord::new(config.topic.clone(), value))
+            .await
+        {
+            Ok(delivery) => {
+                let sent = shared.now_ns();
+                if window.measured(sent) && period_ns.is_some() {
+                    let delay_us = sent.saturating_sub(intended) / 1_000;
+                    stats.borrow_mut().delay.saturating_record(delay_us);
+                }
+                // Closed loop: the send time is when the producer took the message.
+                let from = if period_ns.is_some() { intended } else { sent };
+                pending.set(pending.get() + 1);
+                let (stats, shared, pending) = (stats.clone(), shared.clone(), pending.clone());
+                let size = config.message_size as u64;
+                glommio::spawn_local(async move {
+                    let outcome = delivery.await;
+                    let acked = shared.now_ns();
+                    let mut stats = stats.borrow_mut();
+                    match outcome {
+                        Ok(_) => {
+                            shared.acked.fetch_add(1, Ordering::Relaxed);
+                            *stats.acked.entry(id).or_default() += 1;
+                            if window.measured(acked) {
+                                let latency_us = acked.saturating_sub(from) / 1_000;
+                                stats.publish.saturating_record(latency_us);
+                                stats.live_publish.saturating_record(latency_us);
+                                stats.produced += 1;
+                                stats.produced_bytes += size;
+                            }
+                        }
+                        Err(error) => stats.error(format!("producer {id}: {error}")),
+                    }
+                    pending.set(pending.get() - 1);
+                })
+                .detach();
+            }
+            Err(error) => stats
+                .borrow_mut()
+                .error(format!("producer {id}: send: {error}")),
+        }
+        if period_ns.is_none() && sequence.is_multiple_of(64) {
+            glommio::yield_if_needed().await;
+        }
+    }
+    producer.flush().await;
+    while pending.get() > 0 {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    let _ = client.close().await;
+    Ok(())
+}
+
+/// One consumer: its own connection, `partitions` from the log end; checks every message.
+async fn consume(
+    config: Rc<Config>,
+    shared: Arc<Shared>,
+    stats: Rc<RefCell<Stats>>,
+    id: u32,
+    partitions: Vec<u32>,
+) -> Result<(), String> {
+    let result = consume_inner(&config, &shared, &stats, id, partitions).await;
+    if result.is_err() {
+        // Let the run start (and end) without this consumer.
+        shared.consumers_ready.fetch_add(1, Ordering::SeqCst);
+    }
+    result
+}
+
+async fn consume_inner(
+    config: &Config,
+    shared: &Arc<Shared>,
+    stats: &Rc<RefCell<Stats>>,
+    id: u32,
+    partitions: Vec<u32>,
+) -> Result<(), String> {
+    if partitions.is_empty() {
+        shared.consumers_ready.fetch_add(1, Ordering::SeqCst);
+        return Ok(());
+    }
+    let client = Rc::new(
+        Client::connect(
+            config.broker,
+            client_options(config, &format!("loadgen-c{id}")),
+        )
+        .await
+        .map_err(|error| format!("consumer {id}: connecting: {error}"))?,
+    );
+    let mut consumer = Consumer::new(
+        client.clone(),
+        ConsumerOptions {
+            start: SeekTo::Latest,
+            ..ConsumerOptions::default()
+        },
+    );
+    consumer.assign(&config.topic, &partitions);
+    for &partition in &partitions {
+        consumer
+            .seek(partition, SeekTo::Latest)
+            .await
+            .map_err(|error| format!("consumer {id}: seeking partition {partition}: {error}"))?;
+    }
+    shared.consumers_ready.fetch_add(1, Ordering::SeqCst);
+    let window = wait_for_start(config, shared).await;
+    let drain_end = window.end + DRAIN_MAX.as_nanos() as u64;
+    let mut progress = (0u64, window.end);
+    loop {
+        let now = shared.now_ns();
+        let consumed = shared.consumed.load(Ordering::SeqCst);
+        if consumed != progress.0 {
+            progress = (consumed, now.max(window.end));
+        }
+        let producers_done =
+            shared.producers_done.load(Ordering::SeqCst) == config.producers as usize;
+        if !producers_done {
+            // The idle clock starts when the last producer is done.
+            progress.1 = progress.1.max(now);
+        }
+        if producers_done
+            && (consumed >= shared.acked.load(Ordering::SeqCst)
+                || now >= drain_end
+                || now >= progress.1 + DRAIN_IDLE.as_nanos() as u64)
+        {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)).await {
+            Ok(records) => {
+                let received = shared.now_ns();
+                let mut stats = stats.borrow_mut();
+                for record in records {
+                    let value = record.value.unwrap_or_default();
+                    let Some(header) = payload::decode(&value) else {
+                        stats.error(format!(
+                            "consumer {id}: a {} byte message in partition {} at offset {}",
+                            value.len(),
+                            record.partition,
+                            record.offset
+                        ));
+                        continue;
+                    };
+                    if value.len() != config.message_size {
+                        stats.error(format!(
+                            "consumer {id}: a {} byte message (expected {}) in partition {} at offset {}",
+                            value.len(),
+                            config.message_size,
+                            record.partition,
+                            record.offset
+                        ));
+                    }
+                    let distinct = stats.checker.distinct;
+                    stats
+                        .checker
+                        .record(header.producer, record.partition, header.sequence);
+                    if stats.checker.distinct > distinct {
+                        shared.consumed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if window.measured(received) {
+                        let latency_us = received.saturating_sub(header.sent_ns) / 1_000;
+                        stats.e2e.saturating_record(latency_us);
+                        stats.live_e2e.saturating_record(latency_us);
+                        stats.consumed += 1;
+                        stats.consumed_bytes += value.len() as u64;
+                    }
+                }
+            }
+            Err(error) => {
+                stats
+                    .borrow_mut()
+                    .error(format!("consumer {id}: poll: {error}"));
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let _ = client.close().await;
+    Ok(())
+}
