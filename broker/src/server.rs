@@ -39,6 +39,9 @@ pub struct ServeConfig {
     pub cores: Vec<usize>,
     /// Log defaults for new partitions.
     pub log: LogConfig,
+    /// Memory each shard gives its partitions' recent-batch caches, shared out equally over
+    /// the partitions it owns (see [`crate::shard::cache_share`]).
+    pub cache_bytes_per_shard: usize,
     /// Frame and idle limits per connection.
     pub limits: net::Limits,
     /// Connections each shard accepts at once; more are closed on accept.
@@ -274,6 +277,7 @@ async fn run_shard(
         config.data_dir.clone(),
         disk,
         config.log.clone(),
+        config.cache_bytes_per_shard,
         mesh,
     )
     .await

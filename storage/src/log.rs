@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::disk::{BLOCK_BYTES, Disk, File, OpenMode, align_up};
+use crate::disk::{BLOCK_BYTES, Buffer, Disk, File, OpenMode, align_up};
 use crate::error::{AppendError, Corruption, IoFailure, OpenError, ReadError, RetentionError};
 use crate::format::{
     self, CleanShutdown, ENTRY_CRC_BATCH_PREFIX_BYTES, ENTRY_HEADER_BYTES, EntryHeader, EntryKind,
@@ -736,7 +736,9 @@ impl<D: Disk> Log<D> {
         let chunk_bytes = self.config.write_chunk_bytes;
         while !bytes.is_empty() {
             if self.buffer.chunk.is_none() {
-                let chunk = self.active().file.alloc_buffer(chunk_bytes);
+                // Unfilled: appends fill it front to back, and `write` zeroes and pads
+                // whatever a flush leaves of the last block before cutting the rest off.
+                let chunk = self.active().file.alloc_buffer_unfilled(chunk_bytes);
                 self.buffer.chunk = Some(chunk);
             }
             let used = self.buffer.chunk_used;
@@ -815,17 +817,13 @@ impl<D: Disk> Log<D> {
             let end = self.buffer.chunk_position + used as u64;
             let padded = usize::try_from(align_up(end) - self.buffer.chunk_position).expect("fits");
             let mut chunk = self.buffer.chunk.take().expect("used > 0");
-            format::encode_padding(&mut chunk.as_mut()[used..padded], self.durable_end);
-            let out = if padded == self.config.write_chunk_bytes {
-                chunk
-            } else {
-                // The tail is written from an exactly-sized copy: write_at writes whole
-                // buffers, and the copy is at most one chunk.
-                let mut out = self.active().file.alloc_buffer(padded);
-                out.as_mut().copy_from_slice(&chunk.as_ref()[..padded]);
-                out
-            };
-            self.buffer.full.push((self.buffer.chunk_position, out));
+            // The chunk was allocated unfilled: every byte written must be set here.
+            let gap = &mut chunk.as_mut()[used..padded];
+            gap.fill(0);
+            format::encode_padding(gap, self.durable_end);
+            // write_at writes whole buffers: the unused tail is cut off, not copied around.
+            chunk.truncate(padded);
+            self.buffer.full.push((self.buffer.chunk_position, chunk));
             self.buffer.chunk_position += padded as u64;
             self.buffer.chunk_used = 0;
         }

@@ -509,3 +509,32 @@ fn removing_a_log_dir_leaves_an_empty_log_behind() {
     assert_eq!(log.written_end(), Offset(0));
     assert_eq!(log.log_start(), Offset(0));
 }
+
+#[test]
+fn flushes_write_only_bytes_the_log_filled_never_stale_buffer_memory() {
+    // Write chunks are allocated unfilled (the simulated disk fills them with UNFILLED_BYTE):
+    // a flush that ends mid-block must zero and pad the rest of that block itself, and the
+    // rest of the chunk must never reach the disk.
+    let disk = SimDisk::new(11);
+    let mut log = open(&disk, small_config());
+    let mut synced = 0;
+    for (i, value_bytes) in [1, 50, 300, 1_000, 3_000, 4_050, 7].into_iter().enumerate() {
+        block_on(log.append(batch(1 + i % 3, value_bytes, 5), 1_000)).expect("append");
+        block_on(log.sync(1_000)).expect("sync");
+        synced += 1;
+    }
+    assert_eq!(synced, 7);
+    let names = disk.durable_list_dir(Path::new(DIR)).expect("the log dir");
+    let mut checked = 0;
+    for name in names.iter().filter(|name| name.ends_with(".log")) {
+        let contents = disk
+            .durable_contents(&Path::new(DIR).join(name))
+            .expect("segment contents");
+        let stale = contents
+            .windows(8)
+            .position(|w| w.iter().all(|&b| b == storage::disk::sim::UNFILLED_BYTE));
+        assert_eq!(stale, None, "{name}: unfilled buffer bytes on disk");
+        checked += contents.len();
+    }
+    assert!(checked > 8 << 10, "checked {checked} bytes");
+}

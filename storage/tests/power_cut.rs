@@ -81,6 +81,9 @@ impl File for CutFile {
     fn alloc_buffer(&self, bytes: usize) -> Self::Buffer {
         self.inner.alloc_buffer(bytes)
     }
+    fn alloc_buffer_unfilled(&self, bytes: usize) -> Self::Buffer {
+        self.inner.alloc_buffer_unfilled(bytes)
+    }
     async fn write_at(&self, buffer: Self::Buffer, position: u64) -> io::Result<()> {
         self.ctl.tick(true)?;
         self.inner.write_at(buffer, position).await

@@ -1,5 +1,7 @@
 //! Goal: the workspace keeps one direction of dependency (ARCHITECTURE.md):
-//! `schema` <- `storage`, `net` <- `broker`; clients and `loadgen` use `net` + `schema` only.
+//! `schema` <- `storage`, `net` <- `broker`; clients and `loadgen` use `net` + `schema` only;
+//! `broker` hosts the one `ringbus` binary, so it may use `client` and `loadgen` (for their
+//! subcommands), never the other way round.
 //! Only `storage` and `net` may reach the runtime (glommio) for files and sockets, and only
 //! `schema` is free of I/O entirely.
 //!
@@ -18,7 +20,7 @@ const LAYERS: &[(&str, &[&str], bool, bool)] = &[
     ("client", &["schema", "net"], true, false),
     (
         "broker",
-        &["schema", "storage", "net", "client"],
+        &["schema", "storage", "net", "client", "loadgen"],
         true,
         true,
     ),

@@ -366,7 +366,15 @@ impl AsMut<[u8]> for GlommioBuffer {
     }
 }
 
-impl Buffer for GlommioBuffer {}
+impl Buffer for GlommioBuffer {
+    fn truncate(&mut self, bytes: usize) {
+        super::assert_truncate(self.as_ref().len(), bytes);
+        match &mut self.storage {
+            BufferStorage::Dma(buffer) => buffer.trim_to_size(bytes),
+            BufferStorage::Heap(buffer) => buffer.truncate(bytes),
+        }
+    }
+}
 
 impl File for GlommioFile {
     type Buffer = GlommioBuffer;
@@ -381,6 +389,16 @@ impl File for GlommioFile {
                 buffer.as_bytes_mut().fill(0);
                 BufferStorage::Dma(buffer)
             }
+            Inner::Buffered(_) => BufferStorage::Heap(vec![0; bytes]),
+        };
+        GlommioBuffer { storage }
+    }
+
+    fn alloc_buffer_unfilled(&self, bytes: usize) -> GlommioBuffer {
+        super::assert_buffer_bytes(&self.path, bytes);
+        let storage = match &self.inner {
+            Inner::Direct(file) => BufferStorage::Dma(file.alloc_dma_buffer(bytes)),
+            // A heap Vec must be initialised to be handed out as a slice.
             Inner::Buffered(_) => BufferStorage::Heap(vec![0; bytes]),
         };
         GlommioBuffer { storage }

@@ -127,7 +127,16 @@ impl AsMut<[u8]> for SimBuffer {
     }
 }
 
-impl Buffer for SimBuffer {}
+impl Buffer for SimBuffer {
+    fn truncate(&mut self, bytes: usize) {
+        super::assert_truncate(self.0.len(), bytes);
+        self.0.truncate(bytes);
+    }
+}
+
+/// What an unfilled simulated buffer holds: not zeros, so that a caller writing a byte it did
+/// not fill puts visible garbage on the simulated disk (recovery and the crash tests see it).
+pub const UNFILLED_BYTE: u8 = 0xA5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct InodeId(u64);
@@ -820,6 +829,11 @@ impl File for SimFile {
     fn alloc_buffer(&self, bytes: usize) -> SimBuffer {
         super::assert_buffer_bytes(&self.path, bytes);
         SimBuffer(vec![0; bytes])
+    }
+
+    fn alloc_buffer_unfilled(&self, bytes: usize) -> SimBuffer {
+        super::assert_buffer_bytes(&self.path, bytes);
+        SimBuffer(vec![UNFILLED_BYTE; bytes])
     }
 
     async fn write_at(&self, buffer: SimBuffer, position: u64) -> io::Result<()> {

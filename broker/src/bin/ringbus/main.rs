@@ -91,6 +91,10 @@ struct ServeArgs {
     /// picks a free port, printed as `metrics on HOST:PORT`).
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// MiB of memory per shard for recent-batch caches (tailing consumers read from them),
+    /// shared out over the shard's partitions, 1 to 64 MiB each.
+    #[arg(long, default_value_t = 256)]
+    cache_mib_per_shard: usize,
 }
 
 fn main() -> ExitCode {
@@ -137,6 +141,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         listen: args.listen,
         cores,
         log: storage::LogConfig::default(),
+        cache_bytes_per_shard: args.cache_mib_per_shard.saturating_mul(1 << 20),
         limits: net::Limits {
             frame_bytes_max: args.frame_bytes_max,
             idle_timeout: (args.idle_timeout_s > 0)
