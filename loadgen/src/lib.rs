@@ -17,7 +17,9 @@
 //! Depends on `schema` and `client` only (the layering test keeps it so).
 
 pub mod checker;
+mod find_max;
 pub mod payload;
+pub mod plot;
 pub mod report;
 mod run;
 
@@ -75,9 +77,32 @@ pub struct Args {
     /// Cores for the load's executors, one executor per core, e.g. 1 or 2-3,5.
     #[arg(long, default_value = "0")]
     pub cores: String,
-    /// Write the result as JSON to this file.
+    /// Message keys: none, round-robin (over 10,000 keys, so murmur2 spreads them over the
+    /// partitions as Kafka would) or random (a fresh random key per message).
+    #[arg(long, default_value = "none")]
+    pub keys: String,
+    /// Stop after this many messages over all producers (--duration is then a cap). With
+    /// --producers 0 the consumers stop after consuming this many (a catch-up read).
+    #[arg(long)]
+    pub messages: Option<u64>,
+    /// Consumers start at the earliest offset instead of the log end (with --producers 0: read
+    /// a backlog that an earlier run wrote).
+    #[arg(long)]
+    pub from_earliest: bool,
+    /// Search for the highest rate the producers and consumers sustain (as the OpenMessaging
+    /// Benchmark does): a closed-loop trial, then open-loop trials of --duration each,
+    /// bisecting on whether the rate was met and the consumers kept up. Reports the best
+    /// sustained trial.
+    #[arg(long)]
+    pub find_max: bool,
+    /// Write the result as JSON to this file, and the latency percentile plot beside it (the
+    /// same name with .svg).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write each latency histogram in HdrHistogram's percentile distribution format
+    /// (<name>.hgrm, values in ms) to this directory.
+    #[arg(long)]
+    pub hgrm_dir: Option<PathBuf>,
     /// How long to wait for each response, ms.
     #[arg(long, default_value_t = 30_000)]
     pub request_timeout_ms: u64,
@@ -88,11 +113,31 @@ pub struct Args {
 /// duplicated or failed (after printing everything).
 pub fn run_cli(args: Args) -> Result<Report, String> {
     let config = Config::from_args(&args)?;
-    let report = run(config)?;
+    let report = if args.find_max {
+        find_max::find_max(config)?
+    } else {
+        run(config)?
+    };
     print!("{}", report.table());
     if let Some(path) = &args.json {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| format!("creating {}: {error}", parent.display()))?;
+        }
         std::fs::write(path, report.to_json())
             .map_err(|error| format!("writing {}: {error}", path.display()))?;
+        let svg = path.with_extension("svg");
+        std::fs::write(&svg, plot::latency_svg(&report))
+            .map_err(|error| format!("writing {}: {error}", svg.display()))?;
+    }
+    if let Some(dir) = &args.hgrm_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|error| format!("creating {}: {error}", dir.display()))?;
+        for (name, histogram) in &report.histograms {
+            let path = dir.join(format!("{name}.hgrm"));
+            std::fs::write(&path, report::hgrm(histogram))
+                .map_err(|error| format!("writing {}: {error}", path.display()))?;
+        }
     }
     if report.errors > 0 || report.lost > 0 || report.duplicates > 0 {
         return Err(format!(

@@ -93,6 +93,9 @@ pub struct Report {
     pub consume: Throughput,
     /// End-to-end latency: receipt - the send timestamp in the payload.
     pub e2e_latency_us: Percentiles,
+    /// Fetch latency: request to response of each fetch that returned records (a long-poll
+    /// wait before the first record arrived is included).
+    pub fetch_latency_us: Percentiles,
     /// Failed sends, failed fetches and malformed messages.
     pub errors: u64,
     /// Acknowledged messages never consumed.
@@ -103,6 +106,10 @@ pub struct Report {
     pub out_of_order: u64,
     /// Length of the measured window, s.
     pub measured_s: f64,
+    /// The non-empty histograms by name (publish, publish-delay, end-to-end, fetch), in us.
+    pub histograms: Vec<(String, Histogram<u64>)>,
+    /// More top-level JSON fields as (name, JSON value), e.g. the trials of `--find-max`.
+    pub extra: Vec<(String, String)>,
 }
 
 impl Report {
@@ -116,7 +123,8 @@ impl Report {
         format!(
             "{{\"config\": {{{}}}, \"produce\": {{{}, \"latency_us\": {}}}, \"publish_delay_us\": {}, \
              \"consume\": {{{}}}, \"e2e_latency_us\": {}, \"errors\": {}, \"lost\": {}, \
-             \"duplicates\": {}, \"out_of_order\": {}, \"measured_s\": {:.3}}}\n",
+             \"duplicates\": {}, \"out_of_order\": {}, \"measured_s\": {:.3}, \
+             \"fetch_latency_us\": {}{}}}\n",
             config.join(", "),
             self.produce.json_fields(),
             self.publish_latency_us.json(),
@@ -128,6 +136,11 @@ impl Report {
             self.duplicates,
             self.out_of_order,
             self.measured_s,
+            self.fetch_latency_us.json(),
+            self.extra
+                .iter()
+                .map(|(name, value)| format!(", \"{}\": {}", json_escape(name), value))
+                .collect::<String>(),
         )
     }
 
@@ -152,6 +165,7 @@ impl Report {
             ("publish", &self.publish_latency_us),
             ("publish delay", &self.publish_delay_us),
             ("end-to-end", &self.e2e_latency_us),
+            ("fetch", &self.fetch_latency_us),
         ] {
             out.push_str(&format!(
                 "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
@@ -181,5 +195,42 @@ fn json_escape(text: &str) -> String {
             c => out.push(c),
         }
     }
+    out
+}
+
+/// `histogram` (values in us) in HdrHistogram's percentile distribution text format, values in
+/// ms, 5 ticks per half distance: the format HdrHistogram's plotters read.
+pub fn hgrm(histogram: &Histogram<u64>) -> String {
+    let mut out = format!(
+        "{:>12} {:>14} {:>10} {:>14}\n\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    if histogram.is_empty() {
+        return out;
+    }
+    let mut total = 0u64;
+    for step in histogram.iter_quantiles(5) {
+        total += step.count_since_last_iteration();
+        let quantile = step.quantile_iterated_to();
+        let value_ms = step.value_iterated_to() as f64 / 1_000.0;
+        if quantile < 1.0 {
+            out.push_str(&format!(
+                "{value_ms:>12.3} {quantile:>14.12} {total:>10} {:>14.2}\n",
+                1.0 / (1.0 - quantile)
+            ));
+        } else {
+            out.push_str(&format!("{value_ms:>12.3} {quantile:>14.12} {total:>10}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]\n",
+        histogram.mean() / 1_000.0,
+        histogram.stdev() / 1_000.0
+    ));
+    out.push_str(&format!(
+        "#[Max     = {:>12.3}, Total count    = {:>12}]\n",
+        histogram.max() as f64 / 1_000.0,
+        histogram.len()
+    ));
     out
 }

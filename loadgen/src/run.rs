@@ -20,6 +20,7 @@ use crate::Args;
 use crate::checker::SequenceChecker;
 use crate::payload::{self, HEADER_BYTES, Header};
 use crate::report::{Percentiles, Report, Throughput, json_string};
+use bytes::Bytes;
 
 /// After the producers stop, consumers read until they have every acknowledged message, or
 /// nothing new came for `DRAIN_IDLE`, or `DRAIN_MAX` passed; what is missing then is lost.
@@ -67,7 +68,27 @@ pub struct Config {
     pub cores: Vec<usize>,
     /// Request timeout.
     pub request_timeout: Duration,
+    /// Message keys.
+    pub keys: Keys,
+    /// Messages to produce over all producers (or, without producers, to consume).
+    pub messages: Option<u64>,
+    /// Consumers start at the earliest offset.
+    pub from_earliest: bool,
 }
+
+/// How messages are keyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// No key: the producer's sticky partitioner spreads the batches.
+    None,
+    /// Keys `0` to `9999` in turn: murmur2 places them as Kafka would.
+    RoundRobin,
+    /// A random 64-bit key per message.
+    Random,
+}
+
+/// Keys that `Keys::RoundRobin` cycles through (OpenMessaging Benchmark's key count).
+const ROUND_ROBIN_KEYS: u64 = 10_000;
 
 impl Config {
     /// Checks and converts the command-line options.
@@ -99,6 +120,28 @@ impl Config {
         if args.create_topic && args.partitions == 0 {
             return Err("--partitions must be at least 1".to_string());
         }
+        let keys = match args.keys.as_str() {
+            "none" => Keys::None,
+            "round-robin" => Keys::RoundRobin,
+            "random" => Keys::Random,
+            other => {
+                return Err(format!(
+                    "--keys {other:?}: expected none, round-robin or random"
+                ));
+            }
+        };
+        if args.messages == Some(0) {
+            return Err("--messages must be at least 1".to_string());
+        }
+        if args.producers == 0 && args.consumers > 0 && args.messages.is_none() {
+            return Err(
+                "--producers 0 needs --messages N: how many messages the consumers read"
+                    .to_string(),
+            );
+        }
+        if args.find_max && (args.producers == 0 || args.messages.is_some()) {
+            return Err("--find-max needs producers and a --duration, not --messages".to_string());
+        }
         Ok(Config {
             broker,
             broker_text: args.broker.clone(),
@@ -122,6 +165,9 @@ impl Config {
             warmup: Duration::from_secs_f64(args.warmup),
             cores: parse_cores(&args.cores)?,
             request_timeout: Duration::from_millis(args.request_timeout_ms),
+            keys,
+            messages: args.messages,
+            from_earliest: args.from_earliest,
         })
     }
 
@@ -150,6 +196,19 @@ impl Config {
             ("duration_s", format!("{}", self.duration.as_secs_f64())),
             ("warmup_s", format!("{}", self.warmup.as_secs_f64())),
             ("cores", format!("[{}]", cores.join(", "))),
+            (
+                "keys",
+                json_string(match self.keys {
+                    Keys::None => "none",
+                    Keys::RoundRobin => "round-robin",
+                    Keys::Random => "random",
+                }),
+            ),
+            (
+                "messages",
+                self.messages.map_or("null".to_string(), |m| m.to_string()),
+            ),
+            ("from_earliest", self.from_earliest.to_string()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
@@ -196,6 +255,9 @@ struct Shared {
     acked: AtomicU64,
     /// Distinct messages consumed, whole run.
     consumed: AtomicU64,
+    /// The last measured ack and the last measured receipt (ns): with --messages the window
+    /// ends when the work does.
+    last_measured_ns: AtomicU64,
     /// Publish and end-to-end latency since the warm-up, merged every second (live line).
     live_publish: Mutex<Histogram<u64>>,
     live_e2e: Mutex<Histogram<u64>>,
@@ -216,6 +278,7 @@ struct Stats {
     publish: Histogram<u64>,
     delay: Histogram<u64>,
     e2e: Histogram<u64>,
+    fetch: Histogram<u64>,
     live_publish: Histogram<u64>,
     live_e2e: Histogram<u64>,
     produced: u64,
@@ -234,6 +297,7 @@ impl Stats {
             publish: histogram(),
             delay: histogram(),
             e2e: histogram(),
+            fetch: histogram(),
             live_publish: histogram(),
             live_e2e: histogram(),
             produced: 0,
@@ -279,6 +343,7 @@ pub fn run(config: Config) -> Result<Report, String> {
         producers_done: AtomicUsize::new(0),
         acked: AtomicU64::new(0),
         consumed: AtomicU64::new(0),
+        last_measured_ns: AtomicU64::new(0),
         live_publish: Mutex::new(histogram()),
         live_e2e: Mutex::new(histogram()),
     });
@@ -369,6 +434,7 @@ pub fn run(config: Config) -> Result<Report, String> {
     let mut publish = histogram();
     let mut delay = histogram();
     let mut e2e = histogram();
+    let mut fetch = histogram();
     let mut checker = SequenceChecker::new();
     let mut acked: HashMap<u32, u64> = HashMap::new();
     let (mut produced, mut produced_bytes, mut consumed, mut consumed_bytes, mut errors) =
@@ -388,6 +454,7 @@ pub fn run(config: Config) -> Result<Report, String> {
         publish.add(&stats.publish).map_err(|e| e.to_string())?;
         delay.add(&stats.delay).map_err(|e| e.to_string())?;
         e2e.add(&stats.e2e).map_err(|e| e.to_string())?;
+        fetch.add(&stats.fetch).map_err(|e| e.to_string())?;
         checker.merge(&stats.checker);
         for (producer, count) in stats.acked {
             *acked.entry(producer).or_default() += count;
@@ -404,11 +471,21 @@ pub fn run(config: Config) -> Result<Report, String> {
     if !fatal.is_empty() {
         return Err(fatal.join("; "));
     }
-    let seconds = config.duration.as_secs_f64();
-    let lost = if config.consumers > 0 {
-        checker.lost(&acked)
-    } else {
-        0
+    // With --messages the work may end before --duration: measure up to the last event.
+    let seconds = match config.messages {
+        None => config.duration.as_secs_f64(),
+        Some(_) => {
+            let measure_start =
+                shared.start_ns.load(Ordering::SeqCst) + config.warmup.as_nanos() as u64;
+            let last = shared.last_measured_ns.load(Ordering::SeqCst);
+            (last.saturating_sub(measure_start) as f64 / 1e9).min(config.duration.as_secs_f64())
+        }
+    };
+    let lost = match (config.consumers, config.producers, config.messages) {
+        (0, _, _) => 0,
+        // A catch-up read: everything asked for must arrive.
+        (_, 0, Some(messages)) => messages.saturating_sub(checker.distinct),
+        _ => checker.lost(&acked),
     };
     Ok(Report {
         config: config.json_pairs(partitions),
@@ -417,11 +494,23 @@ pub fn run(config: Config) -> Result<Report, String> {
         publish_delay_us: Percentiles::of(&delay),
         consume: Throughput::over(consumed, consumed_bytes, seconds),
         e2e_latency_us: Percentiles::of(&e2e),
+        fetch_latency_us: Percentiles::of(&fetch),
         errors,
         lost,
         duplicates: checker.duplicates,
         out_of_order: checker.out_of_order,
         measured_s: seconds,
+        histograms: [
+            ("publish", publish),
+            ("publish-delay", delay),
+            ("end-to-end", e2e),
+            ("fetch", fetch),
+        ]
+        .into_iter()
+        .filter(|(_, histogram)| !histogram.is_empty())
+        .map(|(name, histogram)| (name.to_string(), histogram))
+        .collect(),
+        extra: Vec::new(),
     })
 }
 
@@ -609,9 +698,15 @@ async fn produce_inner(
     let period_ns = (config.rate > 0.0).then(|| 1e9 / (config.rate / f64::from(config.producers)));
     let pending = Rc::new(std::cell::Cell::new(0u64));
     let mut sequence: u64 = 0;
+    // This producer's share of --messages.
+    let share = config.messages.map(|messages| {
+        let producers = u64::from(config.producers);
+        messages / producers + u64::from(u64::from(id) < messages % producers)
+    });
+    let mut random = Xorshift(0x9E37_79B9_7F4A_7C15 ^ (u64::from(id) + 1));
     loop {
         let mut now = shared.now_ns();
-        if now >= window.end {
+        if now >= window.end || share.is_some_and(|share| sequence >= share) {
             break;
         }
         let intended = match period_ns {
@@ -636,11 +731,16 @@ async fn produce_inner(
             },
             config.message_size,
         );
+        let mut record = ProducerRecord::new(config.topic.clone(), value);
+        record.key = match config.keys {
+            Keys::None => None,
+            Keys::RoundRobin => Some(Bytes::from(
+                ((u64::from(id) + sequence) % ROUND_ROBIN_KEYS).to_string(),
+            )),
+            Keys::Random => Some(Bytes::copy_from_slice(&random.next().to_le_bytes())),
+        };
         sequence += 1;
-        match producer
-            .send(ProducerRecord::new(config.topic.clone(), value))
-            .await
-        {
+        match producer.send(record).await {
             Ok(delivery) => {
                 let sent = shared.now_ns();
                 if window.measured(sent) && period_ns.is_some() {
@@ -661,6 +761,7 @@ async fn produce_inner(
                             shared.acked.fetch_add(1, Ordering::Relaxed);
                             *stats.acked.entry(id).or_default() += 1;
                             if window.measured(acked) {
+                                shared.last_measured_ns.fetch_max(acked, Ordering::SeqCst);
                                 let latency_us = acked.saturating_sub(from) / 1_000;
                                 stats.publish.saturating_record(latency_us);
                                 stats.live_publish.saturating_record(latency_us);
@@ -717,6 +818,19 @@ async fn consume_inner(
         shared.consumers_ready.fetch_add(1, Ordering::SeqCst);
         return Ok(());
     }
+    let start = if config.from_earliest {
+        SeekTo::Earliest
+    } else {
+        SeekTo::Latest
+    };
+    // The payload's send time is on this run's clock only when this run produced it.
+    let measure_e2e = config.producers > 0;
+    // A catch-up read (no producers) ends when --messages arrived.
+    let catch_up = if config.producers == 0 {
+        config.messages
+    } else {
+        None
+    };
     let client = Rc::new(
         Client::connect(
             config.broker,
@@ -728,14 +842,14 @@ async fn consume_inner(
     let mut consumer = Consumer::new(
         client.clone(),
         ConsumerOptions {
-            start: SeekTo::Latest,
+            start,
             ..ConsumerOptions::default()
         },
     );
     consumer.assign(&config.topic, &partitions);
     for &partition in &partitions {
         consumer
-            .seek(partition, SeekTo::Latest)
+            .seek(partition, start)
             .await
             .map_err(|error| format!("consumer {id}: seeking partition {partition}: {error}"))?;
     }
@@ -755,17 +869,33 @@ async fn consume_inner(
             // The idle clock starts when the last producer is done.
             progress.1 = progress.1.max(now);
         }
+        if catch_up.is_some_and(|messages| consumed >= messages)
+            || now >= window.end && catch_up.is_some()
+        {
+            break;
+        }
         if producers_done
+            && catch_up.is_none()
             && (consumed >= shared.acked.load(Ordering::SeqCst)
                 || now >= drain_end
                 || now >= progress.1 + DRAIN_IDLE.as_nanos() as u64)
         {
             break;
         }
+        let asked = shared.now_ns();
         match consumer.poll(Duration::from_millis(100)).await {
             Ok(records) => {
                 let received = shared.now_ns();
                 let mut stats = stats.borrow_mut();
+                // Fetches that came back empty measure the long-poll wait, not the broker.
+                if !records.is_empty() && window.measured(received) {
+                    stats
+                        .fetch
+                        .saturating_record(received.saturating_sub(asked) / 1_000);
+                    shared
+                        .last_measured_ns
+                        .fetch_max(received, Ordering::SeqCst);
+                }
                 for record in records {
                     let value = record.value.unwrap_or_default();
                     let Some(header) = payload::decode(&value) else {
@@ -794,9 +924,11 @@ async fn consume_inner(
                         shared.consumed.fetch_add(1, Ordering::SeqCst);
                     }
                     if window.measured(received) {
-                        let latency_us = received.saturating_sub(header.sent_ns) / 1_000;
-                        stats.e2e.saturating_record(latency_us);
-                        stats.live_e2e.saturating_record(latency_us);
+                        if measure_e2e {
+                            let latency_us = received.saturating_sub(header.sent_ns) / 1_000;
+                            stats.e2e.saturating_record(latency_us);
+                            stats.live_e2e.saturating_record(latency_us);
+                        }
                         stats.consumed += 1;
                         stats.consumed_bytes += value.len() as u64;
                     }
@@ -812,4 +944,17 @@ async fn consume_inner(
     }
     let _ = client.close().await;
     Ok(())
+}
+
+/// A small deterministic generator for random keys (xorshift64*): no dependency, and a run
+/// can be repeated.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
 }

@@ -38,3 +38,28 @@ fn json_has_the_contract_fields() {
     assert_eq!(json.matches('{').count(), json.matches('}').count());
     assert!(json.trim_end().ends_with('}'));
 }
+
+#[test]
+fn hgrm_rows_are_cumulative_and_in_ms() {
+    let mut histogram =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram");
+    for us in 1..=1_000u64 {
+        histogram.record(us * 1_000).expect("record");
+    }
+    let text = loadgen::report::hgrm(&histogram);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(2)
+        .take_while(|line| !line.starts_with('#'))
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    let counts: Vec<u64> = rows
+        .iter()
+        .map(|row| row[2].parse().expect("count"))
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{text}");
+    assert_eq!(*counts.last().expect("rows"), 1_000, "{text}");
+    let last_value: f64 = rows.last().expect("rows")[0].parse().expect("value");
+    assert!((last_value - 1_000.0).abs() < 1.0, "max in ms: {text}");
+    assert!(text.contains("Total count    =         1000"), "{text}");
+}
