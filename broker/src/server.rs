@@ -190,6 +190,12 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
             // registered-buffer arena small; DMA buffers fall back to ordinary aligned memory.
             .io_memory(1 << 20)
             .spawn(move || async move {
+                // Every event on this thread belongs to this shard. The span stays entered
+                // for the executor's life on purpose: a glommio executor is one pinned thread,
+                // its tasks never migrate, so the usual rule against holding a span across
+                // awaits (tasks moving between threads) does not apply, and the tasks this
+                // shard spawns (connections, partition actors) inherit the span for free.
+                let _shard_span = tracing::info_span!("shard", id = id.0).entered();
                 let listeners = ShardListeners {
                     frames: listener,
                     metrics: metrics_listener,
