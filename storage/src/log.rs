@@ -74,7 +74,9 @@ pub struct LogConfig {
     pub write_chunk_bytes: usize,
     /// Full write buffers held before `append` writes them: the write queue depth.
     pub write_ahead_chunks: usize,
-    /// Space reserved ahead of the write position, in one fallocate call.
+    /// How far ahead of the write position the active segment's file is extended with zeros,
+    /// in one fallocate call, so that writes never extend the file (see `disk::File::allocate`).
+    /// A segment closed by a roll or a clean close is cut back to its data.
     pub preallocate_bytes: u64,
     /// Recent batches kept in memory for tailing readers.
     pub cache_bytes_max: usize,
@@ -203,7 +205,10 @@ pub struct Log<D: Disk> {
     durable_end: Offset,
     /// Position of the next write in the active segment: every byte below it is written.
     written_position: u64,
-    /// Space reserved by fallocate in the active segment.
+    /// The active segment's file size: its data, then the zero tail that `allocate` added
+    /// ahead of the writes (at most about `preallocate_bytes`). Writes below it never change
+    /// the size. It may be below `written_position` only after recovery cut a torn tail inside
+    /// a block; the next write then allocates again.
     allocated_end: u64,
     buffer: WriteBuffer<<D::File as File>::Buffer>,
     pending: VecDeque<PendingBatch>,
@@ -296,7 +301,8 @@ impl<D: Disk> Log<D> {
             written_end: log_start,
             durable_end: log_start,
             written_position: SEGMENT_DATA_START,
-            allocated_end: 0,
+            // A new segment is its header block; recovery below reads the real size.
+            allocated_end: SEGMENT_DATA_START,
             pending: VecDeque::new(),
             cache: VecDeque::new(),
             cache_bytes: 0,
@@ -362,8 +368,15 @@ impl<D: Disk> Log<D> {
         log.written_end = end;
         log.durable_end = end;
         log.written_position = align_up(summary.end_position);
-        log.allocated_end = log.written_position;
         log.buffer.chunk_position = log.written_position;
+        // The active segment may keep a preallocated zero tail (after a crash, or a clean
+        // marker over one): appends go on into it without another fallocate.
+        let active = log.active();
+        log.allocated_end = active
+            .file
+            .size()
+            .await
+            .map_err(|e| IoFailure::new("size", &active.path, None, e))?;
         if log.log_start > end {
             return Err(OpenError::Inconsistent {
                 path: dir.to_path_buf(),
@@ -482,8 +495,8 @@ impl<D: Disk> Log<D> {
         })
     }
 
-    /// Scans a segment to rebuild its index, deciding for the newest one between a torn tail
-    /// (truncated) and corruption (refused).
+    /// Scans a segment to rebuild its index, deciding for the newest one between a zero tail
+    /// (kept), a torn tail (truncated) and corruption (refused).
     async fn scan_segment(
         &self,
         base: Offset,
@@ -499,6 +512,10 @@ impl<D: Disk> Log<D> {
         let mut reader = ChunkReader::new(file, size, segment::scan_chunk_bytes());
         let end = segment::scan(&mut reader, &mut index, SEGMENT_DATA_START, base).await?;
         let complete = end.invalid.is_none() && end.valid_end >= size;
+        // Zeros after a closed segment's data (a preallocated tail: a roll cuts it before the
+        // next segment exists, but a segment left by an older version or by a filesystem that
+        // lost the cut is still whole) pass the rule below: the scan ends at the first all-zero
+        // entry header at a block boundary, and only the offset it ends at is checked.
         match next_base {
             // A closed segment was synced before the next one was created: all of it
             // is durable, so any stop short of the next base is corruption.
@@ -519,36 +536,67 @@ impl<D: Disk> Log<D> {
             }
             Some(_) => {}
             None if complete => {}
-            None if durable_hint(&mut reader, &end).await? > end.next_offset => {
-                return Err(Corruption {
-                    path,
-                    position: end.invalid_position,
-                    expected_offset: end.next_offset,
-                    durable_end: durable_hint(&mut reader, &end).await?,
-                    reason: end.invalid.unwrap_or_else(|| "data ends early".to_string()),
-                }
-                .into());
-            }
             None => {
-                let cut = truncation_point(&mut reader, end.valid_end).await?;
-                let truncated = size.saturating_sub(cut);
-                tracing::warn!(
-                    path = %path.display(),
-                    valid_end = end.valid_end,
-                    cut,
-                    truncated_bytes = truncated,
-                    next_offset = %end.next_offset,
-                    reason = end.invalid.as_deref().unwrap_or("trailing bytes"),
-                    "truncating the torn, unacknowledged tail of the log"
-                );
-                file.truncate(cut)
-                    .await
-                    .map_err(|e| IoFailure::new("truncate", &path, Some(cut), e))?;
-                index.add_padding(cut);
-                report.truncated_bytes += truncated;
+                self.check_active_tail(&path, file, &mut reader, &mut index, end, report)
+                    .await?;
             }
         }
         Ok(index)
+    }
+
+    /// Decides what follows the end of the newest segment's scan: a preallocated zero tail
+    /// (kept, the end of data), a torn tail of unacknowledged writes (cut), or corruption of
+    /// durable data (refused). See docs/storage-format.md, "Recovery", step 5.
+    async fn check_active_tail(
+        &self,
+        path: &Path,
+        file: &D::File,
+        reader: &mut ChunkReader<'_, D::File>,
+        index: &mut SegmentIndex,
+        end: segment::ScanEnd,
+        report: &mut RecoveryReport,
+    ) -> Result<(), OpenError> {
+        let tail = segment::probe_tail(reader, end.invalid_position).await?;
+        if tail.durable_hint > end.next_offset {
+            return Err(Corruption {
+                path: path.to_path_buf(),
+                position: end.invalid_position,
+                expected_offset: end.next_offset,
+                durable_end: tail.durable_hint,
+                reason: end.invalid.unwrap_or_else(|| "data ends early".to_string()),
+            }
+            .into());
+        }
+        if end.invalid.is_none() && tail.nonzero_end <= end.invalid_position {
+            // Nothing but zeros from the end of the data to the end of the file: the tail that
+            // `allocate` added ahead of the writes (or unsynced writes that a power loss
+            // dropped whole, which read the same). Appends continue into it.
+            tracing::debug!(
+                path = %path.display(),
+                data_end = end.valid_end,
+                zero_tail_bytes = reader.file_size().saturating_sub(end.valid_end),
+                "the newest segment ends in a zero tail"
+            );
+            return Ok(());
+        }
+        let cut = truncation_point(reader, end.valid_end).await?;
+        // Torn bytes only: zeros past the last non-zero block were never data.
+        let truncated = tail.nonzero_end.saturating_sub(cut);
+        tracing::warn!(
+            path = %path.display(),
+            valid_end = end.valid_end,
+            cut,
+            truncated_bytes = truncated,
+            next_offset = %end.next_offset,
+            reason = end.invalid.as_deref().unwrap_or("trailing bytes"),
+            "truncating the torn, unacknowledged tail of the log"
+        );
+        file.truncate(cut)
+            .await
+            .map_err(|e| IoFailure::new("truncate", path, Some(cut), e))?;
+        index.add_padding(cut);
+        report.truncated_bytes += truncated;
+        Ok(())
     }
 
     async fn load_index(&self, base: Offset) -> Result<Option<SegmentIndex>, OpenError> {
@@ -785,6 +833,35 @@ impl<D: Disk> Log<D> {
         if self.durable_end == self.written_end {
             return Ok(self.durable_end);
         }
+        self.fdatasync_active(now_ms).await
+    }
+
+    /// Writes everything appended, cuts the active segment back to its data (dropping the
+    /// preallocated zero tail), and makes both durable with one fdatasync: what a segment
+    /// needs before it is closed by a roll or a clean close. The cut is block-aligned
+    /// (`written_position`), so it never makes the filesystem rewrite a block holding data.
+    async fn sync_and_trim(&mut self, now_ms: i64) -> Result<Offset, AppendError> {
+        self.fail_stopped()?;
+        self.write(true).await?;
+        let trim = self.allocated_end > self.written_position;
+        if trim {
+            let position = self.written_position;
+            let active = self.active();
+            if let Err(e) = active.file.truncate(position).await {
+                let failure = IoFailure::new("truncate", &active.path, Some(position), e);
+                self.failed = Some(failure.to_string());
+                return Err(AppendError::Io(failure));
+            }
+            self.allocated_end = position;
+        }
+        if !trim && self.durable_end == self.written_end {
+            return Ok(self.durable_end);
+        }
+        self.fdatasync_active(now_ms).await
+    }
+
+    /// fdatasync of the active segment after a write: everything written becomes durable.
+    async fn fdatasync_active(&mut self, now_ms: i64) -> Result<Offset, AppendError> {
         let target = self.written_end;
         let active = self.active();
         if let Err(e) = active.file.sync().await {
@@ -841,6 +918,10 @@ impl<D: Disk> Log<D> {
             .map(|(position, buffer)| position + buffer.as_ref().len() as u64)
             .expect("non-empty");
 
+        // Extend the file with zeros before writing past its size: a write inside the size
+        // is an overwrite of allocated blocks, which io_uring completes without a kernel worker
+        // thread. The zero tail this leaves past `end` is shorter than `preallocate_bytes`
+        // (`allocated_end < end` here), which bounds what recovery probes after a crash.
         if end > self.allocated_end {
             let target = align_up(end.max(self.allocated_end + self.config.preallocate_bytes))
                 .min(align_up(self.config.segment_bytes_max).max(end));
@@ -954,9 +1035,12 @@ impl<D: Disk> Log<D> {
         }
     }
 
-    /// Closes the active segment (sync, index files) and starts a new one at the log end.
+    /// Closes the active segment (sync, cut its zero tail, index files) and starts a new one at
+    /// the log end. The cut is durable before the next segment is created, so a closed segment
+    /// holds exactly its data; a crash before that leaves it the newest segment, whose zero
+    /// tail recovery accepts.
     async fn roll(&mut self, now_ms: i64) -> Result<(), AppendError> {
-        self.sync(now_ms).await?;
+        self.sync_and_trim(now_ms).await?;
         let active = self.active();
         let base = active.base;
         let (offsets, times) = active.index.encode();
@@ -977,7 +1061,7 @@ impl<D: Disk> Log<D> {
             return Err(AppendError::Io(failure));
         }
         self.written_position = SEGMENT_DATA_START;
-        self.allocated_end = 0;
+        self.allocated_end = SEGMENT_DATA_START;
         self.buffer.chunk_position = SEGMENT_DATA_START;
         Ok(())
     }
@@ -1236,10 +1320,11 @@ impl<D: Disk> Log<D> {
         })
     }
 
-    /// Syncs everything, writes the active segment's indexes and the clean-shutdown marker,
+    /// Syncs everything, cuts the active segment's preallocated zero tail (durable with the
+    /// same fdatasync), writes the active segment's indexes and then the clean-shutdown marker,
     /// and closes every file. The next open skips the recovery scan.
     pub async fn close(mut self, now_ms: i64) -> Result<(), AppendError> {
-        self.sync(now_ms).await?;
+        self.sync_and_trim(now_ms).await?;
         let active = self.active();
         let base = active.base;
         let (offsets, times) = active.index.encode();
@@ -1265,14 +1350,6 @@ impl<D: Disk> Log<D> {
         .await;
         result.map_err(AppendError::Io)
     }
-}
-
-/// The largest durable-end hint found after where a scan stopped (see segment.rs).
-async fn durable_hint<F: File>(
-    reader: &mut ChunkReader<'_, F>,
-    end: &segment::ScanEnd,
-) -> Result<Offset, IoFailure> {
-    segment::durable_hint_beyond(reader, end.invalid_position).await
 }
 
 /// Where to cut a torn tail that starts at `valid_end`. If the rest of that block is zeros (or

@@ -8,7 +8,11 @@
 //! - every batch the recovered log holds is wholly one that was appended at that offset
 //!   (no torn batch is ever served), and offsets are contiguous from the log start;
 //! - a second recovery of the recovered state gives the same log;
-//! - no write ever rewrote a byte that was durable (the simulator counts such writes).
+//! - no write ever rewrote a byte that was durable (the simulator counts such writes);
+//! - after a crash that kept every completed write (a process crash) while no batch was half
+//!   written, recovery cuts nothing: the preallocated zero tail of the active segment is
+//!   neither torn nor corrupt;
+//! - a closed segment keeps no zeros past its data (a roll cuts the preallocated tail).
 //!
 //! Each seed runs several crash-recover cycles. A failure prints the seed; replay one with
 //! `RINGBUS_SIM_SEED=<seed> cargo test -p storage --test crash_sim`. `RINGBUS_SIM_SEEDS=<n>`
@@ -133,6 +137,24 @@ fn check_recovered(seed: u64, cycle: u32, log: &Log<SimDisk>, model: &Model) -> 
     batches
 }
 
+/// Every segment but the newest ends with data, durably: the roll cut its preallocated zero
+/// tail (random batch bytes never make a whole zero block, and padding starts with a header).
+fn check_closed_segments_end_with_data(seed: u64, disk: &SimDisk, dir: &Path, log: &Log<SimDisk>) {
+    let bases = log.segment_bases();
+    for base in &bases[..bases.len() - 1] {
+        let path = dir.join(format!("{:020}.log", base.0));
+        let contents = disk
+            .durable_contents(&path)
+            .unwrap_or_else(|| panic!("seed {seed}: closed segment {base} is not durable"));
+        let last_block = &contents[contents.len().saturating_sub(4096)..];
+        assert!(
+            last_block.iter().any(|byte| *byte != 0),
+            "seed {seed}: closed segment {base} ends in zeros ({} bytes)",
+            contents.len()
+        );
+    }
+}
+
 fn run_seed(seed: u64) {
     let mut rng = Rng(seed);
     let disk = SimDisk::new(seed);
@@ -141,14 +163,23 @@ fn run_seed(seed: u64) {
     let mut model = Model::default();
     let mut now_ms: i64 = 1_000_000;
     let cycles = 3;
+    // Set when the last crash kept every write and no batch was half written (appended but
+    // only partly in full write chunks): then nothing in the file is torn.
+    let mut nothing_torn = false;
     for cycle in 0..cycles {
-        let (mut log, _report) =
-            match block_on(Log::open(disk.clone(), dir, config.clone(), now_ms)) {
-                Ok(opened) => opened,
-                Err(error) => panic!("seed {seed} cycle {cycle}: open failed: {error}"),
-            };
+        let (mut log, report) = match block_on(Log::open(disk.clone(), dir, config.clone(), now_ms))
+        {
+            Ok(opened) => opened,
+            Err(error) => panic!("seed {seed} cycle {cycle}: open failed: {error}"),
+        };
         if cycle > 0 {
             check_recovered(seed, cycle, &log, &model);
+        }
+        if nothing_torn {
+            assert_eq!(
+                report.truncated_bytes, 0,
+                "seed {seed} cycle {cycle}: recovery cut data that every write had completed"
+            );
         }
         // From here on, what the log holds is the truth the next cycle checks against.
         model.durable_end = log.durable_end().0;
@@ -208,6 +239,8 @@ fn run_seed(seed: u64) {
                 "seed {seed}: a durable byte was rewritten"
             );
         }
+        check_closed_segments_end_with_data(seed, &disk, dir, &log);
+        let half_written = log.appended_end() != log.written_end();
         // Power loss: the log is dropped without close (no I/O in Drop), unsynced writes fare
         // as the mode says.
         drop(log);
@@ -217,6 +250,7 @@ fn run_seed(seed: u64) {
             2 => CrashMode::Random,
             _ => CrashMode::Torn,
         };
+        nothing_torn = mode == CrashMode::KeepAll && !half_written;
         disk.crash(mode);
     }
 

@@ -115,13 +115,36 @@ async fn check_file_contract(disk: &GlommioDisk, dir: &Path) {
     let reused = file.alloc_buffer(2 * BLOCK);
     assert!(reused.as_ref().iter().all(|byte| *byte == 0));
 
-    // allocate reserves extents without changing the size.
+    // allocate extends the file with allocated zeros, and never shrinks it.
     file.allocate(64 * BLOCK_BYTES).await.unwrap();
-    assert_eq!(file.size().await.unwrap(), 2 * BLOCK_BYTES);
-    let blocks_512 = std::fs::metadata(&path).unwrap().blocks();
+    assert_eq!(file.size().await.unwrap(), 64 * BLOCK_BYTES);
+    let metadata = std::fs::metadata(&path).unwrap();
+    assert_eq!(
+        metadata.len(),
+        64 * BLOCK_BYTES,
+        "the filesystem sees the size"
+    );
     assert!(
-        blocks_512 * 512 >= 64 * BLOCK_BYTES,
-        "{blocks_512} sectors allocated"
+        metadata.blocks() * 512 >= 64 * BLOCK_BYTES,
+        "{} sectors allocated",
+        metadata.blocks()
+    );
+    assert_eq!(file.read_at(0, 2 * BLOCK).await.unwrap(), expected);
+    let tail = file.read_at(2 * BLOCK_BYTES, 62 * BLOCK).await.unwrap();
+    assert_eq!(tail.len(), 62 * BLOCK);
+    assert!(
+        tail.iter().all(|byte| *byte == 0),
+        "the extension reads as zeros"
+    );
+    file.allocate(8 * BLOCK_BYTES).await.unwrap();
+    file.allocate(0).await.unwrap();
+    assert_eq!(file.size().await.unwrap(), 64 * BLOCK_BYTES);
+    // A write inside the extension leaves the size alone.
+    write(&file, 10 * BLOCK_BYTES, 1, 0x5a).await.unwrap();
+    assert_eq!(file.size().await.unwrap(), 64 * BLOCK_BYTES);
+    assert_eq!(
+        file.read_at(10 * BLOCK_BYTES, BLOCK).await.unwrap(),
+        vec![0x5a; BLOCK]
     );
 
     file.truncate(BLOCK_BYTES).await.unwrap();

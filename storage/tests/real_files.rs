@@ -50,7 +50,8 @@ fn config() -> LogConfig {
         index_interval_bytes: 4096,
         write_chunk_bytes: 64 << 10,
         write_ahead_chunks: 2,
-        preallocate_bytes: 256 << 10,
+        // Smaller than a segment: the file of each segment is extended several times.
+        preallocate_bytes: 96 << 10,
         cache_bytes_max: 0,
         batch_bytes_max: 1 << 20,
         flush_policy: storage::FlushPolicy::EveryBatch,
@@ -179,7 +180,8 @@ fn a_truncated_active_segment_keeps_every_whole_batch_before_the_cut() {
             {
                 let expected = write_log(&path, false).await;
                 let active = segment_files(&path, "log").pop().expect("a segment");
-                let size = std::fs::metadata(&active).expect("stat").len();
+                // Past the data the file holds its preallocated zero tail; cut inside the data.
+                let size = data_end(&active);
                 let mut rng = Rng(seed * 7919 + 1);
                 let cut = 4096 + rng.below(size - 4096);
                 std::fs::OpenOptions::new()
@@ -299,6 +301,83 @@ fn damaged_or_missing_index_files_are_rebuilt_and_lose_nothing() {
             }
         });
     }
+}
+
+/// The end of the last block of `path` that holds a non-zero byte: where its data ends, if a
+/// preallocated zero tail follows.
+fn data_end(path: &Path) -> u64 {
+    let contents = std::fs::read(path).expect("read segment");
+    let last = contents.iter().rposition(|byte| *byte != 0).expect("data");
+    (last as u64 + 1).div_ceil(4096) * 4096
+}
+
+#[test]
+fn an_unclean_stop_keeps_the_preallocated_tail_and_recovers_every_batch() {
+    run(|| async {
+        let dir = tempfile::tempdir_in("/tmp").expect("tempdir");
+        let path = dir.path().to_path_buf();
+        // Dropped without close: what a process crash leaves on ext4.
+        let mut expected = write_log(&path, false).await;
+        let segments = segment_files(&path, "log");
+        assert!(segments.len() >= 3, "segments rolled");
+        // Rolled segments were cut back to their data; the active one is longer than its
+        // data: allocate extended it with zeros ahead of the writes.
+        for closed in &segments[..segments.len() - 1] {
+            let size = std::fs::metadata(closed).expect("stat").len();
+            assert_eq!(
+                size,
+                data_end(closed),
+                "{} keeps a zero tail",
+                closed.display()
+            );
+        }
+        let active = segments.last().expect("a segment");
+        let size = std::fs::metadata(active).expect("stat").len();
+        let data = data_end(active);
+        assert!(
+            size > data,
+            "no preallocated tail: {size} bytes, data to {data}"
+        );
+
+        let disk = GlommioDisk::open_dir(&path, DirectIo::Required)
+            .await
+            .expect("disk");
+        let (mut log, report) = Log::open(disk, &path, config(), 2_000).await.expect("open");
+        assert!(!report.clean);
+        assert_eq!(
+            report.truncated_bytes, 0,
+            "the zero tail is not a torn tail"
+        );
+        assert_eq!(read_all(&log).await, expected);
+        assert_eq!(
+            std::fs::metadata(active).expect("stat").len(),
+            size,
+            "recovery keeps the zero tail"
+        );
+        // Appends go on into the tail: the file does not grow.
+        let b = batch(2, 700, 5_000);
+        let appended = log.append(b.clone(), 2_000).await.expect("append");
+        expected.push(stored(&b, appended.base_offset));
+        log.sync(2_000).await.expect("sync");
+        assert_eq!(std::fs::metadata(active).expect("stat").len(), size);
+        // A clean close cuts the tail: every segment then ends with its data.
+        log.close(2_000).await.expect("close");
+        for segment in segment_files(&path, "log") {
+            let size = std::fs::metadata(&segment).expect("stat").len();
+            assert_eq!(
+                size,
+                data_end(&segment),
+                "{} keeps a zero tail",
+                segment.display()
+            );
+        }
+        let disk = GlommioDisk::open_dir(&path, DirectIo::Required)
+            .await
+            .expect("disk");
+        let (log, report) = Log::open(disk, &path, config(), 3_000).await.expect("open");
+        assert!(report.clean);
+        assert_eq!(read_all(&log).await, expected);
+    });
 }
 
 fn expected_end(batches: &[Bytes]) -> u64 {

@@ -83,12 +83,14 @@ fn file_contract() {
     assert_eq!(contents.len(), 5 * BLOCK);
     assert!(contents[2 * BLOCK..4 * BLOCK].iter().all(|byte| *byte == 0));
 
+    // allocate extends the file with zeros and never shrinks it.
     block_on(file.allocate(64 * BLOCK_BYTES)).unwrap();
-    assert_eq!(
-        block_on(file.size()).unwrap(),
-        5 * BLOCK_BYTES,
-        "allocate keeps the size"
-    );
+    assert_eq!(block_on(file.size()).unwrap(), 64 * BLOCK_BYTES);
+    block_on(file.allocate(8 * BLOCK_BYTES)).unwrap();
+    assert_eq!(block_on(file.size()).unwrap(), 64 * BLOCK_BYTES);
+    let contents = read_all(&file);
+    assert_eq!(contents[4 * BLOCK..5 * BLOCK], [0xcd; BLOCK][..]);
+    assert!(contents[5 * BLOCK..].iter().all(|byte| *byte == 0));
     block_on(file.truncate(BLOCK_BYTES)).unwrap();
     assert_eq!(block_on(file.size()).unwrap(), BLOCK_BYTES);
     block_on(file.truncate(3 * BLOCK_BYTES)).unwrap();
@@ -98,7 +100,89 @@ fn file_contract() {
     block_on(file.close()).unwrap();
     assert_eq!(disk.syncs(), 1);
     assert_eq!(disk.bytes_written(), 3 * BLOCK_BYTES);
-    assert_eq!(disk.read_count(), 6);
+    assert_eq!(disk.read_count(), 7);
+    assert_eq!(
+        disk.bytes_read(),
+        (50 + 10 + 5 * BLOCK + 64 * BLOCK + 3 * BLOCK) as u64
+    );
+}
+
+#[test]
+fn allocate_extends_with_zeros_durable_only_after_sync() {
+    // Unsynced, a power loss drops the extension (DropAll) or keeps it (KeepAll).
+    let disk = disk(14);
+    let file = create_segment(&disk);
+    write(&file, 0, 1, 0xaa).unwrap();
+    block_on(file.sync()).unwrap();
+    block_on(file.allocate(8 * BLOCK_BYTES)).unwrap();
+    disk.crash(CrashMode::DropAll);
+    assert_eq!(read_all(&reopen(&disk)), vec![0xaa; BLOCK]);
+    let file = reopen(&disk);
+    block_on(file.allocate(8 * BLOCK_BYTES)).unwrap();
+    disk.crash(CrashMode::KeepAll);
+    let contents = read_all(&reopen(&disk));
+    assert_eq!(contents.len(), 8 * BLOCK);
+    assert_eq!(contents[..BLOCK], [0xaa; BLOCK][..]);
+    assert!(contents[BLOCK..].iter().all(|byte| *byte == 0));
+
+    // Synced, it survives any crash, and writes inside it leave the size alone.
+    let file = reopen(&disk);
+    block_on(file.allocate(16 * BLOCK_BYTES)).unwrap();
+    block_on(file.sync()).unwrap();
+    write(&file, BLOCK_BYTES, 2, 0xbb).unwrap();
+    assert_eq!(block_on(file.size()).unwrap(), 16 * BLOCK_BYTES);
+    disk.crash(CrashMode::DropAll);
+    let contents = read_all(&reopen(&disk));
+    assert_eq!(contents.len(), 16 * BLOCK);
+    assert!(contents[BLOCK..].iter().all(|byte| *byte == 0));
+
+    // In the random modes each extension is kept or dropped; past the durable block the file
+    // reads as the unsynced write or as zeros, never as anything else. (The second, smaller
+    // allocate is a no-op: allocate never shrinks.)
+    let mut sizes = std::collections::BTreeSet::new();
+    for seed in SEEDS {
+        let random_disk = self::disk(seed);
+        let file = create_segment(&random_disk);
+        write(&file, 0, 1, 0xaa).unwrap();
+        block_on(file.sync()).unwrap();
+        block_on(file.allocate(4 * BLOCK_BYTES)).unwrap();
+        write(&file, BLOCK_BYTES, 1, 0xbb).unwrap();
+        block_on(file.allocate(2 * BLOCK_BYTES)).unwrap();
+        random_disk.crash(CrashMode::Random);
+        let contents = read_all(&reopen(&random_disk));
+        assert_eq!(contents[..BLOCK], [0xaa; BLOCK][..], "seed {seed}");
+        for sector in contents[BLOCK..].chunks(SECTOR) {
+            let new = sector.iter().all(|byte| *byte == 0xbb);
+            let zero = sector.iter().all(|byte| *byte == 0);
+            assert!(new || zero, "seed {seed}");
+        }
+        sizes.insert(contents.len());
+    }
+    assert!(sizes.contains(&(4 * BLOCK)), "{sizes:?}");
+    assert!(sizes.len() > 1, "{sizes:?}");
+}
+
+#[test]
+fn allocate_counts_against_the_space_limit_and_truncate_frees_it() {
+    let disk = disk(15);
+    let file = create_segment(&disk);
+    disk.set_space_limit(Some(8 * BLOCK_BYTES));
+    let error = block_on(file.allocate(9 * BLOCK_BYTES)).unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::StorageFull);
+    assert_eq!(block_on(file.size()).unwrap(), 0, "nothing applied");
+    block_on(file.allocate(8 * BLOCK_BYTES)).unwrap();
+    assert_eq!(disk.space_used(), 8 * BLOCK_BYTES);
+    // Writing inside the extension needs no more space.
+    write(&file, 4 * BLOCK_BYTES, 4, 1).unwrap();
+    let other = block_on(disk.open(&dir().join("other.log"), OpenMode::CreateNew)).unwrap();
+    assert_eq!(
+        write(&other, 0, 1, 1).unwrap_err().kind(),
+        io::ErrorKind::StorageFull
+    );
+    // Cutting the tail frees it.
+    block_on(file.truncate(6 * BLOCK_BYTES)).unwrap();
+    assert_eq!(disk.space_used(), 6 * BLOCK_BYTES);
+    write(&other, 0, 2, 1).unwrap();
 }
 
 #[test]

@@ -479,10 +479,18 @@ impl File for GlommioFile {
     }
 
     async fn allocate(&self, bytes: u64) -> io::Result<()> {
-        // fallocate(FALLOC_FL_KEEP_SIZE, 0, bytes): extents without a size change.
+        // fallocate(mode 0, 0, bytes): allocates [0, bytes) and raises the size to `bytes` if
+        // it is smaller; it never shrinks the file. Not FALLOC_FL_KEEP_SIZE: a write past the
+        // size must update it, which ext4 will not do under IOCB_NOWAIT, so io_uring would
+        // punt every appending write to an io-wq worker thread (see `File::allocate`).
+        // fallocate refuses a zero length (EINVAL); extending to zero bytes is nothing to do.
+        if bytes == 0 {
+            return Ok(());
+        }
+        let keep_size = false;
         match &self.inner {
-            Inner::Direct(file) => file.pre_allocate(bytes, true).await,
-            Inner::Buffered(file) => file.pre_allocate(bytes, true).await,
+            Inner::Direct(file) => file.pre_allocate(bytes, keep_size).await,
+            Inner::Buffered(file) => file.pre_allocate(bytes, keep_size).await,
         }
         .map_err(|e| glommio_error("allocate", &self.path, Some(bytes), e))
     }

@@ -16,11 +16,13 @@
 //!   operations without making them durable while the view still shows them, as the Linux page
 //!   cache does after a failed fsync: "the read says yes, the disk says no".
 //!
-//! `sync` applies the unsynced operations to the durable image. Size changes (`truncate`) are
-//! unsynced metadata like writes: they become durable at the next `sync` of the file (a real
-//! fdatasync persists the size when it is needed to read the data; we persist it always,
-//! which is the simple reading). `allocate` only reserves space for the space limit; it never
-//! changes the size and survives a crash.
+//! `sync` applies the unsynced operations to the durable image. Size changes are unsynced
+//! metadata like writes: `truncate` sets the size, `allocate` extends it with zeros (and never
+//! shrinks it, even where a crash dropped a truncation that came before it), and either becomes
+//! durable at the next `sync` of the file (a real fdatasync persists the size when it is needed
+//! to read the data; we persist it always, which is the simple reading). The space an
+//! `allocate` reserves counts against the space limit until a truncate frees it, crash or not:
+//! the conservative reading of a dropped extension (ext4 journals extents and size together).
 //!
 //! A *directory* has a durable listing, a current listing (what `list_dir` and `open` see) and
 //! the pending entry operations since its last `sync_dir`, in order. An entry operation is
@@ -37,10 +39,11 @@
 //! - [`SimDisk::crash`] models a power loss. Unsynced writes survive per 512-byte sector
 //!   ([`SECTOR_BYTES`]) according to the [`CrashMode`]; in the random modes each write also
 //!   flips a coin for whether its size change reached the disk without its data (the file is
-//!   then extended with zeros, as unwritten extents read). Unsynced size changes are dropped
-//!   (`DropAll`), kept (`KeepAll`) or each kept by a coin flip (random modes). Pending
-//!   directory operations: `DropAll` drops them, `KeepAll` keeps them, and the random modes
-//!   keep a random prefix per directory (journaling filesystems commit metadata in order).
+//!   then extended with zeros, as unwritten extents read). Unsynced size changes (truncations
+//!   and extensions) are dropped (`DropAll`), kept (`KeepAll`) or each kept by a coin flip
+//!   (random modes). Pending directory operations: `DropAll` drops them, `KeepAll` keeps them,
+//!   and the random modes keep a random prefix per directory (journaling filesystems commit
+//!   metadata in order).
 //!   Every file handle opened before the crash fails every operation afterwards.
 //! - [`SimDisk::flip_bit`] corrupts one durable bit.
 //! - [`SimDisk::fail_next_sync`] makes a later `sync` fail and lose its unsynced writes.
@@ -174,8 +177,33 @@ struct Directory {
 
 #[derive(Debug)]
 enum FileOp {
-    Write { position: u64, bytes: Vec<u8> },
+    Write {
+        position: u64,
+        bytes: Vec<u8>,
+    },
+    /// `truncate`: sets the size.
     SetSize(u64),
+    /// `allocate`: raises the size to at least this, with zeros; never shrinks.
+    Extend(u64),
+}
+
+impl FileOp {
+    /// Applies a size change to an image. Writes are applied by the caller (sync and crash
+    /// treat them differently).
+    fn apply_size(&self, image: &mut Vec<u8>, synced_ranges: &mut Vec<Range<u64>>) {
+        match *self {
+            FileOp::SetSize(bytes) => {
+                image.resize(to_index(bytes), 0);
+                cut_ranges(synced_ranges, bytes);
+            }
+            FileOp::Extend(bytes) => {
+                if image.len() < to_index(bytes) {
+                    image.resize(to_index(bytes), 0);
+                }
+            }
+            FileOp::Write { .. } => unreachable!("not a size change"),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -200,7 +228,9 @@ struct Counters {
     syncs: u64,
     syncs_failed: u64,
     reads: u64,
+    bytes_read: u64,
     bytes_written: u64,
+    allocations: u64,
     durable_rewrites: u64,
     durable_rewrites_identical: u64,
 }
@@ -347,6 +377,16 @@ impl SimDisk {
         self.state.borrow().counters.reads
     }
 
+    /// Bytes returned by `read_at` calls on live handles (to check what a recovery reads).
+    pub fn bytes_read(&self) -> u64 {
+        self.state.borrow().counters.bytes_read
+    }
+
+    /// Successful `allocate` calls (to check that a log appends into its preallocated tail).
+    pub fn allocations(&self) -> u64 {
+        self.state.borrow().counters.allocations
+    }
+
     /// Bytes accepted by `write_at`.
     pub fn bytes_written(&self) -> u64 {
         self.state.borrow().counters.bytes_written
@@ -471,18 +511,19 @@ impl State {
         for inode in self.inodes.values_mut() {
             for op in std::mem::take(&mut inode.unsynced) {
                 match op {
-                    FileOp::SetSize(bytes) => {
+                    FileOp::Write { position, bytes } => {
+                        crash_write(&mut inode.durable, position, &bytes, mode, random);
+                    }
+                    size_change => {
                         let keep = match mode {
                             CrashMode::DropAll => false,
                             CrashMode::KeepAll => true,
                             CrashMode::Random | CrashMode::Torn => random.coin(),
                         };
                         if keep {
-                            inode.durable.resize(to_index(bytes), 0);
+                            // Synced ranges are cut below, to the surviving size.
+                            size_change.apply_size(&mut inode.durable, &mut Vec::new());
                         }
-                    }
-                    FileOp::Write { position, bytes } => {
-                        crash_write(&mut inode.durable, position, &bytes, mode, random);
                     }
                 }
             }
@@ -880,11 +921,13 @@ impl File for SimFile {
 
     async fn read_at(&self, position: u64, bytes: usize) -> io::Result<Bytes> {
         let mut state = self.live_state("read")?;
-        state.counters.reads += 1;
         let view = &state.inodes[&self.inode].view;
         let start = to_index(position.min(view.len() as u64));
         let end = view.len().min(start.saturating_add(bytes));
-        Ok(Bytes::copy_from_slice(&view[start..end]))
+        let read = Bytes::copy_from_slice(&view[start..end]);
+        state.counters.reads += 1;
+        state.counters.bytes_read += read.len() as u64;
+        Ok(read)
     }
 
     async fn sync(&self) -> io::Result<()> {
@@ -926,9 +969,8 @@ impl File for SimFile {
                     write_into(&mut inode.durable, position, &bytes);
                     insert_range(&mut inode.synced_ranges, position..end);
                 }
-                FileOp::SetSize(bytes) => {
-                    inode.durable.resize(to_index(bytes), 0);
-                    cut_ranges(&mut inode.synced_ranges, bytes);
+                size_change => {
+                    size_change.apply_size(&mut inode.durable, &mut inode.synced_ranges);
                 }
             }
         }
@@ -970,6 +1012,11 @@ impl File for SimFile {
             .get_mut(&self.inode)
             .expect("open inode exists");
         inode.allocated_bytes = inode.allocated_bytes.max(bytes);
+        if bytes > inode.view.len() as u64 {
+            inode.view.resize(to_index(bytes), 0);
+            inode.unsynced.push(FileOp::Extend(bytes));
+        }
+        state.counters.allocations += 1;
         Ok(())
     }
 
