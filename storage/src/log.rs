@@ -1051,7 +1051,9 @@ impl<D: Disk> Log<D> {
         }
         .await;
         if let Err(failure) = result {
-            if failure.is_storage_full() {
+            // A full disk leaves the log appending to this segment, unless cleaning up after
+            // the failed roll failed too (create_segment stopped the log then).
+            if failure.is_storage_full() && self.failed.is_none() {
                 return Err(AppendError::StorageFull {
                     rolled_back: self.appended_end..self.appended_end,
                     source: failure,
@@ -1088,19 +1090,41 @@ impl<D: Disk> Log<D> {
             base_offset: base,
             created_ms: now_ms,
         };
-        if let Err(failure) = write_segment_header(&file, &path, header).await {
-            // A headerless newer segment left behind would become the active segment on the
-            // next open and hide every offset appended to the current one since: remove it.
+        let created = async {
+            write_segment_header(&file, &path, header).await?;
+            self.disk
+                .sync_dir(&self.dir)
+                .await
+                .map_err(|e| IoFailure::new("fsync directory", &self.dir, None, e))
+        }
+        .await;
+        if let Err(failure) = created {
+            // A newer segment left behind would become the active segment on the next open
+            // and hide every offset appended to the current one since: remove it, and make the
+            // removal durable before the current one takes another append (a crash may
+            // otherwise keep the creation and drop the removal: directory operations reach
+            // the disk in order, any prefix of them).
             let _ = file.close().await;
-            if let Err(e) = self.disk.remove(&path).await {
-                tracing::error!(path = %path.display(), error = %e, "could not remove a half-created segment");
+            let removed = async {
+                self.disk
+                    .remove(&path)
+                    .await
+                    .map_err(|e| IoFailure::new("remove half-created segment", &path, None, e))?;
+                self.disk
+                    .sync_dir(&self.dir)
+                    .await
+                    .map_err(|e| IoFailure::new("fsync directory", &self.dir, None, e))
+            }
+            .await;
+            if let Err(cleanup) = removed {
+                // The current segment must take no more appends: stop the log.
+                tracing::error!(path = %path.display(), error = %cleanup,
+                    "could not remove a half-created segment durably: stopping the log");
+                self.failed = Some(cleanup.to_string());
+                return Err(cleanup);
             }
             return Err(failure);
         }
-        self.disk
-            .sync_dir(&self.dir)
-            .await
-            .map_err(|e| IoFailure::new("fsync directory", &self.dir, None, e))?;
         self.segments.insert(
             base,
             Segment {
