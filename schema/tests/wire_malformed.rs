@@ -20,7 +20,8 @@ mod wire_common;
 
 use flatbuffers::{FlatBufferBuilder, InvalidFlatbuffer, VerifierOptions, WIPOffset};
 use schema::generated::{
-    CreateTopicRequest, CreateTopicRequestArgs, MetadataRequest, MetadataRequestArgs,
+    Assignor, CreateTopicRequest, CreateTopicRequestArgs, JoinGroupRequest, JoinGroupRequestArgs,
+    MetadataRequest, MetadataRequestArgs,
     MetadataResponse, MetadataResponseArgs, PartitionMetadata, PartitionMetadataArgs, ProduceBatch,
     ProduceBatchArgs, ProduceRequest, ProduceRequestArgs, RequestArgs, RequestBody, ResponseArgs,
     ResponseBody, TopicMetadata, TopicMetadataArgs,
@@ -793,7 +794,7 @@ fn messages_without_a_known_body_are_refused() {
     );
 
     // A body of a type this version does not know (a newer client's request).
-    for body_type in [8, 42, u8::MAX] {
+    for body_type in [RequestBody::ENUM_MAX + 1, 42, u8::MAX] {
         let mut builder = FlatBufferBuilder::new();
         let name = builder.create_string("t");
         let table = CreateTopicRequest::create(
@@ -1093,5 +1094,51 @@ fn legitimate_messages_fit_the_default_limits_with_room() {
     assert!(
         worst_ratio > 2.5,
         "the worst shape is in the set: {worst_ratio}"
+    );
+}
+
+#[test]
+fn group_requests_need_their_group_and_a_known_assignor() {
+    let limits = DecodeLimits::default();
+
+    // A join with an assignor this version does not name.
+    let mut builder = FlatBufferBuilder::new();
+    let group = builder.create_string("billing");
+    let table = JoinGroupRequest::create(
+        &mut builder,
+        &JoinGroupRequestArgs {
+            group: Some(group),
+            assignor: Assignor(9),
+            ..Default::default()
+        },
+    );
+    let message = raw_request(
+        &mut builder,
+        RequestBody::JoinGroupRequest,
+        Some(table.as_union_value()),
+    );
+    assert_eq!(
+        read_request(message, 0, &limits),
+        Err(DecodeError::EnumUnknown {
+            table: "JoinGroupRequest",
+            field: "assignor",
+            value: 9
+        })
+    );
+
+    // A join without a group.
+    let mut builder = FlatBufferBuilder::new();
+    let table = JoinGroupRequest::create(&mut builder, &JoinGroupRequestArgs::default());
+    let message = raw_request(
+        &mut builder,
+        RequestBody::JoinGroupRequest,
+        Some(table.as_union_value()),
+    );
+    assert_eq!(
+        read_request(message, 0, &limits),
+        Err(DecodeError::FieldMissing {
+            table: "JoinGroupRequest",
+            field: "group"
+        })
     );
 }

@@ -9,11 +9,13 @@ use std::mem::discriminant;
 
 use flatbuffers::FlatBufferBuilder;
 use schema::wire::{
-    self, Acks, DecodeError, DecodeLimits, ErrorCode, FRAME_BYTES_MAX_DEFAULT, FRAME_PREFIX_BYTES,
-    FetchPartitionOwned, FetchResultOwned, FrameHeader, ListOffsetsPartitionOwned,
-    ListOffsetsResultOwned, OffsetSpec, PartitionMetadataOwned, PayloadRange, ProduceBatchOwned,
+    self, Acks, Assignor, DecodeError, DecodeLimits, ErrorCode, FRAME_BYTES_MAX_DEFAULT,
+    FRAME_PREFIX_BYTES, FetchPartitionOwned, FetchResultOwned, FrameHeader, GroupDescriptionOwned,
+    GroupMemberOwned, GroupState, GroupSummaryOwned, JoinGroupOwned, JoinedOwned,
+    ListOffsetsPartitionOwned, ListOffsetsResultOwned, OffsetCommitResultOwned, OffsetSpec,
+    PartitionMetadataOwned, PartitionOffsetOwned, PayloadRange, ProduceBatchOwned,
     ProduceResultOwned, RequestBodyOwned, ResponseBodyOwned, ResponseOwned, TopicConfigOwned,
-    TopicMetadataOwned,
+    TopicMetadataOwned, TopicPartitionsOwned,
 };
 
 use crate::common::Rng;
@@ -102,9 +104,9 @@ pub fn response_ranges(response: &ResponseOwned) -> Vec<PayloadRange> {
 }
 
 /// How many request body variants exist; the samples must cover them all.
-pub const REQUEST_VARIANTS: usize = 7;
+pub const REQUEST_VARIANTS: usize = 15;
 /// How many response body variants exist.
-pub const RESPONSE_VARIANTS: usize = 7;
+pub const RESPONSE_VARIANTS: usize = 15;
 
 /// The number of distinct variants among `bodies`.
 pub fn variant_count<'a, T: 'a>(bodies: impl Iterator<Item = &'a T>) -> usize {
@@ -265,6 +267,69 @@ pub fn sample_requests() -> Vec<RequestSample> {
                         timestamp_ms: i64::MIN,
                     },
                 ],
+            },
+            Vec::new(),
+        ),
+        (RequestBodyOwned::InitProducerId, Vec::new()),
+        (
+            RequestBodyOwned::JoinGroup(JoinGroupOwned {
+                group: "billing".to_string(),
+                member_id: String::new(),
+                client_id: "consumer-ü".to_string(),
+                topics: vec!["orders".to_string(), "refunds".to_string()],
+                session_timeout_ms: u32::MAX,
+                rebalance_timeout_ms: 0,
+                assignor: Assignor::RoundRobin,
+            }),
+            Vec::new(),
+        ),
+        (
+            RequestBodyOwned::Heartbeat {
+                group: "billing".to_string(),
+                member_id: "m-1".to_string(),
+                generation: i32::MAX,
+            },
+            Vec::new(),
+        ),
+        (
+            RequestBodyOwned::LeaveGroup {
+                group: String::new(),
+                member_id: String::new(),
+            },
+            Vec::new(),
+        ),
+        (
+            RequestBodyOwned::OffsetCommit {
+                group: "billing".to_string(),
+                member_id: String::new(),
+                generation: -1,
+                offsets: vec![
+                    PartitionOffsetOwned {
+                        topic: "orders".to_string(),
+                        partition: 0,
+                        offset: 0,
+                    },
+                    PartitionOffsetOwned {
+                        topic: "orders".to_string(),
+                        partition: u32::MAX,
+                        offset: u64::MAX,
+                    },
+                ],
+                reset: true,
+            },
+            Vec::new(),
+        ),
+        (
+            RequestBodyOwned::OffsetFetch {
+                group: "billing".to_string(),
+                topics: Vec::new(),
+            },
+            Vec::new(),
+        ),
+        (RequestBodyOwned::ListGroups, Vec::new()),
+        (
+            RequestBodyOwned::DescribeGroup {
+                group: "billing".to_string(),
             },
             Vec::new(),
         ),
@@ -430,6 +495,148 @@ pub fn sample_responses() -> Vec<ResponseSample> {
             Vec::new(),
         ),
         (
+            ok(
+                9,
+                ResponseBodyOwned::InitProducerId {
+                    error: ErrorCode::None,
+                    message: String::new(),
+                    producer_id: i64::MAX,
+                    producer_epoch: 0,
+                },
+            ),
+            Vec::new(),
+        ),
+        (
+            ok(
+                10,
+                ResponseBodyOwned::JoinGroup {
+                    error: ErrorCode::None,
+                    message: String::new(),
+                    joined: JoinedOwned {
+                        generation: 3,
+                        member_id: "consumer-1-7".to_string(),
+                        assignment: vec![
+                            TopicPartitionsOwned {
+                                topic: "orders".to_string(),
+                                partitions: vec![0, 1, u32::MAX],
+                            },
+                            TopicPartitionsOwned {
+                                topic: "refunds".to_string(),
+                                partitions: Vec::new(),
+                            },
+                        ],
+                        member_count: 3,
+                    },
+                },
+            ),
+            Vec::new(),
+        ),
+        (
+            ok(
+                11,
+                ResponseBodyOwned::Heartbeat {
+                    error: ErrorCode::RebalanceInProgress,
+                    message: "rejoin".to_string(),
+                },
+            ),
+            Vec::new(),
+        ),
+        (
+            ok(
+                12,
+                ResponseBodyOwned::LeaveGroup {
+                    error: ErrorCode::UnknownMemberId,
+                    message: String::new(),
+                },
+            ),
+            Vec::new(),
+        ),
+        (
+            ok(
+                13,
+                ResponseBodyOwned::OffsetCommit {
+                    error: ErrorCode::None,
+                    message: String::new(),
+                    results: vec![
+                        OffsetCommitResultOwned {
+                            topic: "orders".to_string(),
+                            partition: 0,
+                            error: ErrorCode::None,
+                            message: String::new(),
+                        },
+                        OffsetCommitResultOwned {
+                            topic: "orders".to_string(),
+                            partition: 1,
+                            error: ErrorCode::OffsetCommitRewind,
+                            message: "committed 10, asked 5".to_string(),
+                        },
+                    ],
+                },
+            ),
+            Vec::new(),
+        ),
+        (
+            ok(
+                14,
+                ResponseBodyOwned::OffsetFetch {
+                    error: ErrorCode::None,
+                    message: String::new(),
+                    offsets: vec![PartitionOffsetOwned {
+                        topic: "orders".to_string(),
+                        partition: 2,
+                        offset: u64::MAX,
+                    }],
+                },
+            ),
+            Vec::new(),
+        ),
+        (
+            ok(
+                15,
+                ResponseBodyOwned::ListGroups {
+                    error: ErrorCode::None,
+                    message: String::new(),
+                    groups: vec![
+                        GroupSummaryOwned {
+                            group: "billing".to_string(),
+                            state: GroupState::Stable,
+                            member_count: 3,
+                        },
+                        GroupSummaryOwned {
+                            group: "old".to_string(),
+                            state: GroupState::Empty,
+                            member_count: 0,
+                        },
+                    ],
+                },
+            ),
+            Vec::new(),
+        ),
+        (
+            ok(
+                16,
+                ResponseBodyOwned::DescribeGroup {
+                    error: ErrorCode::None,
+                    message: String::new(),
+                    group: GroupDescriptionOwned {
+                        state: GroupState::PreparingRebalance,
+                        generation: 7,
+                        assignor: Assignor::Range,
+                        members: vec![GroupMemberOwned {
+                            member_id: "consumer-1-7".to_string(),
+                            client_id: "ringbus-consume".to_string(),
+                            topics: vec!["orders".to_string()],
+                            assignment: vec![TopicPartitionsOwned {
+                                topic: "orders".to_string(),
+                                partitions: vec![4, 5],
+                            }],
+                        }],
+                    },
+                },
+            ),
+            Vec::new(),
+        ),
+        (
             // The request could not be decoded: an error and no body.
             ResponseOwned {
                 correlation_id: 7,
@@ -489,8 +696,41 @@ fn random_error(rng: &mut Rng) -> ErrorCode {
     match rng.below(10) {
         0..=4 => ErrorCode::None,
         5 => ErrorCode(rng.next_u64() as u16),
-        _ => ErrorCode(rng.below(18) as u16),
+        _ => ErrorCode(rng.below(31) as u16),
     }
+}
+
+fn random_strings(rng: &mut Rng) -> Vec<String> {
+    (0..random_count(rng)).map(|_| random_string(rng)).collect()
+}
+
+fn random_topic_partitions(rng: &mut Rng) -> Vec<TopicPartitionsOwned> {
+    (0..random_count(rng))
+        .map(|_| TopicPartitionsOwned {
+            topic: random_string(rng),
+            partitions: (0..random_count(rng))
+                .map(|_| rng.next_u64() as u32)
+                .collect(),
+        })
+        .collect()
+}
+
+fn random_partition_offsets(rng: &mut Rng) -> Vec<PartitionOffsetOwned> {
+    (0..random_count(rng))
+        .map(|_| PartitionOffsetOwned {
+            topic: random_string(rng),
+            partition: rng.next_u64() as u32,
+            offset: random_u64(rng),
+        })
+        .collect()
+}
+
+fn random_group_state(rng: &mut Rng) -> GroupState {
+    [
+        GroupState::Empty,
+        GroupState::PreparingRebalance,
+        GroupState::Stable,
+    ][rng.index(3)]
 }
 
 fn random_config(rng: &mut Rng) -> TopicConfigOwned {
@@ -558,6 +798,40 @@ pub fn random_request(rng: &mut Rng) -> RequestSample {
                     bytes_max: rng.next_u64() as u32,
                 })
                 .collect(),
+        },
+        7 => RequestBodyOwned::InitProducerId,
+        8 => RequestBodyOwned::JoinGroup(JoinGroupOwned {
+            group: random_string(rng),
+            member_id: random_string(rng),
+            client_id: random_string(rng),
+            topics: random_strings(rng),
+            session_timeout_ms: rng.next_u64() as u32,
+            rebalance_timeout_ms: rng.next_u64() as u32,
+            assignor: [Assignor::Range, Assignor::RoundRobin][rng.index(2)],
+        }),
+        9 => RequestBodyOwned::Heartbeat {
+            group: random_string(rng),
+            member_id: random_string(rng),
+            generation: rng.next_u64() as i32,
+        },
+        10 => RequestBodyOwned::LeaveGroup {
+            group: random_string(rng),
+            member_id: random_string(rng),
+        },
+        11 => RequestBodyOwned::OffsetCommit {
+            group: random_string(rng),
+            member_id: random_string(rng),
+            generation: rng.next_u64() as i32,
+            offsets: random_partition_offsets(rng),
+            reset: rng.below(2) == 0,
+        },
+        12 => RequestBodyOwned::OffsetFetch {
+            group: random_string(rng),
+            topics: random_strings(rng),
+        },
+        13 => RequestBodyOwned::ListGroups,
+        14 => RequestBodyOwned::DescribeGroup {
+            group: random_string(rng),
         },
         _ => RequestBodyOwned::ListOffsets {
             partitions: (0..random_count(rng))
@@ -654,6 +928,75 @@ pub fn random_response(rng: &mut Rng) -> ResponseSample {
                     offset: random_u64(rng),
                 })
                 .collect(),
+        },
+        7 => ResponseBodyOwned::InitProducerId {
+            error: random_error(rng),
+            message: random_string(rng),
+            producer_id: random_u64(rng) as i64,
+            producer_epoch: rng.next_u64() as i16,
+        },
+        8 => ResponseBodyOwned::JoinGroup {
+            error: random_error(rng),
+            message: random_string(rng),
+            joined: JoinedOwned {
+                generation: rng.next_u64() as i32,
+                member_id: random_string(rng),
+                assignment: random_topic_partitions(rng),
+                member_count: rng.next_u64() as u32,
+            },
+        },
+        9 => ResponseBodyOwned::Heartbeat {
+            error: random_error(rng),
+            message: random_string(rng),
+        },
+        10 => ResponseBodyOwned::LeaveGroup {
+            error: random_error(rng),
+            message: random_string(rng),
+        },
+        11 => ResponseBodyOwned::OffsetCommit {
+            error: random_error(rng),
+            message: random_string(rng),
+            results: (0..random_count(rng))
+                .map(|_| OffsetCommitResultOwned {
+                    topic: random_string(rng),
+                    partition: rng.next_u64() as u32,
+                    error: random_error(rng),
+                    message: random_string(rng),
+                })
+                .collect(),
+        },
+        12 => ResponseBodyOwned::OffsetFetch {
+            error: random_error(rng),
+            message: random_string(rng),
+            offsets: random_partition_offsets(rng),
+        },
+        13 => ResponseBodyOwned::ListGroups {
+            error: random_error(rng),
+            message: random_string(rng),
+            groups: (0..random_count(rng))
+                .map(|_| GroupSummaryOwned {
+                    group: random_string(rng),
+                    state: random_group_state(rng),
+                    member_count: rng.next_u64() as u32,
+                })
+                .collect(),
+        },
+        14 => ResponseBodyOwned::DescribeGroup {
+            error: random_error(rng),
+            message: random_string(rng),
+            group: GroupDescriptionOwned {
+                state: random_group_state(rng),
+                generation: rng.next_u64() as i32,
+                assignor: [Assignor::Range, Assignor::RoundRobin][rng.index(2)],
+                members: (0..random_count(rng))
+                    .map(|_| GroupMemberOwned {
+                        member_id: random_string(rng),
+                        client_id: random_string(rng),
+                        topics: random_strings(rng),
+                        assignment: random_topic_partitions(rng),
+                    })
+                    .collect(),
+            },
         },
         // A whole-request error: no body (the error must then be set).
         _ => {
