@@ -71,6 +71,11 @@ pub fn error_code(kind: &OpErrorKind) -> ErrorCode {
         OpErrorKind::InvalidTopic => ErrorCode::InvalidTopicConfig,
         OpErrorKind::TopicAlreadyExists => ErrorCode::TopicAlreadyExists,
         OpErrorKind::UnknownTopic => ErrorCode::UnknownTopic,
+        OpErrorKind::OutOfOrderSequence => ErrorCode::OutOfOrderSequence,
+        OpErrorKind::UnknownProducerId => ErrorCode::UnknownProducerId,
+        OpErrorKind::ProducerFenced => ErrorCode::ProducerFenced,
+        OpErrorKind::DuplicateSequence => ErrorCode::DuplicateSequence,
+        OpErrorKind::InternalTopic => ErrorCode::InternalTopic,
         OpErrorKind::Internal => ErrorCode::Internal,
     }
 }
@@ -124,6 +129,16 @@ fn carries_error(body: &ResponseBodyOwned) -> bool {
         ResponseBodyOwned::ListOffsets { error, results } => {
             failed(error) || results.iter().any(|result| failed(&result.error))
         }
+        ResponseBodyOwned::InitProducerId { error, .. }
+        | ResponseBodyOwned::JoinGroup { error, .. }
+        | ResponseBodyOwned::Heartbeat { error, .. }
+        | ResponseBodyOwned::LeaveGroup { error, .. }
+        | ResponseBodyOwned::OffsetFetch { error, .. }
+        | ResponseBodyOwned::ListGroups { error, .. }
+        | ResponseBodyOwned::DescribeGroup { error, .. } => failed(error),
+        ResponseBodyOwned::OffsetCommit { error, results, .. } => {
+            failed(error) || results.iter().any(|result| failed(&result.error))
+        }
     }
 }
 
@@ -137,6 +152,14 @@ fn api(body: &RequestBodyOwned) -> Api {
         RequestBodyOwned::Produce { .. } => Api::Produce,
         RequestBodyOwned::Fetch { .. } => Api::Fetch,
         RequestBodyOwned::ListOffsets { .. } => Api::ListOffsets,
+        RequestBodyOwned::InitProducerId => Api::InitProducerId,
+        RequestBodyOwned::JoinGroup(_) => Api::JoinGroup,
+        RequestBodyOwned::Heartbeat { .. } => Api::Heartbeat,
+        RequestBodyOwned::LeaveGroup { .. } => Api::LeaveGroup,
+        RequestBodyOwned::OffsetCommit { .. } => Api::OffsetCommit,
+        RequestBodyOwned::OffsetFetch { .. } => Api::OffsetFetch,
+        RequestBodyOwned::ListGroups => Api::ListGroups,
+        RequestBodyOwned::DescribeGroup { .. } => Api::DescribeGroup,
     }
 }
 
@@ -285,6 +308,32 @@ async fn dispatch(shard: &Rc<Shard>, frame: net::Frame) -> (Api, Outcome, bool) 
                 Vec::new(),
             )
         }
+        RequestBodyOwned::InitProducerId => {
+            let (error, message, (producer_id, producer_epoch)) =
+                match shard.call(CONTROLLER, ShardOp::InitProducerId).await {
+                    ShardReply::ProducerId(Ok(id)) => (ErrorCode::None, String::new(), id),
+                    ShardReply::ProducerId(Err(error)) | ShardReply::Done(Err(error)) => {
+                        (error_code(&error.kind), error.message, (-1, -1))
+                    }
+                    _ => (
+                        ErrorCode::Internal,
+                        "unexpected reply".to_string(),
+                        (-1, -1),
+                    ),
+                };
+            let body = ResponseBodyOwned::InitProducerId {
+                error,
+                message,
+                producer_id,
+                producer_epoch,
+            };
+            respond(correlation_id, body, Vec::new())
+        }
+        body => respond(
+            correlation_id,
+            crate::group::handle(shard, body).await,
+            Vec::new(),
+        ),
     };
     (api, outcome, failed)
 }
@@ -320,7 +369,7 @@ async fn controller(shard: &Rc<Shard>, op: ControllerOp) -> (ErrorCode, String) 
     match shard.call(CONTROLLER, ShardOp::Controller(op)).await {
         ShardReply::Done(Ok(())) => (ErrorCode::None, String::new()),
         ShardReply::Done(Err(error)) => (error_code(&error.kind), error.message),
-        ShardReply::Partition(_) | ShardReply::Metrics(_) => {
+        ShardReply::Partition(_) | ShardReply::Metrics(_) | ShardReply::ProducerId(_) => {
             (ErrorCode::Internal, "unexpected reply".to_string())
         }
     }
@@ -355,7 +404,7 @@ async fn partition_call(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) -
     match shard.call(owner, ShardOp::Partition(key, op)).await {
         ShardReply::Partition(reply) => reply,
         ShardReply::Done(Err(error)) => PartitionReply::Failed(error),
-        ShardReply::Done(Ok(())) | ShardReply::Metrics(_) => {
+        ShardReply::Done(Ok(())) | ShardReply::Metrics(_) | ShardReply::ProducerId(_) => {
             PartitionReply::Failed(OpError::new(OpErrorKind::Internal, "unexpected reply"))
         }
     }

@@ -11,11 +11,14 @@
 //! [`server`] creates the executors and is the only place that does.
 
 pub mod connection;
+pub mod group;
 pub mod handler;
 pub mod metadata;
 pub mod metrics;
 pub mod ops;
 pub mod partition;
+pub mod producer_ids;
+pub mod producer_state;
 pub mod server;
 pub mod shard;
 pub mod topology;

@@ -43,12 +43,28 @@ pub enum Api {
     Fetch,
     /// ListOffsets.
     ListOffsets,
+    /// InitProducerId.
+    InitProducerId,
+    /// JoinGroup.
+    JoinGroup,
+    /// Heartbeat.
+    Heartbeat,
+    /// LeaveGroup.
+    LeaveGroup,
+    /// OffsetCommit.
+    OffsetCommit,
+    /// OffsetFetch.
+    OffsetFetch,
+    /// ListGroups.
+    ListGroups,
+    /// DescribeGroup.
+    DescribeGroup,
     /// A frame whose request did not decode.
     Invalid,
 }
 
 /// How many [`Api`] kinds there are.
-pub const API_COUNT: usize = 8;
+pub const API_COUNT: usize = 16;
 
 impl Api {
     /// Every kind, in label order.
@@ -60,6 +76,14 @@ impl Api {
         Api::Produce,
         Api::Fetch,
         Api::ListOffsets,
+        Api::InitProducerId,
+        Api::JoinGroup,
+        Api::Heartbeat,
+        Api::LeaveGroup,
+        Api::OffsetCommit,
+        Api::OffsetFetch,
+        Api::ListGroups,
+        Api::DescribeGroup,
         Api::Invalid,
     ];
 
@@ -73,6 +97,14 @@ impl Api {
             Api::Produce => "produce",
             Api::Fetch => "fetch",
             Api::ListOffsets => "list_offsets",
+            Api::InitProducerId => "init_producer_id",
+            Api::JoinGroup => "join_group",
+            Api::Heartbeat => "heartbeat",
+            Api::LeaveGroup => "leave_group",
+            Api::OffsetCommit => "offset_commit",
+            Api::OffsetFetch => "offset_fetch",
+            Api::ListGroups => "list_groups",
+            Api::DescribeGroup => "describe_group",
             Api::Invalid => "invalid",
         }
     }
@@ -240,7 +272,7 @@ pub async fn gather(shard: &Rc<Shard>) -> String {
     let mut snapshots = Vec::with_capacity(usize::from(shard.shard_count));
     for target in 0..shard.shard_count {
         if let ShardReply::Metrics(snapshot) = shard.call(ShardId(target), ShardOp::Metrics).await {
-            snapshots.push(snapshot);
+            snapshots.push(*snapshot);
         }
     }
     render(&snapshots)

@@ -89,6 +89,16 @@ pub enum OpErrorKind {
     TopicAlreadyExists,
     /// Topic missing.
     UnknownTopic,
+    /// An idempotent batch is not the next in its producer's sequence.
+    OutOfOrderSequence,
+    /// The partition has no state for the batch's producer and the batch does not start at 0.
+    UnknownProducerId,
+    /// The batch's producer epoch is older than one seen.
+    ProducerFenced,
+    /// A duplicate too old for its offsets to be remembered; stored before, not again.
+    DuplicateSequence,
+    /// The topic is internal to the broker.
+    InternalTopic,
     /// Anything else.
     Internal,
 }
@@ -174,6 +184,8 @@ pub enum ShardOp {
     ApplyMetadata(Metadata),
     /// Report this shard's metrics.
     Metrics,
+    /// Hand out a producer id (only the controller receives these).
+    InitProducerId,
 }
 
 /// The reply to a [`ShardOp`].
@@ -183,6 +195,8 @@ pub enum ShardReply {
     Partition(PartitionReply),
     /// A controller or metadata change finished (or failed).
     Done(Result<(), OpError>),
-    /// A shard's metrics.
-    Metrics(MetricsSnapshot),
+    /// A shard's metrics (boxed: far larger than the other replies).
+    Metrics(Box<MetricsSnapshot>),
+    /// A new producer id and its epoch.
+    ProducerId(Result<(i64, i16), OpError>),
 }

@@ -6,6 +6,16 @@
 //! flush policy says so), then answers each producer at the level it asked for, then serves
 //! the reads and wakes long-polling readers. N concurrent producers cost one fdatasync, not N.
 //!
+//! Idempotence: before a batch from an idempotent producer is appended, the actor checks it
+//! against the partition's [`ProducerStates`]: a retry of a stored batch is answered with the
+//! original offsets (at the level its producer asked for) and not stored again; a batch out of
+//! sequence is refused. The state is snapshotted to `producer-state` in the partition
+//! directory (after a sync, so the snapshot never covers bytes that are not durable) every
+//! [`PRODUCER_SNAPSHOT_TICKS`] ticks while the log grows, and on close; on open it is rebuilt
+//! from that snapshot plus the batches written after it ([`load_producer_states`]). A full
+//! disk that rolls back appended batches rebuilds it the same way, so the state never claims a
+//! batch the log does not hold.
+//!
 //! State lives on one shard and is never shared; commands arrive over a bounded local channel
 //! (`QUEUE_MAX`), which is where backpressure from a slow disk reaches the connections.
 
@@ -13,13 +23,16 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use schema::batch::BatchHeader;
 use storage::disk::glommio::GlommioDisk;
 use storage::{AppendError, Log, Offset, ReadError};
 
 use crate::ops::{
     AckLevel, OffsetQuery, OpError, OpErrorKind, PartitionOp, PartitionReply, ReadBatches,
 };
+use crate::producer_state::{BatchIdentity, ProducerStates, SequenceError, Verdict};
 use crate::topology::PartitionKey;
 
 /// Commands queued per partition before senders wait.
@@ -32,6 +45,13 @@ const WAITERS_MAX: usize = 1024;
 pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// Retention runs every this many ticks.
 const RETENTION_TICKS: u64 = 600;
+/// The producer state is snapshotted (if the log grew) every this many ticks: an unclean
+/// restart then rescans at most about a minute of batches.
+pub const PRODUCER_SNAPSHOT_TICKS: u64 = 600;
+/// Name of the producer-state snapshot in the partition directory.
+pub const PRODUCER_SNAPSHOT_FILE: &str = "producer-state";
+/// Bytes read per step while rebuilding the producer state from the log.
+const SCAN_BYTES_MAX: usize = 1 << 20;
 
 /// What the actor is asked to do.
 pub enum Work {
@@ -95,10 +115,25 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// An opened log with what its actor needs besides: its directory and disk (for the producer
+/// state snapshot), and the producer state rebuilt by [`load_producer_states`].
+pub struct Opened {
+    /// The log.
+    pub log: Log<GlommioDisk>,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// The disk it is on.
+    pub disk: GlommioDisk,
+    /// The idempotence state as of the log's end.
+    pub producers: ProducerStates,
+    /// The offset the snapshot on disk covers through.
+    pub snapshot_through: Offset,
+}
+
 /// Starts the actor for an opened log. Returns its handle and the task that ends when the log
 /// has been closed: dropping every clone of the handle closes the queue, and the actor then
 /// finishes queued work and closes its log cleanly.
-pub fn spawn(key: PartitionKey, log: Log<GlommioDisk>) -> (PartitionHandle, glommio::Task<()>) {
+pub fn spawn(key: PartitionKey, opened: Opened) -> (PartitionHandle, glommio::Task<()>) {
     let (sender, receiver) = local_channel::new_bounded(QUEUE_MAX);
     let sender = Rc::new(sender);
     let ticker = Rc::downgrade(&sender);
@@ -117,7 +152,7 @@ pub fn spawn(key: PartitionKey, log: Log<GlommioDisk>) -> (PartitionHandle, glom
         }
     })
     .detach();
-    let task = glommio::spawn_local(run(key, log, receiver));
+    let task = glommio::spawn_local(run(key, opened, receiver));
     (PartitionHandle { sender }, task)
 }
 
@@ -128,7 +163,14 @@ struct Waiting {
     reply: Option<LocalSender<PartitionReply>>,
 }
 
-async fn run(key: PartitionKey, mut log: Log<GlommioDisk>, receiver: LocalReceiver<Command>) {
+async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Command>) {
+    let Opened {
+        mut log,
+        dir,
+        disk,
+        mut producers,
+        mut snapshot_through,
+    } = opened;
     let mut waiters: Vec<(Offset, std::time::Instant, LocalSender<PartitionReply>)> = Vec::new();
     let mut ticks: u64 = 0;
     while let Some(first) = receiver.recv().await {
@@ -151,8 +193,52 @@ async fn run(key: PartitionKey, mut log: Log<GlommioDisk>, receiver: LocalReceiv
                 Work::Tick => tick = true,
                 Work::Close => closing = true,
                 Work::Op(PartitionOp::Append { batch, acks }) => {
+                    let identity = match identity(&batch) {
+                        Ok(identity) => identity,
+                        Err(error) => {
+                            answer(
+                                command.reply,
+                                PartitionReply::Failed(sequence_error(&key, &error)),
+                            );
+                            continue;
+                        }
+                    };
+                    if let Some(identity) = &identity {
+                        match producers.check(identity) {
+                            Verdict::Append => {}
+                            Verdict::Duplicate {
+                                base_offset,
+                                last_offset,
+                            } => {
+                                // Answered like the original, at the level this retry asks.
+                                durable_wanted |= acks == AckLevel::Durable;
+                                appended.push(Waiting {
+                                    level: acks,
+                                    base_offset,
+                                    last_offset,
+                                    reply: command.reply,
+                                });
+                                continue;
+                            }
+                            Verdict::Refuse(error) => {
+                                answer(
+                                    command.reply,
+                                    PartitionReply::Failed(sequence_error(&key, &error)),
+                                );
+                                continue;
+                            }
+                        }
+                    }
                     match log.append(batch, now_ms()).await {
                         Ok(done) => {
+                            if let Some(identity) = &identity {
+                                producers.record(
+                                    identity,
+                                    done.base_offset,
+                                    done.last_offset,
+                                    now_ms(),
+                                );
+                            }
                             durable_wanted |= acks == AckLevel::Durable;
                             appended.push(Waiting {
                                 level: acks,
@@ -162,7 +248,9 @@ async fn run(key: PartitionKey, mut log: Log<GlommioDisk>, receiver: LocalReceiv
                             });
                         }
                         Err(error) => {
-                            fail_rolled_back(&mut appended, &error);
+                            if fail_rolled_back(&mut appended, &error) {
+                                producers = reload_producers(&key, &disk, &dir, &log).await;
+                            }
                             answer(
                                 command.reply,
                                 PartitionReply::Failed(append_error(&key, &error)),
@@ -185,7 +273,9 @@ async fn run(key: PartitionKey, mut log: Log<GlommioDisk>, receiver: LocalReceiv
         };
         if let Err(error) = &level_result {
             tracing::error!(partition = %key, %error, "write failed");
-            fail_rolled_back(&mut appended, error);
+            if fail_rolled_back(&mut appended, error) {
+                producers = reload_producers(&key, &disk, &dir, &log).await;
+            }
         }
 
         // 3. Answer producers at the level each asked for.
@@ -247,6 +337,14 @@ async fn run(key: PartitionKey, mut log: Log<GlommioDisk>, receiver: LocalReceiv
         }
         if tick {
             ticks += 1;
+            if ticks.is_multiple_of(PRODUCER_SNAPSHOT_TICKS) {
+                producers.expire(now_ms());
+                if log.appended_end() > snapshot_through {
+                    snapshot_through = snapshot_producers(&key, &disk, &dir, &mut log, &producers)
+                        .await
+                        .unwrap_or(snapshot_through);
+                }
+            }
             if ticks.is_multiple_of(RETENTION_TICKS) {
                 match log.enforce_retention(now_ms()).await {
                     Ok(outcome) if !outcome.deleted_segments.is_empty() => {
@@ -261,6 +359,9 @@ async fn run(key: PartitionKey, mut log: Log<GlommioDisk>, receiver: LocalReceiv
     }
     for (_, _, reply) in waiters {
         let _ = reply.try_send(PartitionReply::DataReady);
+    }
+    if log.appended_end() > snapshot_through {
+        let _ = snapshot_producers(&key, &disk, &dir, &mut log, &producers).await;
     }
     if let Err(error) = log.close(now_ms()).await {
         tracing::error!(partition = %key, %error, "closing the log failed");
@@ -304,8 +405,10 @@ fn answer(reply: Option<LocalSender<PartitionReply>>, value: PartitionReply) {
 }
 
 /// A full disk rolls back batches appended earlier in this round: fail their producers now.
-fn fail_rolled_back(appended: &mut Vec<Waiting>, error: &AppendError) {
-    if let Some(range) = storage::log::rolled_back(error) {
+/// True when something was rolled back (the producer state must then be rebuilt).
+fn fail_rolled_back(appended: &mut Vec<Waiting>, error: &AppendError) -> bool {
+    let rolled_back = storage::log::rolled_back(error);
+    if let Some(range) = rolled_back.clone() {
         appended.retain_mut(|waiting| {
             if range.contains(&waiting.base_offset) {
                 answer(
@@ -324,6 +427,7 @@ fn fail_rolled_back(appended: &mut Vec<Waiting>, error: &AppendError) {
             }
         });
     }
+    rolled_back.is_some_and(|range| !range.is_empty())
 }
 
 /// Storage append errors as operation errors.
@@ -336,6 +440,139 @@ fn append_error(key: &PartitionKey, error: &AppendError) -> OpError {
         _ => OpErrorKind::Internal,
     };
     OpError::new(kind, format!("{key}: {error}"))
+}
+
+/// The idempotence fields of a batch the handler verified (so its header parses).
+fn identity(batch: &BytesMut) -> Result<Option<BatchIdentity>, SequenceError> {
+    let header = BatchHeader::parse(batch).expect("the handler verified the batch");
+    BatchIdentity::of(&header)
+}
+
+/// Sequence errors as operation errors.
+fn sequence_error(key: &PartitionKey, error: &SequenceError) -> OpError {
+    let kind = match error {
+        SequenceError::Malformed { .. } => OpErrorKind::InvalidBatch,
+        SequenceError::Fenced { .. } => OpErrorKind::ProducerFenced,
+        SequenceError::OutOfOrder { .. } => OpErrorKind::OutOfOrderSequence,
+        SequenceError::UnknownProducer { .. } => OpErrorKind::UnknownProducerId,
+        SequenceError::DuplicateTooOld { .. } => OpErrorKind::DuplicateSequence,
+    };
+    OpError::new(kind, format!("{key}: {error}"))
+}
+
+/// Rebuilds a partition's producer state: the snapshot in `dir` (if any, and if it does not
+/// reach past the log's end), then every batch written after it. Returns the state and the
+/// offset the snapshot on disk covers through. A damaged or newer snapshot is ignored (and
+/// logged): the whole log is scanned instead, which is slower but as correct. An error reading
+/// the log fails the open: the partition would serve that read error anyway.
+pub async fn load_producer_states(
+    key: &PartitionKey,
+    disk: &GlommioDisk,
+    dir: &std::path::Path,
+    log: &Log<GlommioDisk>,
+) -> Result<(ProducerStates, Offset), ReadError> {
+    let path = dir.join(PRODUCER_SNAPSHOT_FILE);
+    let snapshot = match storage::load_blob(disk, &path).await {
+        Ok(Some(bytes)) => match ProducerStates::decode(&bytes) {
+            Ok((through, states)) if through <= log.written_end() => Some((through, states)),
+            Ok((through, _)) => {
+                tracing::warn!(partition = %key, %through, log_end = %log.written_end(),
+                    "producer state snapshot reaches past the log end: rescanning the log");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(partition = %key, %error, "producer state snapshot refused: rescanning the log");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!(partition = %key, %error, "producer state snapshot unreadable: rescanning the log");
+            None
+        }
+    };
+    let (through, mut states) = snapshot.unwrap_or((log.log_start(), ProducerStates::default()));
+    let now = now_ms();
+    let mut offset = through.max(log.log_start());
+    while offset < log.written_end() {
+        let read = log.read(offset, SCAN_BYTES_MAX).await?;
+        if read.batches.is_empty() {
+            break;
+        }
+        for batch in &read.batches {
+            // Stored batches passed verification on append and again on this read.
+            let Ok(header) = BatchHeader::parse(batch) else {
+                continue;
+            };
+            let base = Offset(header.base_offset as u64);
+            if base < through {
+                continue;
+            }
+            if let Ok(Some(identity)) = BatchIdentity::of(&header) {
+                states.record(&identity, base, Offset(header.last_offset() as u64), now);
+            }
+        }
+        assert!(
+            read.next_offset > offset,
+            "a read from {offset} returned batches but did not advance"
+        );
+        offset = read.next_offset;
+    }
+    Ok((states, through))
+}
+
+/// After a rollback: the producer state rebuilt from the snapshot and the log. If the log
+/// cannot be read the partition is failing anyway; an empty state then refuses retries of
+/// unknown producers rather than accepting duplicates.
+async fn reload_producers(
+    key: &PartitionKey,
+    disk: &GlommioDisk,
+    dir: &std::path::Path,
+    log: &Log<GlommioDisk>,
+) -> ProducerStates {
+    match load_producer_states(key, disk, dir, log).await {
+        Ok((states, _)) => states,
+        Err(error) => {
+            tracing::error!(partition = %key, %error, "rebuilding the producer state failed");
+            ProducerStates::default()
+        }
+    }
+}
+
+/// Syncs the log (so the snapshot covers only durable batches), then stores the producer
+/// state as of the log end. Returns the offset the stored snapshot covers, or None if either
+/// step failed (logged; the previous snapshot stays and the next tick tries again).
+async fn snapshot_producers(
+    key: &PartitionKey,
+    disk: &GlommioDisk,
+    dir: &std::path::Path,
+    log: &mut Log<GlommioDisk>,
+    producers: &ProducerStates,
+) -> Option<Offset> {
+    if let Err(error) = log.sync(now_ms()).await {
+        tracing::error!(partition = %key, %error, "sync before the producer state snapshot failed");
+        return None;
+    }
+    let through = log.durable_end();
+    assert_eq!(
+        log.appended_end(),
+        through,
+        "a sync makes everything appended durable"
+    );
+    match storage::store_blob(
+        disk,
+        dir,
+        PRODUCER_SNAPSHOT_FILE,
+        &producers.encode(through),
+    )
+    .await
+    {
+        Ok(()) => Some(through),
+        Err(error) => {
+            tracing::warn!(partition = %key, %error, "storing the producer state snapshot failed");
+            None
+        }
+    }
 }
 
 /// Storage read errors as operation errors.

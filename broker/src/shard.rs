@@ -21,6 +21,7 @@ use crate::metadata::{Metadata, TopicError};
 use crate::metrics::Metrics;
 use crate::ops::{ControllerOp, OpError, OpErrorKind, PartitionReply, ShardOp, ShardReply};
 use crate::partition::{self, PartitionHandle, now_ms, partition_dir};
+use crate::producer_ids::ProducerIds;
 use crate::topology::{CONTROLLER, PartitionId, PartitionKey, ShardId, shard_for};
 
 /// Capacity of each channel of the mesh: calls in flight from one shard to another before
@@ -74,6 +75,9 @@ pub struct Shard {
     next_call_id: Cell<u64>,
     /// Serialises topic changes on the controller.
     controller_gate: glommio::sync::Semaphore,
+    /// The controller's producer-id allocator, loaded on first use; behind its own gate.
+    producer_ids: RefCell<Option<ProducerIds>>,
+    producer_ids_gate: glommio::sync::Semaphore,
     shutting_down: Cell<bool>,
 }
 
@@ -114,6 +118,8 @@ impl Shard {
             pending: RefCell::new(HashMap::new()),
             next_call_id: Cell::new(0),
             controller_gate: glommio::sync::Semaphore::new(1),
+            producer_ids: RefCell::new(None),
+            producer_ids_gate: glommio::sync::Semaphore::new(1),
             shutting_down: Cell::new(false),
         });
         if let Some(mut receivers) = receivers {
@@ -220,9 +226,33 @@ impl Shard {
             }
             ShardOp::Metrics => {
                 let partitions_owned = self.partitions.borrow().len() as u64;
-                ShardReply::Metrics(self.metrics.snapshot(self.id, partitions_owned))
+                ShardReply::Metrics(Box::new(self.metrics.snapshot(self.id, partitions_owned)))
             }
+            ShardOp::InitProducerId => ShardReply::ProducerId(self.allocate_producer_id().await),
         }
+    }
+
+    /// On the controller: the next producer id (see producer_ids.rs).
+    async fn allocate_producer_id(&self) -> Result<(i64, i16), OpError> {
+        assert_eq!(self.id, CONTROLLER, "producer ids come from the controller");
+        let _permit = self
+            .producer_ids_gate
+            .acquire_permit(1)
+            .await
+            .map_err(|_| OpError::new(OpErrorKind::ShuttingDown, "controller is shutting down"))?;
+        let failed = |error: crate::producer_ids::ProducerIdError| {
+            OpError::new(OpErrorKind::StorageFailed, error.to_string())
+        };
+        let loaded = self.producer_ids.borrow_mut().take();
+        let mut ids = match loaded {
+            Some(ids) => ids,
+            None => ProducerIds::load(&self.disk, &self.data_dir.join("metadata"))
+                .await
+                .map_err(failed)?,
+        };
+        let result = ids.allocate(&self.disk).await.map_err(failed);
+        *self.producer_ids.borrow_mut() = Some(ids);
+        result
     }
 
     /// On the controller: validates a topic change, persists it, then has every shard apply
@@ -330,13 +360,9 @@ impl Shard {
                     config.segment_bytes_max = bytes;
                 }
                 let dir = partition_dir(&self.data_dir, &key);
-                match Log::open(self.disk.clone(), &dir, config, now_ms()).await {
-                    Ok((log, report)) => {
-                        if !report.clean {
-                            tracing::info!(partition = %key, truncated_bytes = report.truncated_bytes,
-                                rebuilt_indexes = report.rebuilt_indexes.len(), "recovered after an unclean stop");
-                        }
-                        let (handle, task) = partition::spawn(key.clone(), log);
+                match self.open_partition(&key, &dir, config).await {
+                    Ok(opened) => {
+                        let (handle, task) = partition::spawn(key.clone(), opened);
                         self.partitions
                             .borrow_mut()
                             .insert(key, OwnedPartition { handle, task });
@@ -356,6 +382,40 @@ impl Shard {
         } else {
             Err(OpError::new(OpErrorKind::StorageFailed, errors.join("; ")))
         }
+    }
+
+    /// Opens a partition's log and rebuilds its producer state.
+    async fn open_partition(
+        &self,
+        key: &PartitionKey,
+        dir: &std::path::Path,
+        config: LogConfig,
+    ) -> Result<partition::Opened, String> {
+        let (log, report) = Log::open(self.disk.clone(), dir, config, now_ms())
+            .await
+            .map_err(|error| error.to_string())?;
+        if !report.clean {
+            tracing::info!(partition = %key, truncated_bytes = report.truncated_bytes,
+                rebuilt_indexes = report.rebuilt_indexes.len(), "recovered after an unclean stop");
+        }
+        let loaded = partition::load_producer_states(key, &self.disk, dir, &log).await;
+        let (producers, snapshot_through) = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                // Close what was opened; the partition stays offline with this reason.
+                if let Err(close) = log.close(now_ms()).await {
+                    tracing::error!(partition = %key, error = %close, "closing the log failed");
+                }
+                return Err(format!("rebuilding the producer state: {error}"));
+            }
+        };
+        Ok(partition::Opened {
+            log,
+            dir: dir.to_path_buf(),
+            disk: self.disk.clone(),
+            producers,
+            snapshot_through,
+        })
     }
 
     /// Closes every partition cleanly (sync, indexes, clean-shutdown marker).

@@ -139,6 +139,9 @@ pub struct SealedBatch {
     /// What the batch's records count against the producer's buffer: the sum of
     /// [`record_bytes_max`] over them.
     pub buffered_bytes: usize,
+    /// The sequence of the batch's first record once an idempotent producer stamped it
+    /// ([`SealedBatch::stamp`]); -1 before, and always for a non-idempotent producer.
+    pub base_sequence: i32,
     completion: Completion,
 }
 
@@ -146,6 +149,16 @@ impl SealedBatch {
     /// Resolves every record's [`Delivery`]: record `i` gets offset `base_offset + i`.
     pub fn complete(self, outcome: BatchOutcome) {
         self.completion.slot.complete(outcome);
+    }
+
+    /// Stamps the idempotent-producer fields into the batch (its CRC is recomputed). Done when
+    /// the batch is first sent, and again only if the sequences before it had to be rewound.
+    pub fn stamp(&mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+        assert!(base_sequence >= 0, "sequence {base_sequence} is negative");
+        let mut bytes = bytes::BytesMut::from(&self.bytes[..]);
+        schema::batch::set_producer(&mut bytes, producer_id, producer_epoch, base_sequence);
+        self.bytes = bytes.freeze();
+        self.base_sequence = base_sequence;
     }
 
     /// A future that resolves when the batch is completed (its first record's delivery).
@@ -348,6 +361,7 @@ fn seal(topic: &str, partition: u32, open: OpenBatch) -> SealedBatch {
         bytes: Bytes::from(open.builder.finish()),
         record_count,
         buffered_bytes: open.buffered_bytes,
+        base_sequence: -1,
         completion: open.completion,
     }
 }

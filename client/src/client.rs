@@ -592,7 +592,7 @@ impl Client {
     }
 
     /// Sends a request that expects a response, and checks the response's top-level error.
-    async fn request(
+    pub(crate) async fn request(
         &self,
         operation: &'static str,
         body: RequestBodyOwned,
@@ -874,7 +874,7 @@ fn frame_error(error: FrameError) -> ClientError {
 }
 
 /// A body-level error code as a result.
-fn body_error(
+pub(crate) fn body_error(
     operation: &'static str,
     code: ErrorCode,
     message: String,
@@ -890,7 +890,7 @@ fn body_error(
     }
 }
 
-fn unexpected(operation: &'static str, body: &ResponseBodyOwned) -> ClientError {
+pub(crate) fn unexpected(operation: &'static str, body: &ResponseBodyOwned) -> ClientError {
     let name = match body {
         ResponseBodyOwned::Handshake { .. } => "handshake",
         ResponseBodyOwned::Metadata { .. } => "metadata",
@@ -899,6 +899,14 @@ fn unexpected(operation: &'static str, body: &ResponseBodyOwned) -> ClientError 
         ResponseBodyOwned::Produce { .. } => "produce",
         ResponseBodyOwned::Fetch { .. } => "fetch",
         ResponseBodyOwned::ListOffsets { .. } => "list_offsets",
+        ResponseBodyOwned::InitProducerId { .. } => "init_producer_id",
+        ResponseBodyOwned::JoinGroup { .. } => "join_group",
+        ResponseBodyOwned::Heartbeat { .. } => "heartbeat",
+        ResponseBodyOwned::LeaveGroup { .. } => "leave_group",
+        ResponseBodyOwned::OffsetCommit { .. } => "offset_commit",
+        ResponseBodyOwned::OffsetFetch { .. } => "offset_fetch",
+        ResponseBodyOwned::ListGroups { .. } => "list_groups",
+        ResponseBodyOwned::DescribeGroup { .. } => "describe_group",
     };
     ClientError::Protocol {
         operation,

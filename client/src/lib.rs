@@ -47,6 +47,7 @@
 pub mod accumulator;
 pub mod client;
 pub mod consumer;
+pub mod coordinator;
 pub mod error;
 mod oneshot;
 pub mod partitioner;

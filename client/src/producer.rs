@@ -19,8 +19,19 @@
 //! `Throttled`) is sent again after a backoff that doubles from `retry_backoff` to
 //! `retry_backoff_max`, up to `retries` times. Other errors fail the batch's records; an
 //! `UnknownPartition` or `UnknownTopic` also drops the cached partition count, so the next
-//! record of the topic reads fresh metadata. A client-side timeout is not retried (the batch may
-//! have been stored; resending could duplicate it).
+//! record of the topic reads fresh metadata. Without idempotence a client-side timeout is not
+//! retried (the batch may have been stored; resending could duplicate it).
+//!
+//! Idempotence (on by default, as in Kafka; needs `Acks::Written` or `Acks::Durable`): the
+//! producer asks the broker for a producer id before its first request, and stamps every batch
+//! with it and with the next sequence of its partition when the batch is first sent. The broker
+//! then stores a batch at most once: a retry of a stored batch is answered with its original
+//! offsets. So with idempotence a client-side timeout IS retried (the same stamped bytes), and
+//! so are `OutOfOrderSequence` refusals that follow an earlier batch of the same request that
+//! was not stored. When a batch fails for good, the batches after it are re-stamped from its
+//! sequence, which is where the broker expects the partition to continue. At most
+//! [`IDEMPOTENT_BATCHES_IN_FLIGHT_MAX`] batches go in one request (the broker remembers that many
+//! per producer and partition).
 //!
 //! With `Acks::None` a batch completes once its request is written to the socket, and
 //! deliveries carry no offset.
@@ -35,7 +46,7 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use schema::wire::{Acks, ErrorCode};
+use schema::wire::{Acks, ErrorCode, IDEMPOTENT_BATCHES_IN_FLIGHT_MAX};
 
 use crate::accumulator::{Accumulator, BatchId, Delivery, SealedBatch, record_bytes_max};
 use crate::client::{Client, ProduceItem};
@@ -63,8 +74,12 @@ pub struct ProducerOptions {
     pub retry_backoff: Duration,
     /// The longest delay between retries.
     pub retry_backoff_max: Duration,
-    /// Batches of one partition sent in one request at most.
+    /// Batches of one partition sent in one request at most (with idempotence, at most
+    /// [`IDEMPOTENT_BATCHES_IN_FLIGHT_MAX`]).
     pub batches_per_request_max: usize,
+    /// Stamp batches with a producer id and sequences so that retries never store a batch
+    /// twice (Kafka's `enable.idempotence`). Ignored with `Acks::None`, which never retries.
+    pub idempotence: bool,
 }
 
 impl Default for ProducerOptions {
@@ -78,6 +93,7 @@ impl Default for ProducerOptions {
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(1),
             batches_per_request_max: 64,
+            idempotence: true,
         }
     }
 }
@@ -137,6 +153,10 @@ struct Inner {
     state: RefCell<State>,
     buffered_bytes: Cell<usize>,
     buffer_waiters: RefCell<Vec<Waker>>,
+    /// The producer id and epoch, once the broker gave them (idempotence only).
+    identity: Cell<Option<(i64, i16)>>,
+    /// One request for a producer id at a time.
+    identity_gate: glommio::sync::Semaphore,
 }
 
 struct State {
@@ -144,6 +164,8 @@ struct State {
     partition_counts: HashMap<String, u32>,
     accumulator: Accumulator,
     queues: HashMap<(String, u32), SendQueue>,
+    /// The sequence the next new batch of each partition gets (idempotence only).
+    sequences: HashMap<(String, u32), i32>,
 }
 
 /// A partition's sealed batches and its one request in flight.
@@ -166,6 +188,12 @@ impl Producer {
             options.batches_per_request_max > 0,
             "batches_per_request_max must be at least 1"
         );
+        let mut options = options;
+        if options.idempotence {
+            options.batches_per_request_max = options
+                .batches_per_request_max
+                .min(IDEMPOTENT_BATCHES_IN_FLIGHT_MAX);
+        }
         let frame_bytes_max = client
             .broker()
             .frame_bytes_max
@@ -180,6 +208,7 @@ impl Producer {
             partition_counts: HashMap::new(),
             accumulator: Accumulator::new(options.batch_bytes),
             queues: HashMap::new(),
+            sequences: HashMap::new(),
         };
         Producer {
             inner: Rc::new(Inner {
@@ -189,6 +218,8 @@ impl Producer {
                 state: RefCell::new(state),
                 buffered_bytes: Cell::new(0),
                 buffer_waiters: RefCell::new(Vec::new()),
+                identity: Cell::new(None),
+                identity_gate: glommio::sync::Semaphore::new(1),
             }),
         }
     }
@@ -293,6 +324,54 @@ impl Producer {
 }
 
 impl Inner {
+    /// Whether batches are stamped for idempotence.
+    fn idempotent(&self) -> bool {
+        self.options.idempotence && self.options.acks != Acks::None
+    }
+
+    /// The producer id and epoch, asked of the broker once.
+    async fn identity(&self) -> Result<(i64, i16), ClientError> {
+        if let Some(identity) = self.identity.get() {
+            return Ok(identity);
+        }
+        let _permit =
+            self.identity_gate
+                .acquire_permit(1)
+                .await
+                .map_err(|_| ClientError::Closed {
+                    reason: "the producer was closed",
+                })?;
+        if let Some(identity) = self.identity.get() {
+            return Ok(identity);
+        }
+        let identity = self.client.init_producer_id().await?;
+        self.identity.set(Some(identity));
+        Ok(identity)
+    }
+
+    /// Stamps `batches` of a partition with consecutive sequences: from `from` when given
+    /// (a rewind after refusals), else from the partition's next sequence. The partition's
+    /// next sequence then follows the last of them.
+    fn stamp(&self, topic: &str, partition: u32, batches: &mut [SealedBatch], from: Option<i32>) {
+        let Some((producer_id, epoch)) = self.identity.get() else {
+            unreachable!("batches are stamped only after the identity is known");
+        };
+        let mut state = self.state.borrow_mut();
+        let next = state
+            .sequences
+            .entry((topic.to_string(), partition))
+            .or_insert(0);
+        if let Some(from) = from {
+            *next = from;
+        }
+        for batch in batches {
+            if batch.base_sequence != *next {
+                batch.stamp(producer_id, epoch, *next);
+            }
+            *next = sequence_add(*next, batch.record_count);
+        }
+    }
+
     /// The partition count of `topic`, from the cache or from the broker.
     async fn partition_count(&self, topic: &str) -> Result<u32, ClientError> {
         if let Some(&count) = self.state.borrow().partition_counts.get(topic) {
@@ -411,6 +490,7 @@ impl Inner {
     /// retriable error, and completes each.
     async fn send_with_retries(&self, topic: &str, partition: u32, mut batches: Vec<SealedBatch>) {
         let acks = self.options.acks;
+        let idempotent = self.idempotent();
         let mut attempt: u32 = 0;
         loop {
             let items = batches
@@ -424,6 +504,10 @@ impl Inner {
             let outcome = self.client.produce(acks, items).await;
             let may_retry = attempt < self.options.retries;
             let mut retry = Vec::new();
+            // The sequence of the first batch not stored: where the broker expects this
+            // partition to continue (idempotence), and whether it forgot this producer.
+            let mut first_unstored: Option<i32> = None;
+            let mut unknown_producer = false;
             match outcome {
                 Ok(_) if acks == Acks::None => {
                     for batch in batches {
@@ -448,7 +532,22 @@ impl Inner {
                             } else {
                                 self.complete(batch, Ok(Some(result.base_offset)));
                             }
-                        } else if may_retry && is_retriable_code(result.error) {
+                            continue;
+                        }
+                        if idempotent && result.error == ErrorCode::DuplicateSequence {
+                            // Stored before, by an earlier attempt; its offsets are forgotten.
+                            self.complete(batch, Ok(None));
+                            continue;
+                        }
+                        first_unstored.get_or_insert(batch.base_sequence);
+                        unknown_producer |= result.error == ErrorCode::UnknownProducerId;
+                        // With idempotence, an out-of-order refusal follows an earlier batch
+                        // that was not stored, and an unknown producer restarts at 0: both
+                        // are sent again (re-stamped below).
+                        let sequence_retry = idempotent
+                            && (result.error == ErrorCode::OutOfOrderSequence
+                                || result.error == ErrorCode::UnknownProducerId);
+                        if may_retry && (is_retriable_code(result.error) || sequence_retry) {
                             tracing::debug!(topic, partition, code = ?result.error, attempt,
                                 "produce refused; will retry");
                             retry.push(batch);
@@ -468,7 +567,13 @@ impl Inner {
                         }
                     }
                 }
-                Err(error) if may_retry && error.is_retriable() => {
+                // With idempotence a timeout is safe to retry: a batch the broker did store
+                // comes back as a duplicate with its original offsets.
+                Err(error)
+                    if may_retry
+                        && (error.is_retriable()
+                            || (idempotent && matches!(error, ClientError::Timeout { .. }))) =>
+                {
                     tracing::debug!(topic, partition, %error, attempt, "produce failed; will retry");
                     retry = batches;
                 }
@@ -477,6 +582,13 @@ impl Inner {
                         self.complete(batch, Err(error.clone()));
                     }
                 }
+            }
+            if idempotent && let Some(first) = first_unstored {
+                // Everything from `first` on was not stored: the retried batches take the
+                // sequences from there (unchanged unless a batch before them failed for good),
+                // and so does the next new batch.
+                let from = if unknown_producer { 0 } else { first };
+                self.stamp(topic, partition, &mut retry, Some(from));
             }
             if retry.is_empty() {
                 return;
@@ -500,9 +612,24 @@ impl Inner {
 
 /// A partition's sender task: one request at a time, until its queue is empty.
 async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
-    while let Some(batches) = inner.next_request(&topic, partition) {
+    while let Some(mut batches) = inner.next_request(&topic, partition) {
+        if inner.idempotent() {
+            if let Err(error) = inner.identity().await {
+                for batch in batches {
+                    inner.complete(batch, Err(error.clone()));
+                }
+                continue;
+            }
+            // Only new batches reach here: a batch is stamped when it is first sent.
+            inner.stamp(&topic, partition, &mut batches, None);
+        }
         inner.send_with_retries(&topic, partition, batches).await;
     }
+}
+
+/// `sequence + records`, wrapping from `i32::MAX` to 0 as Kafka's sequences do.
+fn sequence_add(sequence: i32, records: u32) -> i32 {
+    ((i64::from(sequence) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32
 }
 
 fn now_ms() -> i64 {

@@ -26,6 +26,9 @@ fn options() -> ProducerOptions {
         linger: Duration::from_secs(60),
         retry_backoff: Duration::from_millis(1),
         retry_backoff_max: Duration::from_millis(1),
+        // These tests script the broker's answers request by request; idempotence (which asks
+        // for a producer id first and retries timeouts) has its own tests in idempotence.rs.
+        idempotence: false,
         ..ProducerOptions::default()
     }
 }

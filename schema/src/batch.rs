@@ -1170,7 +1170,11 @@ mod tests {
         let mut batch = one_record_batch();
         let before = verify(&batch).expect("valid");
         assert_eq!(
-            (before.producer_id, before.producer_epoch, before.base_sequence),
+            (
+                before.producer_id,
+                before.producer_epoch,
+                before.base_sequence
+            ),
             (-1, -1, -1)
         );
         set_producer(&mut batch, 42, 3, 1_000);

@@ -21,10 +21,10 @@ mod wire_common;
 use flatbuffers::{FlatBufferBuilder, InvalidFlatbuffer, VerifierOptions, WIPOffset};
 use schema::generated::{
     Assignor, CreateTopicRequest, CreateTopicRequestArgs, JoinGroupRequest, JoinGroupRequestArgs,
-    MetadataRequest, MetadataRequestArgs,
-    MetadataResponse, MetadataResponseArgs, PartitionMetadata, PartitionMetadataArgs, ProduceBatch,
-    ProduceBatchArgs, ProduceRequest, ProduceRequestArgs, RequestArgs, RequestBody, ResponseArgs,
-    ResponseBody, TopicMetadata, TopicMetadataArgs,
+    MetadataRequest, MetadataRequestArgs, MetadataResponse, MetadataResponseArgs,
+    PartitionMetadata, PartitionMetadataArgs, ProduceBatch, ProduceBatchArgs, ProduceRequest,
+    ProduceRequestArgs, RequestArgs, RequestBody, ResponseArgs, ResponseBody, TopicMetadata,
+    TopicMetadataArgs,
 };
 use schema::wire::{
     self, Acks, DecodeError, DecodeLimits, ErrorCode, FRAME_BYTES_MAX_DEFAULT, FrameError,

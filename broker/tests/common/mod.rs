@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flatbuffers::FlatBufferBuilder;
-use schema::wire::{self, DecodeLimits, RequestBodyOwned, ResponseOwned};
+use schema::wire::{
+    self, Acks, DecodeLimits, ErrorCode, FetchPartitionOwned, PayloadRange, ProduceBatchOwned,
+    ProduceResultOwned, RequestBodyOwned, ResponseBodyOwned, ResponseOwned, TopicConfigOwned,
+};
 
 /// How long a broker may take to start or stop before the test fails.
 const START_STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -220,4 +223,109 @@ pub fn batch(prefix: &str, records: usize) -> Vec<u8> {
         );
     }
     builder.finish()
+}
+
+pub fn create_topic(client: &mut RawClient, name: &str, partitions: u32) {
+    let (response, _) = client.request(
+        &RequestBodyOwned::CreateTopic {
+            name: name.to_string(),
+            partitions,
+            config: TopicConfigOwned::default(),
+        },
+        &[],
+    );
+    match response.body {
+        Some(ResponseBodyOwned::CreateTopic { error, message }) => {
+            assert_eq!(error, ErrorCode::None, "{message}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Produces one batch per (partition, batch) in one request; returns base offsets in order.
+pub fn produce(
+    client: &mut RawClient,
+    topic: &str,
+    batches: &[(u32, Vec<u8>)],
+    acks: Acks,
+) -> Vec<(ErrorCode, u64)> {
+    produce_results(client, topic, batches, acks)
+        .into_iter()
+        .map(|result| (result.error, result.base_offset))
+        .collect()
+}
+
+/// Produces one batch per (partition, batch) in one request; returns every result in order.
+pub fn produce_results(
+    client: &mut RawClient,
+    topic: &str,
+    batches: &[(u32, Vec<u8>)],
+    acks: Acks,
+) -> Vec<ProduceResultOwned> {
+    let mut payload = Vec::new();
+    let mut specs = Vec::new();
+    for (partition, bytes) in batches {
+        specs.push(ProduceBatchOwned {
+            topic: topic.to_string(),
+            partition: *partition,
+            batch: PayloadRange::new(payload.len() as u32, bytes.len() as u32),
+        });
+        payload.extend_from_slice(bytes);
+    }
+    let (response, _) = client.request(
+        &RequestBodyOwned::Produce {
+            acks,
+            timeout_ms: 10_000,
+            batches: specs,
+        },
+        &payload,
+    );
+    match response.body {
+        Some(ResponseBodyOwned::Produce { results, .. }) => results,
+        other => panic!("unexpected {other:?} ({})", response.message),
+    }
+}
+
+/// Fetches every batch of a partition from `offset` (loops until the log end).
+pub fn fetch_all(
+    client: &mut RawClient,
+    topic: &str,
+    partition: u32,
+    mut offset: u64,
+) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let (response, payload) = client.request(
+            &RequestBodyOwned::Fetch {
+                wait_ms_max: 0,
+                bytes_min: 0,
+                bytes_max: 1 << 20,
+                partitions: vec![FetchPartitionOwned {
+                    topic: topic.to_string(),
+                    partition,
+                    offset,
+                    bytes_max: 1 << 20,
+                }],
+            },
+            &[],
+        );
+        let Some(ResponseBodyOwned::Fetch { results, .. }) = response.body else {
+            panic!("unexpected {:?}", response.body);
+        };
+        let result = &results[0];
+        assert_eq!(result.error, ErrorCode::None, "{}", result.message);
+        let start = result.batches.offset() as usize;
+        let mut bytes = &payload[start..start + result.batches.length() as usize];
+        if bytes.is_empty() {
+            assert_eq!(offset, result.log_end);
+            return out;
+        }
+        while !bytes.is_empty() {
+            let length = schema::batch::total_bytes(bytes).expect("a whole batch");
+            let header = schema::batch::verify(&bytes[..length]).expect("stored batch verifies");
+            out.push(bytes[..length].to_vec());
+            offset = header.last_offset() as u64 + 1;
+            bytes = &bytes[length..];
+        }
+    }
 }

@@ -536,11 +536,7 @@ impl Reader<'_> {
         self.vector(vector, table, field, |entry| {
             Ok(TopicPartitionsOwned {
                 topic: required(entry.topic(), "TopicPartitions", "topic")?,
-                partitions: self.scalars(
-                    entry.partitions(),
-                    "TopicPartitions",
-                    "partitions",
-                )?,
+                partitions: self.scalars(entry.partitions(), "TopicPartitions", "partitions")?,
             })
         })
     }
@@ -622,14 +618,19 @@ impl Reader<'_> {
         &self,
         body: OffsetCommitResponse<'_>,
     ) -> Result<ResponseBodyOwned, DecodeError> {
-        let results = self.vector(body.results(), "OffsetCommitResponse", "results", |result| {
-            Ok(OffsetCommitResultOwned {
-                topic: required(result.topic(), "OffsetCommitResult", "topic")?,
-                partition: result.partition(),
-                error: result.error(),
-                message: message(result.message()),
-            })
-        })?;
+        let results = self.vector(
+            body.results(),
+            "OffsetCommitResponse",
+            "results",
+            |result| {
+                Ok(OffsetCommitResultOwned {
+                    topic: required(result.topic(), "OffsetCommitResult", "topic")?,
+                    partition: result.partition(),
+                    error: result.error(),
+                    message: message(result.message()),
+                })
+            },
+        )?;
         Ok(ResponseBodyOwned::OffsetCommit {
             error: body.error(),
             message: message(body.message()),
@@ -670,18 +671,23 @@ impl Reader<'_> {
         &self,
         body: DescribeGroupResponse<'_>,
     ) -> Result<ResponseBodyOwned, DecodeError> {
-        let members = self.vector(body.members(), "DescribeGroupResponse", "members", |member| {
-            Ok(GroupMemberOwned {
-                member_id: required(member.member_id(), "GroupMember", "member_id")?,
-                client_id: message(member.client_id()),
-                topics: self.strings(member.topics(), "GroupMember", "topics")?,
-                assignment: self.topic_partitions(
-                    member.assignment(),
-                    "GroupMember",
-                    "assignment",
-                )?,
-            })
-        })?;
+        let members = self.vector(
+            body.members(),
+            "DescribeGroupResponse",
+            "members",
+            |member| {
+                Ok(GroupMemberOwned {
+                    member_id: required(member.member_id(), "GroupMember", "member_id")?,
+                    client_id: message(member.client_id()),
+                    topics: self.strings(member.topics(), "GroupMember", "topics")?,
+                    assignment: self.topic_partitions(
+                        member.assignment(),
+                        "GroupMember",
+                        "assignment",
+                    )?,
+                })
+            },
+        )?;
         Ok(ResponseBodyOwned::DescribeGroup {
             error: body.error(),
             message: message(body.message()),

@@ -60,10 +60,10 @@ use flatbuffers::{InvalidFlatbuffer, VerifierOptions};
 pub use self::from_wire::{request_from_wire, response_from_wire};
 pub use self::owned::*;
 pub use self::to_wire::{encode_request, encode_response};
+use crate::generated::ProtocolVersion;
 pub use crate::generated::{
     Acks, Assignor, ErrorCode, GroupState, OffsetSpec, PayloadRange, Request, Response,
 };
-use crate::generated::ProtocolVersion;
 
 // ---- Frames ---------------------------------------------------------------------------------
 
@@ -428,4 +428,3 @@ pub fn payload_slice(
 pub fn slice_payload(payload: &Bytes, range: &PayloadRange) -> Result<Bytes, DecodeError> {
     Ok(payload.slice(payload_slice(range, payload.len())?))
 }
-

@@ -484,4 +484,3 @@ pub struct ResponseOwned {
     /// The answer; always present when `error` is `ErrorCode::None`.
     pub body: Option<ResponseBodyOwned>,
 }
-

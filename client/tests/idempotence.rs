@@ -1,0 +1,165 @@
+//! Goal: the idempotent producer stamps what the broker needs to store each batch at most once:
+//! it asks for a producer id before its first produce, stamps every batch with it and with
+//! consecutive per-partition sequences from 0, resends the very same bytes after a client-side
+//! timeout (safe only with idempotence), and when a batch fails for good, re-stamps the batches
+//! after it from its sequence, which is where the broker expects the partition to continue.
+//!
+//! Method: a `Producer` with default options (idempotence on, acks durable) over a real
+//! `Client` talking to the scripted fake broker of `tests/common`; the fake broker reads the
+//! producer fields of every batch it receives. (The real broker's deduplication is tested
+//! against the real binary in broker/tests/idempotence.rs.)
+
+mod common;
+
+use std::time::Duration;
+
+use client::{ClientError, ClientOptions, ErrorCode, Producer, ProducerOptions, ProducerRecord};
+use common::{Peer, Received, answer_produce, connect, produced_batches, run};
+use schema::wire::{RequestBodyOwned, ResponseBodyOwned};
+
+fn options() -> ProducerOptions {
+    ProducerOptions {
+        // Every 50-byte record fills a 100-byte batch: one batch per record, no timers.
+        batch_bytes: 100,
+        linger: Duration::from_secs(60),
+        retry_backoff: Duration::from_millis(1),
+        retry_backoff_max: Duration::from_millis(1),
+        ..ProducerOptions::default()
+    }
+}
+
+fn record(value: &str) -> ProducerRecord {
+    ProducerRecord::new("t", format!("{value:-<50}")).partition(0)
+}
+
+/// (producer id, epoch, base sequence) of each batch of a produce request.
+fn stamps(request: &Received) -> Vec<(i64, i16, i32)> {
+    produced_batches(request)
+        .iter()
+        .map(|(_, _, bytes)| {
+            let header = schema::batch::verify(bytes).expect("valid after stamping");
+            (
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+            )
+        })
+        .collect()
+}
+
+async fn answer_init(peer: &mut Peer, producer_id: i64) {
+    let request = peer.receive().await;
+    assert!(
+        matches!(request.body, RequestBodyOwned::InitProducerId),
+        "the first request of an idempotent producer asks for its id"
+    );
+    let body = ResponseBodyOwned::InitProducerId {
+        error: ErrorCode::None,
+        message: String::new(),
+        producer_id,
+        producer_epoch: 0,
+    };
+    peer.respond(request.correlation_id, body, &[]).await;
+}
+
+#[test]
+fn a_timed_out_batch_is_resent_byte_for_byte() {
+    run(|listener| async move {
+        let client_options = ClientOptions {
+            request_timeout: Duration::from_millis(300),
+            ..ClientOptions::default()
+        };
+        let (client, mut peer) = connect(&listener, client_options).await;
+        let producer = Producer::new(client, options());
+        let first = producer.send(record("a")).await.expect("queued");
+        answer_init(&mut peer, 42).await;
+        let lost = peer.receive().await;
+        assert_eq!(stamps(&lost), vec![(42, 0, 0)]);
+        // No answer: the client times out and sends the same stamped bytes again.
+        let retried = peer.receive().await;
+        assert_eq!(produced_batches(&retried), produced_batches(&lost));
+        answer_produce(&mut peer, &retried, &[Ok(10)]).await;
+        assert_eq!(first.await.expect("stored").offset, Some(10));
+
+        let second = producer.send(record("b")).await.expect("queued");
+        let request = peer.receive().await;
+        assert_eq!(stamps(&request), vec![(42, 0, 1)], "the next sequence");
+        answer_produce(&mut peer, &request, &[Ok(11)]).await;
+        assert_eq!(second.await.expect("stored").offset, Some(11));
+    });
+}
+
+#[test]
+fn batches_after_a_failed_one_are_restamped_from_its_sequence() {
+    run(|listener| async move {
+        let (client, mut peer) = connect(&listener, ClientOptions::default()).await;
+        let producer = Producer::new(client, options());
+        let a = producer.send(record("a")).await.expect("queued");
+        answer_init(&mut peer, 7).await;
+        let first = peer.receive().await;
+        // While `a` is in flight, b and c queue and go out together next.
+        let b = producer.send(record("b")).await.expect("queued");
+        let c = producer.send(record("c")).await.expect("queued");
+        answer_produce(&mut peer, &first, &[Ok(0)]).await;
+        assert_eq!(a.await.expect("stored").offset, Some(0));
+
+        let second = peer.receive().await;
+        assert_eq!(stamps(&second), vec![(7, 0, 1), (7, 0, 2)]);
+        // b fails for good; c was refused only because b was not stored.
+        answer_produce(
+            &mut peer,
+            &second,
+            &[
+                Err(ErrorCode::InvalidBatch),
+                Err(ErrorCode::OutOfOrderSequence),
+            ],
+        )
+        .await;
+        let error = b.await.expect_err("b failed");
+        assert!(
+            matches!(
+                error,
+                ClientError::Partition {
+                    code: ErrorCode::InvalidBatch,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let retried = peer.receive().await;
+        assert_eq!(
+            stamps(&retried),
+            vec![(7, 0, 1)],
+            "c takes b's sequence: the broker expects the partition to continue there"
+        );
+        answer_produce(&mut peer, &retried, &[Ok(1)]).await;
+        assert_eq!(c.await.expect("stored").offset, Some(1));
+
+        let d = producer.send(record("d")).await.expect("queued");
+        let request = peer.receive().await;
+        assert_eq!(stamps(&request), vec![(7, 0, 2)]);
+        answer_produce(&mut peer, &request, &[Ok(2)]).await;
+        assert_eq!(d.await.expect("stored").offset, Some(2));
+    });
+}
+
+#[test]
+fn a_producer_the_broker_forgot_restarts_at_sequence_zero() {
+    run(|listener| async move {
+        let (client, mut peer) = connect(&listener, ClientOptions::default()).await;
+        let producer = Producer::new(client, options());
+        let a = producer.send(record("a")).await.expect("queued");
+        answer_init(&mut peer, 3).await;
+        let first = peer.receive().await;
+        answer_produce(&mut peer, &first, &[Ok(0)]).await;
+        a.await.expect("stored");
+        let b = producer.send(record("b")).await.expect("queued");
+        let second = peer.receive().await;
+        assert_eq!(stamps(&second), vec![(3, 0, 1)]);
+        answer_produce(&mut peer, &second, &[Err(ErrorCode::UnknownProducerId)]).await;
+        let retried = peer.receive().await;
+        assert_eq!(stamps(&retried), vec![(3, 0, 0)]);
+        answer_produce(&mut peer, &retried, &[Ok(5)]).await;
+        assert_eq!(b.await.expect("stored").offset, Some(5));
+    });
+}
