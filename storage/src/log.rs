@@ -1262,6 +1262,27 @@ impl<D: Disk> Log<D> {
         &mut self,
         now_ms: i64,
     ) -> Result<RetentionOutcome, RetentionError> {
+        self.delete_closed_segments(now_ms, None).await
+    }
+
+    /// Deletes the closed segments whose every offset is below `offset` (and any past the
+    /// retention limits), oldest first; never the active one. For a log whose owner keeps
+    /// what those segments said elsewhere (a snapshot of the state they build up), so the log
+    /// does not grow forever. The log start moves to the first remaining segment's base, which
+    /// is at or below `offset`: whole segments only, so reads never start mid-segment.
+    pub async fn delete_before(
+        &mut self,
+        offset: Offset,
+        now_ms: i64,
+    ) -> Result<RetentionOutcome, RetentionError> {
+        self.delete_closed_segments(now_ms, Some(offset)).await
+    }
+
+    async fn delete_closed_segments(
+        &mut self,
+        now_ms: i64,
+        below: Option<Offset>,
+    ) -> Result<RetentionOutcome, RetentionError> {
         let mut total = self.size_bytes();
         let mut deleted = Vec::new();
         let bases: Vec<Offset> = self.segments.keys().copied().collect();
@@ -1286,7 +1307,8 @@ impl<D: Disk> Log<D> {
                 .config
                 .retention_bytes
                 .is_some_and(|limit| total - bytes >= limit);
-            if !(stale || too_old || too_big) {
+            let superseded = below.is_some_and(|offset| next_base <= offset);
+            if !(stale || too_old || too_big || superseded) {
                 break;
             }
             total -= bytes;

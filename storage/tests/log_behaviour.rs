@@ -316,6 +316,38 @@ fn retention_deletes_old_closed_segments_and_the_start_survives_restart() {
 }
 
 #[test]
+fn delete_before_removes_only_whole_segments_below_the_offset() {
+    let disk = SimDisk::new(12);
+    let config = small_config();
+    let mut log = open(&disk, config.clone());
+    for _ in 0..200 {
+        block_on(log.append(batch(1, 2_000, 5), 1_000)).expect("append");
+    }
+    block_on(log.sync(1_000)).expect("sync");
+    let bases = log.segment_bases();
+    assert!(bases.len() >= 4, "needs several segments: {bases:?}");
+    // An offset inside the third segment: the first two go, the third stays whole.
+    let inside = Offset(bases[2].0 + 1);
+    let outcome = block_on(log.delete_before(inside, 1_000)).expect("delete");
+    assert_eq!(outcome.deleted_segments, bases[..2].to_vec());
+    assert_eq!(log.log_start(), bases[2]);
+    assert_eq!(block_on(read_all(&log)).len(), 200 - bases[2].0 as usize);
+    // Below the first remaining segment's end: nothing more to delete; never the active one.
+    let outcome = block_on(log.delete_before(inside, 1_000)).expect("delete");
+    assert!(outcome.deleted_segments.is_empty());
+    let outcome = block_on(log.delete_before(Offset(u64::MAX), 1_000)).expect("delete");
+    assert_eq!(log.segment_bases(), vec![*bases.last().unwrap()]);
+    assert_eq!(outcome.log_start, *bases.last().unwrap());
+    // The start survives a crash.
+    drop(log);
+    disk.crash(CrashMode::DropAll);
+    let (log, _) = block_on(Log::open(disk.clone(), Path::new(DIR), config, 1_000)).expect("open");
+    assert_eq!(log.log_start(), *bases.last().unwrap());
+    assert_eq!(log.written_end(), Offset(200));
+    assert_eq!(disk.durable_rewrites(), 0);
+}
+
+#[test]
 fn segments_roll_by_age() {
     let disk = SimDisk::new(11);
     let mut config = small_config();
