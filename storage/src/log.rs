@@ -1302,7 +1302,10 @@ impl<D: Disk> Log<D> {
             let too_old = self
                 .config
                 .retention_ms
-                .is_some_and(|ms| max_timestamp < now_ms.saturating_sub(ms as i64));
+                // A limit beyond i64 (u64::MAX: unlimited) makes nothing too old.
+                .is_some_and(|ms| {
+                    max_timestamp < now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX))
+                });
             let too_big = self
                 .config
                 .retention_bytes

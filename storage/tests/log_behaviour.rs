@@ -255,6 +255,26 @@ fn a_damaged_closed_segment_is_corruption_and_a_damaged_index_is_rebuilt() {
 }
 
 #[test]
+fn an_unlimited_retention_deletes_nothing() {
+    // u64::MAX is how the broker says "unlimited" for a topic (-1 on the wire); it once
+    // wrapped to -1 ms and made every closed segment "too old".
+    let disk = SimDisk::new(13);
+    let mut config = small_config();
+    config.retention_ms = Some(u64::MAX);
+    config.retention_bytes = Some(u64::MAX);
+    let mut log = open(&disk, config);
+    for _ in 0..200 {
+        block_on(log.append(batch(1, 2_000, 5), 1_000)).expect("append");
+    }
+    block_on(log.sync(1_000)).expect("sync");
+    let before = log.segment_bases();
+    assert!(before.len() > 1);
+    let outcome = block_on(log.enforce_retention(i64::MAX)).expect("retention");
+    assert!(outcome.deleted_segments.is_empty());
+    assert_eq!(log.segment_bases(), before);
+}
+
+#[test]
 fn retention_deletes_old_closed_segments_and_the_start_survives_restart() {
     let disk = SimDisk::new(10);
     let mut config = small_config();
