@@ -23,6 +23,7 @@ use schema::wire::{
 };
 use storage::Offset;
 
+use crate::group::offsets::is_internal;
 use crate::metadata::{TopicConfig, TopicSpec};
 use crate::metrics::Api;
 use crate::ops::{
@@ -76,6 +77,15 @@ pub fn error_code(kind: &OpErrorKind) -> ErrorCode {
         OpErrorKind::ProducerFenced => ErrorCode::ProducerFenced,
         OpErrorKind::DuplicateSequence => ErrorCode::DuplicateSequence,
         OpErrorKind::InternalTopic => ErrorCode::InternalTopic,
+        OpErrorKind::UnknownMemberId => ErrorCode::UnknownMemberId,
+        OpErrorKind::IllegalGeneration => ErrorCode::IllegalGeneration,
+        OpErrorKind::RebalanceInProgress => ErrorCode::RebalanceInProgress,
+        OpErrorKind::InconsistentAssignor => ErrorCode::InconsistentAssignor,
+        OpErrorKind::InvalidSessionTimeout => ErrorCode::InvalidSessionTimeout,
+        OpErrorKind::GroupNotEmpty => ErrorCode::GroupNotEmpty,
+        OpErrorKind::OffsetCommitRewind => ErrorCode::OffsetCommitRewind,
+        OpErrorKind::GroupFull => ErrorCode::GroupFull,
+        OpErrorKind::InvalidRequest => ErrorCode::InvalidRequest,
         OpErrorKind::Internal => ErrorCode::Internal,
     }
 }
@@ -233,12 +243,16 @@ async fn dispatch(shard: &Rc<Shard>, frame: net::Frame) -> (Api, Outcome, bool) 
             partitions,
             config,
         } => {
-            let spec = TopicSpec {
-                name,
-                partitions,
-                config: topic_config(config),
+            let (error, message) = if is_internal(&name) {
+                internal_topic(&name)
+            } else {
+                let spec = TopicSpec {
+                    name,
+                    partitions,
+                    config: topic_config(config),
+                };
+                controller(shard, ControllerOp::Create(spec)).await
             };
-            let (error, message) = controller(shard, ControllerOp::Create(spec)).await;
             respond(
                 correlation_id,
                 ResponseBodyOwned::CreateTopic { error, message },
@@ -246,7 +260,11 @@ async fn dispatch(shard: &Rc<Shard>, frame: net::Frame) -> (Api, Outcome, bool) 
             )
         }
         RequestBodyOwned::DeleteTopic { name } => {
-            let (error, message) = controller(shard, ControllerOp::Delete(name)).await;
+            let (error, message) = if is_internal(&name) {
+                internal_topic(&name)
+            } else {
+                controller(shard, ControllerOp::Delete(name)).await
+            };
             respond(
                 correlation_id,
                 ResponseBodyOwned::DeleteTopic { error, message },
@@ -338,6 +356,18 @@ async fn dispatch(shard: &Rc<Shard>, frame: net::Frame) -> (Api, Outcome, bool) 
     (api, outcome, failed)
 }
 
+/// The refusal of a client's change to an internal topic.
+fn internal_topic(name: &str) -> (ErrorCode, String) {
+    (
+        ErrorCode::InternalTopic,
+        format!(
+            "{name:?} is internal to the broker (names starting with {:?} are reserved): \
+             clients may read it, not create, delete or produce to it",
+            crate::group::offsets::INTERNAL_PREFIX
+        ),
+    )
+}
+
 fn topic_config(config: TopicConfigOwned) -> TopicConfig {
     // 0 = broker default; -1 (any negative) = unlimited.
     let value = |v: i64| match v {
@@ -369,9 +399,10 @@ async fn controller(shard: &Rc<Shard>, op: ControllerOp) -> (ErrorCode, String) 
     match shard.call(CONTROLLER, ShardOp::Controller(op)).await {
         ShardReply::Done(Ok(())) => (ErrorCode::None, String::new()),
         ShardReply::Done(Err(error)) => (error_code(&error.kind), error.message),
-        ShardReply::Partition(_) | ShardReply::Metrics(_) | ShardReply::ProducerId(_) => {
-            (ErrorCode::Internal, "unexpected reply".to_string())
-        }
+        ShardReply::Partition(_)
+        | ShardReply::Metrics(_)
+        | ShardReply::ProducerId(_)
+        | ShardReply::Group(_) => (ErrorCode::Internal, "unexpected reply".to_string()),
     }
 }
 
@@ -404,7 +435,10 @@ async fn partition_call(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) -
     match shard.call(owner, ShardOp::Partition(key, op)).await {
         ShardReply::Partition(reply) => reply,
         ShardReply::Done(Err(error)) => PartitionReply::Failed(error),
-        ShardReply::Done(Ok(())) | ShardReply::Metrics(_) | ShardReply::ProducerId(_) => {
+        ShardReply::Done(Ok(()))
+        | ShardReply::Metrics(_)
+        | ShardReply::ProducerId(_)
+        | ShardReply::Group(_) => {
             PartitionReply::Failed(OpError::new(OpErrorKind::Internal, "unexpected reply"))
         }
     }
@@ -462,6 +496,11 @@ async fn produce(
             message: error.message,
         };
         let key = match resolve(shard, &spec.topic, spec.partition) {
+            Ok(_) if is_internal(&spec.topic) => {
+                let (_, message) = internal_topic(&spec.topic);
+                results[index] = Some(failed(OpError::new(OpErrorKind::InternalTopic, message)));
+                continue;
+            }
             Ok(key) => key,
             Err(error) => {
                 results[index] = Some(failed(error));

@@ -5,6 +5,8 @@
 use bytes::{Bytes, BytesMut};
 use storage::Offset;
 
+use crate::group::assign::Assignor;
+use crate::group::membership::{GroupState, Joined, MemberView};
 use crate::metadata::Metadata;
 use crate::metrics::MetricsSnapshot;
 use crate::topology::PartitionKey;
@@ -60,6 +62,9 @@ pub enum PartitionOp {
     ListOffset(OffsetQuery),
     /// Report the log's start and end.
     Describe,
+    /// Delete the closed segments wholly below this offset (the offsets topic, after a
+    /// snapshot covers them).
+    DeleteBefore(Offset),
 }
 
 /// Errors as plain values that cross shards; mapped to wire codes in handler.rs only.
@@ -99,6 +104,24 @@ pub enum OpErrorKind {
     DuplicateSequence,
     /// The topic is internal to the broker.
     InternalTopic,
+    /// The group does not know the member.
+    UnknownMemberId,
+    /// Not the group's current generation.
+    IllegalGeneration,
+    /// The group is rebalancing: rejoin.
+    RebalanceInProgress,
+    /// The member's assignor differs from the group's.
+    InconsistentAssignor,
+    /// A session or rebalance timeout out of bounds.
+    InvalidSessionTimeout,
+    /// The group has members, and the operation needs none.
+    GroupNotEmpty,
+    /// A commit would move an offset backwards.
+    OffsetCommitRewind,
+    /// The group, or the coordinator, is full.
+    GroupFull,
+    /// A malformed request (e.g. an invalid group name).
+    InvalidRequest,
     /// Anything else.
     Internal,
 }
@@ -186,6 +209,123 @@ pub enum ShardOp {
     Metrics,
     /// Hand out a producer id (only the controller receives these).
     InitProducerId,
+    /// A consumer-group operation (only the group's coordinator receives these).
+    Group(GroupOp),
+}
+
+/// A join, as the coordinator takes it.
+#[derive(Debug, Clone)]
+pub struct JoinArgs {
+    /// The group.
+    pub group: String,
+    /// Empty for a new member.
+    pub member_id: String,
+    /// The client's name.
+    pub client_id: String,
+    /// Subscribed topics.
+    pub topics: Vec<String>,
+    /// Removed after this long without a sign of life.
+    pub session_timeout: std::time::Duration,
+    /// How long a rebalance waits for every member.
+    pub rebalance_timeout: std::time::Duration,
+    /// The strategy asked for.
+    pub assignor: Assignor,
+}
+
+/// An offset commit, as the coordinator takes it.
+#[derive(Debug, Clone)]
+pub struct CommitArgs {
+    /// The group.
+    pub group: String,
+    /// The committing member (empty outside any membership).
+    pub member_id: String,
+    /// Its generation (-1 outside any membership).
+    pub generation: i32,
+    /// (topic, partition, next offset to consume), in request order.
+    pub offsets: Vec<(String, u32, u64)>,
+    /// An operator's reset: may move offsets backwards, only while the group is empty.
+    pub reset: bool,
+}
+
+/// A group as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    /// Its name.
+    pub group: String,
+    /// Its state.
+    pub state: GroupState,
+    /// Its members now.
+    pub members: u32,
+}
+
+/// A group as described.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// Its state.
+    pub state: GroupState,
+    /// Its generation.
+    pub generation: i32,
+    /// The assignor its members use (None while empty).
+    pub assignor: Option<Assignor>,
+    /// Its members, by id.
+    pub members: Vec<MemberView>,
+}
+
+/// An operation on consumer groups, run by the coordinator shard of the group (the owner of
+/// the group's partition of the offsets topic); `List` runs on every shard.
+#[derive(Debug, Clone)]
+pub enum GroupOp {
+    /// Join or rejoin; answered when the rebalance completes.
+    Join(JoinArgs),
+    /// A member's sign of life.
+    Heartbeat {
+        /// The group.
+        group: String,
+        /// The member.
+        member_id: String,
+        /// Its generation.
+        generation: i32,
+    },
+    /// A member leaves.
+    Leave {
+        /// The group.
+        group: String,
+        /// The member.
+        member_id: String,
+    },
+    /// Commit offsets durably.
+    Commit(CommitArgs),
+    /// The committed offsets of a group (of `topics`; all when empty).
+    FetchOffsets {
+        /// The group.
+        group: String,
+        /// Topics to report.
+        topics: Vec<String>,
+    },
+    /// The groups this shard coordinates.
+    List,
+    /// One group's state and members.
+    Describe {
+        /// The group.
+        group: String,
+    },
+}
+
+/// The reply to a [`GroupOp`].
+#[derive(Debug)]
+pub enum GroupReply {
+    /// A join completed.
+    Joined(Result<Joined, OpError>),
+    /// A heartbeat or leave.
+    Done(Result<(), OpError>),
+    /// A commit: one outcome per offset, in request order.
+    Committed(Result<Vec<Result<(), OpError>>, OpError>),
+    /// Committed offsets: (topic, partition, offset).
+    Offsets(Result<Vec<(String, u32, u64)>, OpError>),
+    /// The groups of one shard.
+    Groups(Result<Vec<GroupSummary>, OpError>),
+    /// A group's description.
+    Described(Result<GroupDescription, OpError>),
 }
 
 /// The reply to a [`ShardOp`].
@@ -199,4 +339,6 @@ pub enum ShardReply {
     Metrics(Box<MetricsSnapshot>),
     /// A new producer id and its epoch.
     ProducerId(Result<(i64, i16), OpError>),
+    /// A group operation's reply.
+    Group(GroupReply),
 }

@@ -312,6 +312,19 @@ async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Command>
                         waiters.push((offset, std::time::Instant::now() + wait, reply));
                     }
                 }
+                PartitionOp::DeleteBefore(offset) => {
+                    let result = match log.delete_before(offset, now_ms()).await {
+                        Ok(outcome) => PartitionReply::Described {
+                            log_start: outcome.log_start,
+                            log_end: log.written_end(),
+                        },
+                        Err(error) => PartitionReply::Failed(OpError::new(
+                            OpErrorKind::StorageFailed,
+                            format!("{key}: deleting segments below {offset}: {error}"),
+                        )),
+                    };
+                    answer(reply, result);
+                }
                 op => {
                     let result = execute(&key, &log, op).await;
                     answer(reply, result);
@@ -391,7 +404,9 @@ async fn execute(key: &PartitionKey, log: &Log<GlommioDisk>, op: PartitionOp) ->
             log_start: log.log_start(),
             log_end: log.written_end(),
         },
-        PartitionOp::Append { .. } | PartitionOp::WaitForData { .. } => {
+        PartitionOp::Append { .. }
+        | PartitionOp::WaitForData { .. }
+        | PartitionOp::DeleteBefore(_) => {
             unreachable!("appends and waits are handled by the actor loop")
         }
     }

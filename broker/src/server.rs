@@ -26,7 +26,7 @@ use storage::disk::glommio::{DirectIo, GlommioDisk};
 use crate::connection;
 use crate::metrics;
 use crate::shard::{MESH_CHANNEL_MAX, Shard, ShardMessage};
-use crate::topology::ShardId;
+use crate::topology::{CONTROLLER, ShardId};
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -294,6 +294,15 @@ async fn run_shard(
             return;
         }
     };
+    if id == CONTROLLER
+        && let Err(error) = shard.ensure_internal_topics().await
+    {
+        let _ = ready.send(Err(fail(format!(
+            "creating the internal topics failed: {}",
+            error.message
+        ))));
+        return;
+    }
     let listener = match net::Listener::from_std(listeners.frames) {
         Ok(listener) => listener,
         Err(error) => {

@@ -17,7 +17,9 @@ use glommio::channels::local_channel::{self, LocalSender};
 use storage::disk::glommio::GlommioDisk;
 use storage::{Log, LogConfig};
 
-use crate::metadata::{Metadata, TopicError};
+use crate::group::coordinator::{self, Coordinator};
+use crate::group::offsets;
+use crate::metadata::{Metadata, TopicConfig, TopicError, TopicSpec};
 use crate::metrics::Metrics;
 use crate::ops::{ControllerOp, OpError, OpErrorKind, PartitionReply, ShardOp, ShardReply};
 use crate::partition::{self, PartitionHandle, now_ms, partition_dir};
@@ -64,6 +66,8 @@ pub struct Shard {
     pub shard_count: u16,
     /// This shard's counters (metrics.rs).
     pub metrics: Metrics,
+    /// The consumer groups this shard coordinates (group/coordinator.rs).
+    pub groups: Coordinator,
     data_dir: PathBuf,
     disk: GlommioDisk,
     log_defaults: LogConfig,
@@ -75,6 +79,9 @@ pub struct Shard {
     next_call_id: Cell<u64>,
     /// Serialises topic changes on the controller.
     controller_gate: glommio::sync::Semaphore,
+    /// Serialises metadata snapshots applied on this shard (the one at start-up and those the
+    /// controller sends may overlap), so a partition is never opened twice.
+    apply_gate: glommio::sync::Semaphore,
     /// The controller's producer-id allocator, loaded on first use; behind its own gate.
     producer_ids: RefCell<Option<ProducerIds>>,
     producer_ids_gate: glommio::sync::Semaphore,
@@ -108,6 +115,7 @@ impl Shard {
             id,
             shard_count,
             metrics: Metrics::new(),
+            groups: Coordinator::default(),
             data_dir,
             disk,
             log_defaults,
@@ -118,6 +126,7 @@ impl Shard {
             pending: RefCell::new(HashMap::new()),
             next_call_id: Cell::new(0),
             controller_gate: glommio::sync::Semaphore::new(1),
+            apply_gate: glommio::sync::Semaphore::new(1),
             producer_ids: RefCell::new(None),
             producer_ids_gate: glommio::sync::Semaphore::new(1),
             shutting_down: Cell::new(false),
@@ -138,7 +147,55 @@ impl Shard {
         if let Err(error) = shard.apply_metadata(metadata).await {
             tracing::error!(shard = %id, error = %error.message, "some partitions are offline");
         }
+        // The group coordinator's timer; it holds the shard weakly and ends with it.
+        let weak = Rc::downgrade(&shard);
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(coordinator::TICK_INTERVAL).await;
+                let Some(shard) = weak.upgrade() else {
+                    break;
+                };
+                if shard.is_shutting_down() {
+                    break;
+                }
+                shard.groups.tick(&shard);
+            }
+        })
+        .detach();
         Ok(shard)
+    }
+
+    /// On the controller, at start-up: creates the internal offsets topic if it is missing.
+    pub async fn ensure_internal_topics(self: &Rc<Self>) -> Result<(), OpError> {
+        assert_eq!(self.id, CONTROLLER, "only the controller changes topics");
+        if self.metadata().topics.contains_key(offsets::OFFSETS_TOPIC) {
+            return Ok(());
+        }
+        let spec = TopicSpec {
+            name: offsets::OFFSETS_TOPIC.to_string(),
+            partitions: offsets::OFFSETS_PARTITIONS,
+            config: TopicConfig {
+                // Never deleted by time or size: snapshots let old segments go (group/offsets.rs).
+                retention_ms: Some(u64::MAX),
+                retention_bytes: Some(u64::MAX),
+                segment_bytes: Some(offsets::OFFSETS_SEGMENT_BYTES),
+            },
+        };
+        tracing::info!(
+            topic = offsets::OFFSETS_TOPIC,
+            "creating the internal offsets topic"
+        );
+        self.change_topics(ControllerOp::Create(spec)).await
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// The disk partitions and blobs live on.
+    pub fn disk(&self) -> &GlommioDisk {
+        &self.disk
     }
 
     /// The metadata snapshot this shard has applied.
@@ -229,6 +286,9 @@ impl Shard {
                 ShardReply::Metrics(Box::new(self.metrics.snapshot(self.id, partitions_owned)))
             }
             ShardOp::InitProducerId => ShardReply::ProducerId(self.allocate_producer_id().await),
+            ShardOp::Group(op) => {
+                ShardReply::Group(Box::pin(crate::group::execute(self, op)).await)
+            }
         }
     }
 
@@ -303,6 +363,10 @@ impl Shard {
     /// Adopts a snapshot: opens the partitions this shard owns in new topics, closes (and
     /// deletes the files of) those of removed topics. Older snapshots are ignored.
     async fn apply_metadata(self: &Rc<Self>, next: Metadata) -> Result<(), OpError> {
+        let _permit =
+            self.apply_gate.acquire_permit(1).await.map_err(|_| {
+                OpError::new(OpErrorKind::ShuttingDown, "the shard is shutting down")
+            })?;
         let current = self.metadata();
         if next.epoch < current.epoch {
             return Ok(());
@@ -350,11 +414,12 @@ impl Shard {
                 }
                 let mut config = self.log_defaults.clone();
                 config.cache_bytes_max = cache_bytes_max;
+                // u64::MAX is how a topic says "unlimited" (-1 on the wire).
                 if let Some(ms) = topic.config.retention_ms {
-                    config.retention_ms = Some(ms);
+                    config.retention_ms = (ms != u64::MAX).then_some(ms);
                 }
                 if let Some(bytes) = topic.config.retention_bytes {
-                    config.retention_bytes = Some(bytes);
+                    config.retention_bytes = (bytes != u64::MAX).then_some(bytes);
                 }
                 if let Some(bytes) = topic.config.segment_bytes {
                     config.segment_bytes_max = bytes;
@@ -421,6 +486,7 @@ impl Shard {
     /// Closes every partition cleanly (sync, indexes, clean-shutdown marker).
     pub async fn shutdown(self: &Rc<Self>) {
         self.shutting_down.set(true);
+        self.groups.close();
         let owned: Vec<OwnedPartition> = self
             .partitions
             .borrow_mut()

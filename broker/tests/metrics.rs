@@ -167,9 +167,10 @@ fn metrics_report_every_shards_work() {
     assert!(sum(&text, "ringbus_produce_latency_seconds_sum", &[]) > 0.0);
     // The RawClient's connection is open while we scrape.
     assert_eq!(sum(&text, "ringbus_connections_open", &[]), 1.0);
+    // The topic's partitions and those of the internal offsets topic.
     assert_eq!(
         sum(&text, "ringbus_partitions_owned", &[]),
-        f64::from(PARTITIONS)
+        f64::from(PARTITIONS + broker::group::offsets::OFFSETS_PARTITIONS)
     );
     drop(client);
 

@@ -1,7 +1,8 @@
 //! `ringbus topic create | list | describe | delete`.
 //!
 //! Output (stdout): `create` prints `Created topic NAME.`, `delete` prints `Deleted topic NAME.`,
-//! `list` prints one topic name per line (sorted), `describe` prints one line per partition:
+//! `list` prints one topic name per line (sorted; the broker's internal topics, whose names
+//! start with `__`, only with `--internal`), `describe` prints one line per partition:
 //! `PARTITION SHARD LOG_START LOG_END`, space-separated, e.g. `0 1 0 42` (a partition the broker
 //! could not describe gets a fifth field, its error code, and the command fails). Errors go to
 //! stderr with a non-zero exit.
@@ -20,6 +21,8 @@ pub enum TopicCommand {
     /// Example: ringbus topic create events --partitions 3 --retention-ms 86400000
     Create(CreateArgs),
     /// List topic names, one per line.
+    ///
+    /// The broker's internal topics (`__consumer_offsets`) are listed only with --internal.
     ///
     /// Example: ringbus topic list --broker 127.0.0.1:9292
     List(ListArgs),
@@ -62,6 +65,9 @@ pub struct CreateArgs {
 pub struct ListArgs {
     #[command(flatten)]
     connect: ConnectArgs,
+    /// Also list the broker's internal topics (names starting with `__`).
+    #[arg(long)]
+    internal: bool,
 }
 
 /// `topic describe`.
@@ -119,7 +125,11 @@ fn list(args: ListArgs) -> Result<(), String> {
             .metadata(&[])
             .await
             .map_err(|error| error.to_string())?;
-        let mut names: Vec<&str> = topics.iter().map(|topic| topic.name.as_str()).collect();
+        let mut names: Vec<&str> = topics
+            .iter()
+            .map(|topic| topic.name.as_str())
+            .filter(|name| args.internal || !name.starts_with("__"))
+            .collect();
         names.sort_unstable();
         for name in names {
             println!("{name}");

@@ -1,0 +1,703 @@
+//! The group coordinator of one shard: the groups whose partition of `__consumer_offsets` this
+//! shard owns (their membership, in memory) and those partitions' tables of committed offsets.
+//!
+//! Membership is [`Group`]'s state machine; this module gives it time and waiters. A join
+//! parks on a one-shot channel until its rebalance completes ([`Completed`] hands every waiting
+//! member its generation and assignment), and a ticker task ([`Coordinator::tick`], every
+//! [`TICK_INTERVAL`]) expires silent members, ends rebalances that waited too long, and starts
+//! one when a subscribed topic's partitions change.
+//!
+//! Commits are durable before they are acknowledged: the commit is appended to the group's
+//! offsets partition at acks durable through that partition's actor (on this shard), and only
+//! then applied to the table. One commit per offsets partition at a time (its gate), so the
+//! "never backwards" check and the append cannot interleave with another commit of the same
+//! partition. Tables are loaded on first use: snapshot, then the records after it. Every
+//! [`offsets::SNAPSHOT_RECORDS`] records a new snapshot is stored and the segments below it
+//! deleted.
+//!
+//! Membership does not survive a restart (members rejoin, as with Kafka's coordinator
+//! failover); committed offsets do.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::local_channel::{self, LocalSender};
+use schema::batch::BatchHeader;
+use storage::Offset;
+
+use super::membership::{Completed, Group, GroupError, GroupState, JoinRequest, Joined};
+use super::offsets::{self, Committed, OffsetKey, OffsetTable};
+use crate::ops::{
+    AckLevel, CommitArgs, GroupDescription, GroupSummary, JoinArgs, OpError, OpErrorKind,
+    PartitionOp, PartitionReply, ShardOp, ShardReply,
+};
+use crate::partition::{now_ms, partition_dir};
+use crate::shard::Shard;
+use crate::topology::{PartitionId, PartitionKey};
+
+/// How often the coordinator checks sessions and rebalance deadlines.
+pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
+/// Groups with members one shard coordinates at once; a join for a new group beyond it is
+/// refused with `GroupFull`.
+pub const GROUPS_MAX: usize = 10_000;
+/// Bytes read per step while loading an offsets table from the log.
+const LOAD_BYTES_MAX: usize = 1 << 20;
+/// Longest client id kept in a member id.
+const CLIENT_ID_BYTES_MAX: usize = 64;
+
+/// A group and the joins waiting for its rebalance to complete.
+struct Entry {
+    group: Group,
+    waiters: HashMap<String, LocalSender<Result<Joined, OpError>>>,
+}
+
+/// One partition of the offsets topic owned by this shard.
+struct OffsetsPartition {
+    /// One commit (or the load) at a time.
+    gate: glommio::sync::Semaphore,
+    table: RefCell<OffsetTable>,
+    loaded: Cell<bool>,
+    /// Records appended since the last snapshot.
+    records_since_snapshot: Cell<u64>,
+}
+
+/// The coordinator state of one shard. See the module documentation.
+pub struct Coordinator {
+    groups: RefCell<HashMap<String, Entry>>,
+    partitions: RefCell<HashMap<u32, Rc<OffsetsPartition>>>,
+    next_member: Cell<u64>,
+    /// Distinguishes member ids across restarts of the broker.
+    boot_nonce: u64,
+}
+
+impl Default for Coordinator {
+    fn default() -> Self {
+        let boot_nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+        Coordinator {
+            groups: RefCell::new(HashMap::new()),
+            partitions: RefCell::new(HashMap::new()),
+            next_member: Cell::new(0),
+            boot_nonce,
+        }
+    }
+}
+
+/// Membership errors as operation errors.
+fn group_error(error: GroupError) -> OpError {
+    let kind = match &error {
+        GroupError::UnknownMember { .. } => OpErrorKind::UnknownMemberId,
+        GroupError::IllegalGeneration { .. } => OpErrorKind::IllegalGeneration,
+        GroupError::RebalanceInProgress => OpErrorKind::RebalanceInProgress,
+        GroupError::InconsistentAssignor { .. } => OpErrorKind::InconsistentAssignor,
+        GroupError::InvalidSessionTimeout { .. } => OpErrorKind::InvalidSessionTimeout,
+        GroupError::GroupFull { .. } => OpErrorKind::GroupFull,
+        GroupError::GroupNotEmpty { .. } => OpErrorKind::GroupNotEmpty,
+        GroupError::TooManyTopics { .. } => OpErrorKind::InvalidRequest,
+    };
+    OpError::new(kind, error.to_string())
+}
+
+fn unknown_member(group: &str, member_id: &str) -> OpError {
+    OpError::new(
+        OpErrorKind::UnknownMemberId,
+        format!("group {group:?} has no member {member_id:?}"),
+    )
+}
+
+/// Every existing topic's partition count, what assignments are computed over.
+fn partition_counts(shard: &Shard) -> BTreeMap<String, u32> {
+    shard
+        .metadata()
+        .topics
+        .values()
+        .filter(|topic| !offsets::is_internal(&topic.name))
+        .map(|topic| (topic.name.clone(), topic.partitions))
+        .collect()
+}
+
+/// The offsets partition of `group` and the key of that partition.
+pub fn offsets_partition(shard: &Shard, group: &str) -> Result<PartitionKey, OpError> {
+    offsets::validate_group(group)
+        .map_err(|reason| OpError::new(OpErrorKind::InvalidRequest, reason))?;
+    let metadata = shard.metadata();
+    let Some(topic) = metadata.topics.get(offsets::OFFSETS_TOPIC) else {
+        return Err(OpError::new(
+            OpErrorKind::Internal,
+            format!("the {} topic does not exist yet", offsets::OFFSETS_TOPIC),
+        ));
+    };
+    Ok(PartitionKey {
+        topic: offsets::OFFSETS_TOPIC.to_string(),
+        partition: PartitionId(offsets::partition_for(group, topic.partitions)),
+    })
+}
+
+/// Answers the joins a completed rebalance releases.
+fn release(entry: &mut Entry, completed: Completed) {
+    for joined in completed.joined {
+        if let Some(waiter) = entry.waiters.remove(&joined.member_id) {
+            let _ = waiter.try_send(Ok(joined));
+        }
+    }
+    for member_id in completed.removed {
+        if let Some(waiter) = entry.waiters.remove(&member_id) {
+            let _ = waiter.try_send(Err(unknown_member(entry.group.name(), &member_id)));
+        }
+    }
+}
+
+async fn local_partition_call(
+    shard: &Rc<Shard>,
+    key: PartitionKey,
+    op: PartitionOp,
+) -> PartitionReply {
+    assert_eq!(
+        shard.owner(&key),
+        shard.id,
+        "the coordinator owns its offsets partitions"
+    );
+    match shard.call(shard.id, ShardOp::Partition(key, op)).await {
+        ShardReply::Partition(reply) => reply,
+        ShardReply::Done(Err(error)) => PartitionReply::Failed(error),
+        _ => PartitionReply::Failed(OpError::new(OpErrorKind::Internal, "unexpected reply")),
+    }
+}
+
+fn failed(reply: PartitionReply) -> OpError {
+    match reply {
+        PartitionReply::Failed(error) => error,
+        other => OpError::new(OpErrorKind::Internal, format!("unexpected reply {other:?}")),
+    }
+}
+
+impl Coordinator {
+    /// Joins `args.group` and waits for the rebalance to complete.
+    pub async fn join(&self, shard: &Rc<Shard>, args: JoinArgs) -> Result<Joined, OpError> {
+        offsets_partition(shard, &args.group)?;
+        let now = Instant::now();
+        let counts = partition_counts(shard);
+        let receiver = {
+            let mut groups = self.groups.borrow_mut();
+            if !groups.contains_key(&args.group) && groups.len() >= GROUPS_MAX {
+                return Err(OpError::new(
+                    OpErrorKind::GroupFull,
+                    format!("this coordinator holds {GROUPS_MAX} groups"),
+                ));
+            }
+            let entry = groups.entry(args.group.clone()).or_insert_with(|| Entry {
+                group: Group::new(args.group.clone()),
+                waiters: HashMap::new(),
+            });
+            let request = JoinRequest {
+                member_id: args.member_id,
+                client_id: args.client_id.clone(),
+                topics: args.topics,
+                session_timeout: args.session_timeout,
+                rebalance_timeout: args.rebalance_timeout,
+                assignor: args.assignor,
+            };
+            let new_member_id = || self.new_member_id(shard, &args.client_id);
+            let member_id = match entry.group.join(request, now, new_member_id) {
+                Ok(member_id) => member_id,
+                Err(error) => {
+                    if entry.group.is_empty() {
+                        groups.remove(&args.group);
+                    }
+                    return Err(group_error(error));
+                }
+            };
+            let (sender, receiver) = local_channel::new_bounded(1);
+            if let Some(earlier) = entry.waiters.insert(member_id, sender) {
+                // The same member joined again before its first join was answered (its client
+                // gave up on it): the earlier one can only be refused.
+                let _ = earlier.try_send(Err(OpError::new(
+                    OpErrorKind::RebalanceInProgress,
+                    "superseded by a later join of the same member",
+                )));
+            }
+            if let Some(completed) = entry.group.try_complete(now, &counts) {
+                release(entry, completed);
+            }
+            receiver
+        };
+        receiver.recv().await.unwrap_or_else(|| {
+            Err(OpError::new(
+                OpErrorKind::ShuttingDown,
+                "the coordinator is shutting down",
+            ))
+        })
+    }
+
+    fn new_member_id(&self, shard: &Shard, client_id: &str) -> String {
+        let counter = self.next_member.get();
+        self.next_member.set(counter + 1);
+        let mut name: String = client_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+            .collect();
+        while name.len() > CLIENT_ID_BYTES_MAX {
+            name.pop();
+        }
+        if name.is_empty() {
+            name.push_str("member");
+        }
+        format!("{name}-{}-{:x}-{counter}", shard.id.0, self.boot_nonce)
+    }
+
+    /// A member's heartbeat.
+    pub fn heartbeat(&self, group: &str, member_id: &str, generation: i32) -> Result<(), OpError> {
+        let mut groups = self.groups.borrow_mut();
+        let Some(entry) = groups.get_mut(group) else {
+            return Err(unknown_member(group, member_id));
+        };
+        entry
+            .group
+            .heartbeat(member_id, generation, Instant::now())
+            .map_err(group_error)
+    }
+
+    /// A member leaves.
+    pub fn leave(&self, shard: &Shard, group: &str, member_id: &str) -> Result<(), OpError> {
+        let now = Instant::now();
+        let mut groups = self.groups.borrow_mut();
+        let Some(entry) = groups.get_mut(group) else {
+            return Err(unknown_member(group, member_id));
+        };
+        entry.group.leave(member_id, now).map_err(group_error)?;
+        if let Some(waiter) = entry.waiters.remove(member_id) {
+            let _ = waiter.try_send(Err(unknown_member(group, member_id)));
+        }
+        if let Some(completed) = entry.group.try_complete(now, &partition_counts(shard)) {
+            release(entry, completed);
+        }
+        if entry.group.is_empty() {
+            groups.remove(group);
+        }
+        Ok(())
+    }
+
+    /// The timer: sessions, rebalance deadlines, changed topics.
+    pub fn tick(&self, shard: &Shard) {
+        let now = Instant::now();
+        let counts = partition_counts(shard);
+        let mut groups = self.groups.borrow_mut();
+        for entry in groups.values_mut() {
+            if entry.group.assignment_stale(&counts) {
+                tracing::info!(
+                    group = entry.group.name(),
+                    "subscribed topics changed: rebalancing"
+                );
+                entry.group.start_rebalance(now);
+            }
+            let ticked = entry.group.tick(now, &counts);
+            for member_id in &ticked.expired {
+                tracing::info!(group = entry.group.name(), member = %member_id, "session expired");
+                if let Some(waiter) = entry.waiters.remove(member_id) {
+                    let _ = waiter.try_send(Err(unknown_member(entry.group.name(), member_id)));
+                }
+            }
+            if let Some(completed) = ticked.completed {
+                tracing::info!(
+                    group = entry.group.name(),
+                    generation = completed.generation,
+                    members = completed.joined.len(),
+                    removed = completed.removed.len(),
+                    "rebalanced"
+                );
+                release(entry, completed);
+            }
+        }
+        groups.retain(|_, entry| !entry.group.is_empty() || !entry.waiters.is_empty());
+    }
+
+    /// The loaded table of an offsets partition this shard owns.
+    async fn table(
+        &self,
+        shard: &Rc<Shard>,
+        key: &PartitionKey,
+    ) -> Result<Rc<OffsetsPartition>, OpError> {
+        let partition = self
+            .partitions
+            .borrow_mut()
+            .entry(key.partition.0)
+            .or_insert_with(|| {
+                Rc::new(OffsetsPartition {
+                    gate: glommio::sync::Semaphore::new(1),
+                    table: RefCell::new(OffsetTable::default()),
+                    loaded: Cell::new(false),
+                    records_since_snapshot: Cell::new(0),
+                })
+            })
+            .clone();
+        if !partition.loaded.get() {
+            let _permit = partition.gate.acquire_permit(1).await.map_err(|_| {
+                OpError::new(
+                    OpErrorKind::ShuttingDown,
+                    "the coordinator is shutting down",
+                )
+            })?;
+            if !partition.loaded.get() {
+                let (table, records) = load(shard, key).await?;
+                *partition.table.borrow_mut() = table;
+                partition.records_since_snapshot.set(records);
+                partition.loaded.set(true);
+            }
+        }
+        Ok(partition)
+    }
+
+    /// Commits offsets: membership checked, each offset checked (the topic and partition
+    /// exist; it does not move backwards unless this is a reset), the accepted ones appended
+    /// durably in one batch and then applied. One outcome per offset, in request order.
+    pub async fn commit(
+        &self,
+        shard: &Rc<Shard>,
+        args: CommitArgs,
+    ) -> Result<Vec<Result<(), OpError>>, OpError> {
+        let key = offsets_partition(shard, &args.group)?;
+        self.check_commit(&args)?;
+        let partition = self.table(shard, &key).await?;
+        let _permit = partition.gate.acquire_permit(1).await.map_err(|_| {
+            OpError::new(
+                OpErrorKind::ShuttingDown,
+                "the coordinator is shutting down",
+            )
+        })?;
+        let metadata = shard.metadata();
+        let now = now_ms();
+        let mut outcomes = Vec::with_capacity(args.offsets.len());
+        let mut accepted: Vec<(usize, OffsetKey, Committed)> = Vec::new();
+        for (index, (topic, topic_partition, offset)) in args.offsets.iter().enumerate() {
+            let outcome = match metadata.topics.get(topic) {
+                _ if offsets::is_internal(topic) => Err(OpError::new(
+                    OpErrorKind::InternalTopic,
+                    format!("{topic} is internal"),
+                )),
+                None => Err(OpError::new(
+                    OpErrorKind::UnknownTopic,
+                    format!("unknown topic {topic:?}"),
+                )),
+                Some(spec) if *topic_partition >= spec.partitions => Err(OpError::new(
+                    OpErrorKind::UnknownPartition,
+                    format!(
+                        "topic {topic:?} has {} partitions, not {topic_partition}",
+                        spec.partitions
+                    ),
+                )),
+                Some(_) => {
+                    let offset_key = OffsetKey {
+                        group: args.group.clone(),
+                        topic: topic.clone(),
+                        partition: *topic_partition,
+                    };
+                    // Against the table and the commits before it in this request.
+                    let current = accepted
+                        .iter()
+                        .rev()
+                        .find(|(_, key, _)| *key == offset_key)
+                        .map(|(_, _, committed)| *committed)
+                        .or_else(|| partition.table.borrow().get(&offset_key));
+                    match current {
+                        Some(current) if current.offset > *offset && !args.reset => {
+                            Err(OpError::new(
+                                OpErrorKind::OffsetCommitRewind,
+                                format!(
+                                    "{topic}/{topic_partition}: committed offset is {}, refusing {offset} \
+                                 (only a reset of a group without members moves it back)",
+                                    current.offset
+                                ),
+                            ))
+                        }
+                        _ => {
+                            accepted.push((
+                                index,
+                                offset_key,
+                                Committed {
+                                    offset: *offset,
+                                    timestamp_ms: now,
+                                },
+                            ));
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        if accepted.is_empty() {
+            return Ok(outcomes);
+        }
+        let commits: Vec<(OffsetKey, Committed)> = accepted
+            .iter()
+            .map(|(_, key, committed)| (key.clone(), *committed))
+            .collect();
+        let batch = bytes::BytesMut::from(&offsets::commit_batch(&commits, now)[..]);
+        let op = PartitionOp::Append {
+            batch,
+            acks: AckLevel::Durable,
+        };
+        match local_partition_call(shard, key.clone(), op).await {
+            PartitionReply::Appended { last_offset, .. } => {
+                {
+                    let mut table = partition.table.borrow_mut();
+                    for (key, committed) in commits {
+                        table.apply(key, committed);
+                    }
+                }
+                let records = partition.records_since_snapshot.get() + accepted.len() as u64;
+                partition.records_since_snapshot.set(records);
+                if records >= offsets::SNAPSHOT_RECORDS {
+                    // Commits are serialised by the gate and only the coordinator writes this
+                    // partition, so the log ends right after this batch.
+                    let through = last_offset.0 + 1;
+                    let copy = partition.table.borrow().clone();
+                    if snapshot(shard, &key, &copy, through).await {
+                        partition.records_since_snapshot.set(0);
+                    }
+                }
+            }
+            other => {
+                let error = failed(other);
+                for (index, _, _) in &accepted {
+                    outcomes[*index] = Err(error.clone());
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Whether the commit's sender may commit for its group now.
+    fn check_commit(&self, args: &CommitArgs) -> Result<(), OpError> {
+        let mut groups = self.groups.borrow_mut();
+        match groups.get_mut(&args.group) {
+            Some(entry) => {
+                entry
+                    .group
+                    .check_commit(&args.member_id, args.generation, args.reset)
+                    .map_err(group_error)?;
+                entry.group.touch(&args.member_id, Instant::now());
+                Ok(())
+            }
+            // No members: a commit from outside any membership, or a reset.
+            None if args.reset || (args.member_id.is_empty() && args.generation < 0) => Ok(()),
+            None => Err(unknown_member(&args.group, &args.member_id)),
+        }
+    }
+
+    /// The committed offsets of a group (of `topics`; all when empty).
+    pub async fn fetch_offsets(
+        &self,
+        shard: &Rc<Shard>,
+        group: &str,
+        topics: &[String],
+    ) -> Result<Vec<(String, u32, u64)>, OpError> {
+        let key = offsets_partition(shard, group)?;
+        let partition = self.table(shard, &key).await?;
+        let table = partition.table.borrow();
+        Ok(table
+            .of_group(group)
+            .filter(|(key, _)| topics.is_empty() || topics.contains(&key.topic))
+            .map(|(key, committed)| (key.topic.clone(), key.partition, committed.offset))
+            .collect())
+    }
+
+    /// The groups this shard coordinates: with members, or with committed offsets.
+    pub async fn list(&self, shard: &Rc<Shard>) -> Result<Vec<GroupSummary>, OpError> {
+        let metadata = shard.metadata();
+        let Some(topic) = metadata.topics.get(offsets::OFFSETS_TOPIC) else {
+            return Ok(Vec::new());
+        };
+        let mut summaries: BTreeMap<String, GroupSummary> = BTreeMap::new();
+        for partition in 0..topic.partitions {
+            let key = PartitionKey {
+                topic: offsets::OFFSETS_TOPIC.to_string(),
+                partition: PartitionId(partition),
+            };
+            if shard.owner(&key) != shard.id {
+                continue;
+            }
+            let loaded = self.table(shard, &key).await?;
+            for group in loaded.table.borrow().groups() {
+                summaries.insert(
+                    group.clone(),
+                    GroupSummary {
+                        group,
+                        state: GroupState::Empty,
+                        members: 0,
+                    },
+                );
+            }
+        }
+        for entry in self.groups.borrow().values() {
+            let name = entry.group.name().to_string();
+            summaries.insert(
+                name.clone(),
+                GroupSummary {
+                    group: name,
+                    state: entry.group.state(),
+                    members: entry.group.member_count() as u32,
+                },
+            );
+        }
+        Ok(summaries.into_values().collect())
+    }
+
+    /// A group's state and members (an unknown group is empty, generation 0).
+    pub fn describe(&self, shard: &Shard, group: &str) -> Result<GroupDescription, OpError> {
+        offsets_partition(shard, group)?;
+        let groups = self.groups.borrow();
+        Ok(match groups.get(group) {
+            Some(entry) => GroupDescription {
+                state: entry.group.state(),
+                generation: entry.group.generation(),
+                assignor: entry.group.assignor(),
+                members: entry.group.members(),
+            },
+            None => GroupDescription {
+                state: GroupState::Empty,
+                generation: 0,
+                assignor: None,
+                members: Vec::new(),
+            },
+        })
+    }
+
+    /// Fails every parked join (shutdown): their senders are dropped with the groups.
+    pub fn close(&self) {
+        self.groups.borrow_mut().clear();
+    }
+}
+
+/// Loads an offsets table: the snapshot, then the records after it. Returns the table and
+/// the records replayed (what counts towards the next snapshot).
+async fn load(shard: &Rc<Shard>, key: &PartitionKey) -> Result<(OffsetTable, u64), OpError> {
+    let path = partition_dir(shard.data_dir(), key).join(offsets::SNAPSHOT_FILE);
+    let (through, mut table) = match storage::load_blob(shard.disk(), &path).await {
+        Ok(Some(bytes)) => OffsetTable::decode(&bytes).map_err(|error| {
+            OpError::new(
+                OpErrorKind::Corruption,
+                format!("{}: {error}", path.display()),
+            )
+        })?,
+        Ok(None) => (0, OffsetTable::default()),
+        Err(error) => return Err(OpError::new(OpErrorKind::StorageFailed, error.to_string())),
+    };
+    let (log_start, log_end) =
+        match local_partition_call(shard, key.clone(), PartitionOp::Describe).await {
+            PartitionReply::Described { log_start, log_end } => (log_start, log_end),
+            other => return Err(failed(other)),
+        };
+    if through > log_end.0 {
+        return Err(OpError::new(
+            OpErrorKind::Corruption,
+            format!(
+                "{}: covers offsets up to {through}, past the log end {log_end}",
+                path.display()
+            ),
+        ));
+    }
+    if log_start.0 > through {
+        // Segments were deleted that no snapshot covers: offsets would be lost silently.
+        return Err(OpError::new(
+            OpErrorKind::Corruption,
+            format!(
+                "{key}: the log starts at {log_start} but the snapshot covers only up to {through}"
+            ),
+        ));
+    }
+    let mut offset = Offset(through);
+    let mut records = 0u64;
+    while offset < log_end {
+        let op = PartitionOp::Read {
+            offset,
+            bytes_max: LOAD_BYTES_MAX,
+        };
+        let read = match local_partition_call(shard, key.clone(), op).await {
+            PartitionReply::Read(read) => read,
+            other => return Err(failed(other)),
+        };
+        if read.batches.is_empty() {
+            break;
+        }
+        for batch in &read.batches {
+            let header = BatchHeader::parse(batch).map_err(|error| {
+                OpError::new(OpErrorKind::Corruption, format!("{key}: {error}"))
+            })?;
+            let records_in = schema::batch::records(batch).map_err(|error| {
+                OpError::new(OpErrorKind::Corruption, format!("{key}: {error}"))
+            })?;
+            for (delta, record) in records_in.enumerate() {
+                if (header.base_offset as u64) + (delta as u64) < through {
+                    continue;
+                }
+                let record = record.map_err(|error| {
+                    OpError::new(OpErrorKind::Corruption, format!("{key}: {error}"))
+                })?;
+                let (Some(record_key), Some(value)) = (record.key, record.value) else {
+                    continue;
+                };
+                match offsets::decode_record(record_key, value) {
+                    Ok((offset_key, committed)) => {
+                        table.apply(offset_key, committed);
+                        records += 1;
+                    }
+                    Err(error) => {
+                        return Err(OpError::new(
+                            OpErrorKind::Corruption,
+                            format!("{key}: {error}"),
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(
+            read.next_offset > offset,
+            "a read from {offset} did not advance"
+        );
+        offset = read.next_offset;
+    }
+    Ok((table, records))
+}
+
+/// Stores the snapshot of `table` as of `through`, then deletes the segments below it.
+/// Returns whether the snapshot was stored (failures are logged; the next commit retries).
+async fn snapshot(
+    shard: &Rc<Shard>,
+    key: &PartitionKey,
+    table: &OffsetTable,
+    through: u64,
+) -> bool {
+    let dir = partition_dir(shard.data_dir(), key);
+    if let Err(error) = storage::store_blob(
+        shard.disk(),
+        &dir,
+        offsets::SNAPSHOT_FILE,
+        &table.encode(through),
+    )
+    .await
+    {
+        tracing::warn!(partition = %key, %error, "storing the offsets snapshot failed");
+        return false;
+    }
+    match local_partition_call(
+        shard,
+        key.clone(),
+        PartitionOp::DeleteBefore(Offset(through)),
+    )
+    .await
+    {
+        PartitionReply::Described { log_start, .. } => {
+            tracing::info!(partition = %key, %through, %log_start, entries = table.len(),
+                "offsets snapshot stored; older segments deleted");
+        }
+        other => {
+            // The snapshot stands; the segments go at the next snapshot.
+            tracing::warn!(partition = %key, error = ?other, "deleting segments below the snapshot failed");
+        }
+    }
+    true
+}
