@@ -11,6 +11,7 @@ mod consume;
 mod loadgen;
 mod produce;
 mod topic;
+mod tune;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +62,15 @@ enum Command {
     ///
     /// Example: ringbus loadgen --topic bench --create-topic --partitions 16 --duration 20 --cores 1 --json out.json
     Loadgen(loadgen::LoadgenArgs),
+    /// Check the disk, NIC, CPU and memory settings that matter to the broker; apply fixes.
+    ///
+    /// `check` prints each setting with its current and recommended value, status and fix,
+    /// and exits 0 when nothing is off, 1 when something is; `apply` (root) makes the runtime
+    /// fixes. tuning.md explains every setting.
+    ///
+    /// Example: ringbus tune check --data-dir /var/lib/ringbus --iface eth0 --cores 0-3
+    #[command(subcommand)]
+    Tune(tune::TuneCommand),
 }
 
 #[derive(clap::Args)]
@@ -118,6 +128,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Loadgen(args) => loadgen::run(args),
+        Command::Tune(command) => return tune::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
