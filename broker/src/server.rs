@@ -129,6 +129,24 @@ fn block_signals() -> libc::sigset_t {
     }
 }
 
+/// For client commands that must finish their work on Ctrl-C or SIGTERM (a group consumer
+/// commits and leaves): blocks both signals in the calling thread and returns a flag that a
+/// helper thread sets when one arrives. Call it before starting any other thread, so that
+/// every thread inherits the blocked mask and the signal reaches only the helper.
+pub fn stop_flag_on_signal() -> Arc<AtomicBool> {
+    let signals = block_signals();
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    std::thread::Builder::new()
+        .name("ringbus-signals".to_string())
+        .spawn(move || {
+            wait_for_signal(&signals);
+            set.store(true, Ordering::SeqCst);
+        })
+        .expect("spawning the signal thread");
+    flag
+}
+
 fn wait_for_signal(set: &libc::sigset_t) -> i32 {
     let mut signal: libc::c_int = 0;
     // SAFETY: `set` was initialised by block_signals and the signals in it are blocked in this

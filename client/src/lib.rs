@@ -11,6 +11,9 @@
 //! - [`producer`]: partition choice ([`partitioner`]), batching ([`accumulator`]), linger,
 //!   retries, per-partition ordering; a [`Delivery`] future per record.
 //! - [`consumer`]: assignment, seek, long-poll fetch, verified batch decoding, positions.
+//! - [`group`]: [`GroupConsumer`], a member of a consumer group: subscribe, rebalances,
+//!   committed offsets (auto or manual), heartbeats.
+//! - [`coordinator`]: the group and producer-id calls on [`Client`].
 //! - [`error`]: [`ClientError`], carrying the broker's [`ErrorCode`] and message where there is
 //!   one. Bad responses are errors, never panics.
 //!
@@ -49,6 +52,7 @@ pub mod client;
 pub mod consumer;
 pub mod coordinator;
 pub mod error;
+pub mod group;
 mod oneshot;
 pub mod partitioner;
 pub mod producer;
@@ -60,6 +64,7 @@ pub use client::{
 };
 pub use consumer::{ConsumedRecord, Consumer, ConsumerOptions, SeekTo};
 pub use error::ClientError;
+pub use group::{Assignor, GroupConsumer, GroupOptions, OffsetReset};
 pub use producer::{Producer, ProducerOptions, ProducerRecord};
 pub use schema::wire::{
     Acks, ErrorCode, FetchPartitionOwned, ListOffsetsResultOwned, PartitionMetadataOwned,

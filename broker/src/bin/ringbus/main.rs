@@ -1,5 +1,5 @@
 //! The `ringbus` binary: `ringbus serve` runs the broker; the client subcommands (`topic`,
-//! `produce`, `consume`) talk to one over the `client` crate.
+//! `produce`, `consume`, `group`) talk to one over the `client` crate.
 //!
 //! Every client subcommand takes `--broker HOST:PORT` (default 127.0.0.1:9292, or the
 //! `RINGBUS_BROKER` environment variable), runs on one unpinned glommio executor, prints its
@@ -8,6 +8,7 @@
 
 mod common;
 mod consume;
+mod group;
 mod loadgen;
 mod produce;
 mod topic;
@@ -56,8 +57,18 @@ enum Command {
     /// --from-beginning or --offset N; stops after --max-messages records or after --timeout-ms
     /// without a new record (exit 0 either way), otherwise runs until killed.
     ///
+    /// With --group G it is a member of consumer group G: it gets a share of the partitions,
+    /// resumes from the group's committed offsets, commits what it printed, and on exit (also
+    /// on Ctrl-C or SIGTERM) commits once more and leaves the group.
+    ///
     /// Example: ringbus consume --topic events --from-beginning --max-messages 10 --print-offset
+    /// Example: ringbus consume --topic events --group billing
     Consume(consume::ConsumeArgs),
+    /// Consumer groups: list them, describe their offsets and lag, reset their offsets.
+    ///
+    /// Example: ringbus group describe billing
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Generate load: pinned producers and consumers, latency histograms, message checks.
     ///
     /// Example: ringbus loadgen --topic bench --create-topic --partitions 16 --duration 20 --cores 1 --json out.json
@@ -127,6 +138,7 @@ fn main() -> ExitCode {
         Command::Topic(command) => topic::run(command),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::Group(command) => group::run(command),
         Command::Loadgen(args) => loadgen::run(args),
         Command::Tune(command) => return tune::run(command),
     };

@@ -188,6 +188,8 @@ const MEMLOCK_BYTES_PER_SHARD: u64 = (1 << 20) + (512 << 10);
 const SOCKET_BUFFER_BYTES_MAX: u64 = 16 << 20;
 /// Idle states slower to leave than this are disabled on shard cores for latency.
 const IDLE_EXIT_LATENCY_US_MAX: u64 = 10;
+/// IRQs listed one by one in a row's current value; more are summarised.
+const IRQS_LISTED_MAX: usize = 8;
 /// CAP_IPC_LOCK: lets a process lock (and io_uring register) memory beyond RLIMIT_MEMLOCK.
 const CAP_IPC_LOCK: u32 = 14;
 
@@ -527,6 +529,7 @@ fn irq_row(
         return row.not_applicable("no IRQs found for the device (virtual, or not a PCI device)");
     }
     let mut placements = Vec::new();
+    let mut targets = BTreeSet::new();
     let mut on_shards = Vec::new();
     for irq in &irqs {
         match probe::irq_cpus(roots, *irq) {
@@ -535,11 +538,22 @@ fn irq_row(
                 if !irq_cpus.is_disjoint(&cpus.shards) {
                     on_shards.push(*irq);
                 }
+                targets.extend(irq_cpus);
             }
             Err(reason) => return row.unknown(reason),
         }
     }
-    let row = row.current(placements.join(" "));
+    // IRQ:CPUS pairs while they fit on a line; a many-queue device in one phrase.
+    let current = if placements.len() <= IRQS_LISTED_MAX {
+        placements.join(" ")
+    } else {
+        format!(
+            "{} IRQs on cores {}",
+            placements.len(),
+            probe::format_cpu_list(&targets)
+        )
+    };
+    let row = row.current(current);
     let balancer = if probe::process_running(roots, "irqbalance") {
         " irqbalance is running and will move them back: stop it or ban these IRQs (IRQBALANCE_BANNED_CPULIST)."
     } else {
