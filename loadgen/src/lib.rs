@@ -65,6 +65,10 @@ pub struct Args {
     /// Acknowledgement level: 0 (none), 1 (written), all (fdatasync).
     #[arg(long, default_value = "1")]
     pub acks: String,
+    /// Turn the producers' idempotence off (on by default, as in the client: batches carry a
+    /// producer id and sequences, and the broker checks them).
+    #[arg(long)]
+    pub no_idempotence: bool,
     /// Messages per second over all producers (open loop); 0 = closed loop, as fast as possible.
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,

@@ -58,6 +58,8 @@ pub struct Config {
     pub acks: Acks,
     /// Acks as given.
     pub acks_text: String,
+    /// Idempotent producers.
+    pub idempotence: bool,
     /// Messages/s over all producers; 0 = closed loop.
     pub rate: f64,
     /// Measured seconds.
@@ -160,6 +162,7 @@ impl Config {
             },
             acks,
             acks_text: args.acks.clone(),
+            idempotence: !args.no_idempotence,
             rate: args.rate,
             duration: Duration::from_secs_f64(args.duration),
             warmup: Duration::from_secs_f64(args.warmup),
@@ -184,6 +187,7 @@ impl Config {
             ("linger_ms", self.linger.as_millis().to_string()),
             ("buffer_bytes", self.buffer_bytes.to_string()),
             ("acks", json_string(&self.acks_text)),
+            ("idempotence", self.idempotence.to_string()),
             ("rate", format!("{}", self.rate)),
             (
                 "mode",
@@ -690,6 +694,7 @@ async fn produce_inner(
             batch_bytes: config.batch_bytes,
             linger: config.linger,
             buffer_bytes_max: config.buffer_bytes,
+            idempotence: config.idempotence,
             ..ProducerOptions::default()
         },
     );
