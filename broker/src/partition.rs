@@ -26,6 +26,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use schema::batch::BatchHeader;
+use storage::disk::Disk;
 use storage::disk::glommio::GlommioDisk;
 use storage::{AppendError, Log, Offset, ReadError};
 
@@ -204,7 +205,7 @@ async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Command>
                         }
                     };
                     if let Some(identity) = &identity {
-                        match producers.check(identity) {
+                        match producers.check(identity, now_ms()) {
                             Verdict::Append => {}
                             Verdict::Duplicate {
                                 base_offset,
@@ -471,6 +472,7 @@ fn sequence_error(key: &PartitionKey, error: &SequenceError) -> OpError {
         SequenceError::OutOfOrder { .. } => OpErrorKind::OutOfOrderSequence,
         SequenceError::UnknownProducer { .. } => OpErrorKind::UnknownProducerId,
         SequenceError::DuplicateTooOld { .. } => OpErrorKind::DuplicateSequence,
+        SequenceError::TooManyProducers { .. } => OpErrorKind::Throttled,
     };
     OpError::new(kind, format!("{key}: {error}"))
 }
@@ -487,25 +489,35 @@ pub async fn load_producer_states(
     log: &Log<GlommioDisk>,
 ) -> Result<(ProducerStates, Offset), ReadError> {
     let path = dir.join(PRODUCER_SNAPSHOT_FILE);
-    let snapshot = match storage::load_blob(disk, &path).await {
+    // (the snapshot if trusted, whether it was refused)
+    let (snapshot, refused) = match storage::load_blob(disk, &path).await {
         Ok(Some(bytes)) => match ProducerStates::decode(&bytes) {
-            Ok((through, states)) if through <= log.written_end() => Some((through, states)),
+            Ok((through, states)) if through <= log.written_end() => {
+                (Some((through, states)), false)
+            }
             Ok((through, _)) => {
                 tracing::warn!(partition = %key, %through, log_end = %log.written_end(),
                     "producer state snapshot reaches past the log end: rescanning the log");
-                None
+                (None, true)
             }
             Err(error) => {
                 tracing::warn!(partition = %key, %error, "producer state snapshot refused: rescanning the log");
-                None
+                (None, true)
             }
         },
-        Ok(None) => None,
+        Ok(None) => (None, false),
         Err(error) => {
             tracing::warn!(partition = %key, %error, "producer state snapshot unreadable: rescanning the log");
-            None
+            (None, matches!(error, storage::BlobError::Damaged { .. }))
         }
     };
+    if refused {
+        // Never trusted again: after the log regrows past it, it would claim batches that are
+        // not the ones it describes. The next snapshot replaces it; until then, scans.
+        if let Err(error) = disk.remove(&path).await {
+            tracing::warn!(partition = %key, %error, "removing the refused producer state snapshot");
+        }
+    }
     let (through, mut states) = snapshot.unwrap_or((log.log_start(), ProducerStates::default()));
     let now = now_ms();
     let mut offset = through.max(log.log_start());

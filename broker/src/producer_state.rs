@@ -15,8 +15,11 @@
 //!   out of order, or a duplicate too old to remember (`DuplicateTooOld`).
 //!
 //! Bounded: [`BATCHES_REMEMBERED`] batches per producer (the most a producer may have
-//! unacknowledged at once), [`PRODUCERS_MAX`] producers per partition (the least recently seen
-//! is forgotten first) and [`PRODUCER_EXPIRY_MS`] without a batch.
+//! unacknowledged at once), [`PRODUCERS_MAX`] producers per partition and
+//! [`PRODUCER_EXPIRY_MS`] without a batch. When the table is full, a new producer takes the
+//! place of the least recently seen one only if that one has been idle for
+//! [`PRODUCER_EVICTABLE_IDLE_MS`]; otherwise the new producer is refused (retriably): forgetting
+//! a producer that may still retry would let its retry be stored twice.
 //!
 //! The state is rebuilt from the log after a restart: from a snapshot ([`ProducerStates::encode`],
 //! stored by the partition actor as a CRC-checked blob) plus the batches written after it.
@@ -43,6 +46,10 @@ pub const BATCHES_REMEMBERED: usize = schema::wire::IDEMPOTENT_BATCHES_IN_FLIGHT
 pub const PRODUCERS_MAX: usize = 4_096;
 /// A producer without a batch for this long is forgotten (Kafka's producer.id.expiration.ms).
 pub const PRODUCER_EXPIRY_MS: i64 = 24 * 3600 * 1000;
+/// A full table makes room for a new producer only by forgetting one idle this long: far
+/// beyond any client's retry window (the ringbus client gives up on a batch after its retries,
+/// about a minute with the defaults), so no forgotten producer can still be retrying.
+pub const PRODUCER_EVICTABLE_IDLE_MS: i64 = 15 * 60 * 1000;
 /// Version of the snapshot layout.
 pub const SNAPSHOT_VERSION: u16 = 1;
 
@@ -142,6 +149,12 @@ pub enum SequenceError {
         /// The batch's base sequence.
         base_sequence: i32,
     },
+    /// The partition remembers [`PRODUCERS_MAX`] producers, all seen recently: a new one must
+    /// wait (retriable).
+    TooManyProducers {
+        /// The producer id.
+        producer_id: i64,
+    },
 }
 
 impl std::fmt::Display for SequenceError {
@@ -187,6 +200,12 @@ impl std::fmt::Display for SequenceError {
                 f,
                 "producer {producer_id}: the batch at sequence {base_sequence} was stored \
                  before; its offsets are no longer remembered"
+            ),
+            SequenceError::TooManyProducers { producer_id } => write!(
+                f,
+                "producer {producer_id}: the partition tracks {PRODUCERS_MAX} producers, all \
+                 active in the last {} minutes; retry later",
+                PRODUCER_EVICTABLE_IDLE_MS / 60_000
             ),
         }
     }
@@ -260,10 +279,15 @@ impl ProducerStates {
         self.producers.is_empty()
     }
 
-    /// What to do with a batch of `batch`'s identity.
-    pub fn check(&self, batch: &BatchIdentity) -> Verdict {
+    /// What to do with a batch of `batch`'s identity, arriving at `now_ms`.
+    pub fn check(&self, batch: &BatchIdentity, now_ms: i64) -> Verdict {
         let Some(producer) = self.producers.get(&batch.producer_id) else {
             if batch.base_sequence == 0 {
+                if self.producers.len() >= PRODUCERS_MAX && !self.has_evictable(now_ms) {
+                    return Verdict::Refuse(SequenceError::TooManyProducers {
+                        producer_id: batch.producer_id,
+                    });
+                }
                 return Verdict::Append;
             }
             return Verdict::Refuse(SequenceError::UnknownProducer {
@@ -388,7 +412,16 @@ impl ProducerStates {
         before - self.producers.len()
     }
 
-    /// Forgets the least recently seen producers beyond [`PRODUCERS_MAX`].
+    /// Whether the least recently seen producer has been idle long enough to be forgotten.
+    fn has_evictable(&self, now_ms: i64) -> bool {
+        self.producers.values().any(|producer| {
+            producer.last_seen_ms <= now_ms.saturating_sub(PRODUCER_EVICTABLE_IDLE_MS)
+        })
+    }
+
+    /// Forgets the least recently seen producers beyond [`PRODUCERS_MAX`] (live appends only
+    /// get here after [`ProducerStates::check`] saw one evictable; a rebuild from the log keeps
+    /// the most recent ones).
     fn evict_over_limit(&mut self) {
         while self.producers.len() > PRODUCERS_MAX {
             let oldest = self
@@ -510,6 +543,12 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
+    impl ProducerStates {
+        fn check_at0(&self, batch: &BatchIdentity) -> Verdict {
+            self.check(batch, 0)
+        }
+    }
+
     fn batch(producer_id: i64, epoch: i16, base_sequence: i32, count: i32) -> BatchIdentity {
         BatchIdentity {
             producer_id,
@@ -525,7 +564,7 @@ mod tests {
         for index in 0..batches {
             let sequence = index as i32 * count;
             let identity = batch(7, 0, sequence, count);
-            assert_eq!(states.check(&identity), Verdict::Append);
+            assert_eq!(states.check_at0(&identity), Verdict::Append);
             let base = 100 + index as u64 * count as u64;
             states.record(&identity, Offset(base), Offset(base + count as u64 - 1), 0);
         }
@@ -535,9 +574,9 @@ mod tests {
     #[test]
     fn a_new_producer_starts_at_sequence_zero() {
         let states = ProducerStates::default();
-        assert_eq!(states.check(&batch(1, 0, 0, 5)), Verdict::Append);
+        assert_eq!(states.check_at0(&batch(1, 0, 0, 5)), Verdict::Append);
         assert!(matches!(
-            states.check(&batch(1, 0, 5, 5)),
+            states.check_at0(&batch(1, 0, 5, 5)),
             Verdict::Refuse(SequenceError::UnknownProducer { .. })
         ));
     }
@@ -545,9 +584,9 @@ mod tests {
     #[test]
     fn the_next_batch_follows_the_last() {
         let states = with_batches(3, 10);
-        assert_eq!(states.check(&batch(7, 0, 30, 1)), Verdict::Append);
+        assert_eq!(states.check_at0(&batch(7, 0, 30, 1)), Verdict::Append);
         assert_eq!(
-            states.check(&batch(7, 0, 31, 1)),
+            states.check_at0(&batch(7, 0, 31, 1)),
             Verdict::Refuse(SequenceError::OutOfOrder {
                 producer_id: 7,
                 expected: 30,
@@ -560,7 +599,7 @@ mod tests {
     fn a_retried_batch_gets_its_original_offsets() {
         let states = with_batches(3, 10);
         assert_eq!(
-            states.check(&batch(7, 0, 10, 10)),
+            states.check_at0(&batch(7, 0, 10, 10)),
             Verdict::Duplicate {
                 base_offset: Offset(110),
                 last_offset: Offset(119)
@@ -568,7 +607,7 @@ mod tests {
         );
         // Same start, other length: not the batch stored there.
         assert!(matches!(
-            states.check(&batch(7, 0, 10, 3)),
+            states.check_at0(&batch(7, 0, 10, 3)),
             Verdict::Refuse(SequenceError::OutOfOrder { .. })
         ));
     }
@@ -578,14 +617,14 @@ mod tests {
         let states = with_batches(BATCHES_REMEMBERED + 5, 2);
         // The oldest 5 are forgotten; every one of the last BATCHES_REMEMBERED is a duplicate.
         for index in 5..BATCHES_REMEMBERED + 5 {
-            let verdict = states.check(&batch(7, 0, index as i32 * 2, 2));
+            let verdict = states.check_at0(&batch(7, 0, index as i32 * 2, 2));
             assert!(
                 matches!(verdict, Verdict::Duplicate { .. }),
                 "{index}: {verdict:?}"
             );
         }
         assert!(matches!(
-            states.check(&batch(7, 0, 0, 2)),
+            states.check_at0(&batch(7, 0, 0, 2)),
             Verdict::Refuse(SequenceError::DuplicateTooOld { .. })
         ));
     }
@@ -593,21 +632,21 @@ mod tests {
     #[test]
     fn epochs_fence_older_instances_and_restart_sequences() {
         let mut states = with_batches(2, 10);
-        assert_eq!(states.check(&batch(7, 1, 0, 3)), Verdict::Append);
+        assert_eq!(states.check_at0(&batch(7, 1, 0, 3)), Verdict::Append);
         assert!(matches!(
-            states.check(&batch(7, 1, 20, 3)),
+            states.check_at0(&batch(7, 1, 20, 3)),
             Verdict::Refuse(SequenceError::OutOfOrder { expected: 0, .. })
         ));
         states.record(&batch(7, 1, 0, 3), Offset(500), Offset(502), 1);
         assert!(matches!(
-            states.check(&batch(7, 0, 20, 1)),
+            states.check_at0(&batch(7, 0, 20, 1)),
             Verdict::Refuse(SequenceError::Fenced {
                 epoch: 0,
                 current: 1,
                 ..
             })
         ));
-        assert_eq!(states.check(&batch(7, 1, 3, 1)), Verdict::Append);
+        assert_eq!(states.check_at0(&batch(7, 1, 3, 1)), Verdict::Append);
     }
 
     #[test]
@@ -624,8 +663,11 @@ mod tests {
             base_offset: Offset(0),
             last_offset: Offset(3),
         };
-        assert_eq!(states.check(&batch(3, 0, 2, 1)), Verdict::Append);
-        assert!(matches!(states.check(&near_top), Verdict::Duplicate { .. }));
+        assert_eq!(states.check_at0(&batch(3, 0, 2, 1)), Verdict::Append);
+        assert!(matches!(
+            states.check_at0(&near_top),
+            Verdict::Duplicate { .. }
+        ));
     }
 
     #[test]
@@ -665,6 +707,33 @@ mod tests {
             PRODUCERS_MAX - 1
         );
         assert_eq!(states.len(), 1);
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_producers_until_one_is_idle_long_enough() {
+        let mut states = ProducerStates::default();
+        for id in 0..PRODUCERS_MAX as i64 {
+            states.record(
+                &batch(id, 0, 0, 1),
+                Offset(id as u64),
+                Offset(id as u64),
+                1_000,
+            );
+        }
+        let newcomer = batch(1_000_000, 0, 0, 1);
+        assert_eq!(
+            states.check(&newcomer, 1_000 + PRODUCER_EVICTABLE_IDLE_MS - 1),
+            Verdict::Refuse(SequenceError::TooManyProducers {
+                producer_id: 1_000_000
+            }),
+            "everyone is recent: forgetting one could let its retry be stored twice"
+        );
+        // Known producers still append.
+        assert_eq!(states.check(&batch(7, 0, 1, 1), 2_000), Verdict::Append);
+        assert_eq!(
+            states.check(&newcomer, 1_000 + PRODUCER_EVICTABLE_IDLE_MS),
+            Verdict::Append
+        );
     }
 
     #[test]

@@ -142,6 +142,10 @@ pub struct SealedBatch {
     /// The sequence of the batch's first record once an idempotent producer stamped it
     /// ([`SealedBatch::stamp`]); -1 before, and always for a non-idempotent producer.
     pub base_sequence: i32,
+    /// The producer id it is stamped with (-1 before).
+    pub producer_id: i64,
+    /// The producer epoch it is stamped with (-1 before).
+    pub producer_epoch: i16,
     completion: Completion,
 }
 
@@ -159,6 +163,8 @@ impl SealedBatch {
         schema::batch::set_producer(&mut bytes, producer_id, producer_epoch, base_sequence);
         self.bytes = bytes.freeze();
         self.base_sequence = base_sequence;
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
     }
 
     /// A future that resolves when the batch is completed (its first record's delivery).
@@ -362,6 +368,8 @@ fn seal(topic: &str, partition: u32, open: OpenBatch) -> SealedBatch {
         record_count,
         buffered_bytes: open.buffered_bytes,
         base_sequence: -1,
+        producer_id: -1,
+        producer_epoch: -1,
         completion: open.completion,
     }
 }

@@ -145,7 +145,9 @@ impl ClientError {
 
     /// Whether a producer may send the same batch again: only for broker error codes that say
     /// the batch was not stored ([`is_retriable_code`]). A client-side [`ClientError::Timeout`]
-    /// is not retried: the batch may have been stored, and sending it again would duplicate it.
+    /// is not retriable by this rule (the batch may have been stored, and sending it again
+    /// could duplicate it); an idempotent producer retries it anyway, because the broker then
+    /// recognises a stored batch and does not store it again.
     pub fn is_retriable(&self) -> bool {
         self.code().is_some_and(is_retriable_code)
     }

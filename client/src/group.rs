@@ -18,6 +18,10 @@
 //! Records returned after the last commit may be delivered again to the next owner of their
 //! partition. Committed offsets never move backwards (the broker refuses it).
 //!
+//! Give each member a [`Client`] (a connection) of its own: the broker answers a connection's
+//! requests in order, and a join is held until the rebalance completes, so anything else
+//! sharing the connection (another member's heartbeats, a producer) would wait behind it.
+//!
 //! All state lives on the client's executor thread; the heartbeat task shares the membership
 //! through `Rc`. `!Send`, like the rest of the client.
 

@@ -164,8 +164,9 @@ struct State {
     partition_counts: HashMap<String, u32>,
     accumulator: Accumulator,
     queues: HashMap<(String, u32), SendQueue>,
-    /// The sequence the next new batch of each partition gets (idempotence only).
-    sequences: HashMap<(String, u32), i32>,
+    /// The sequence the next new batch of each partition gets, and the producer id it
+    /// belongs to (idempotence only): under a new producer id every partition starts at 0.
+    sequences: HashMap<(String, u32), (i64, i32)>,
 }
 
 /// A partition's sealed batches and its one request in flight.
@@ -349,26 +350,60 @@ impl Inner {
         Ok(identity)
     }
 
-    /// Stamps `batches` of a partition with consecutive sequences: from `from` when given
-    /// (a rewind after refusals), else from the partition's next sequence. The partition's
-    /// next sequence then follows the last of them.
-    fn stamp(&self, topic: &str, partition: u32, batches: &mut [SealedBatch], from: Option<i32>) {
-        let Some((producer_id, epoch)) = self.identity.get() else {
+    /// Stamps new `batches` of a partition with the producer's identity and the partition's
+    /// next sequences (0 under a producer id the partition has not used yet).
+    fn stamp_new(&self, topic: &str, partition: u32, batches: &mut [SealedBatch]) {
+        let Some(identity) = self.identity.get() else {
             unreachable!("batches are stamped only after the identity is known");
         };
-        let mut state = self.state.borrow_mut();
-        let next = state
+        let next = match self
+            .state
+            .borrow()
             .sequences
-            .entry((topic.to_string(), partition))
-            .or_insert(0);
-        if let Some(from) = from {
-            *next = from;
-        }
+            .get(&(topic.to_string(), partition))
+        {
+            Some(&(producer_id, next)) if producer_id == identity.0 => next,
+            _ => 0,
+        };
+        self.restamp(topic, partition, batches, identity, next);
+    }
+
+    /// Stamps `batches` of a partition with `identity` and consecutive sequences from `from`
+    /// (a batch already stamped so is left as it is), and records where the partition goes on.
+    fn restamp(
+        &self,
+        topic: &str,
+        partition: u32,
+        batches: &mut [SealedBatch],
+        identity: (i64, i16),
+        from: i32,
+    ) {
+        let mut next = from;
         for batch in batches {
-            if batch.base_sequence != *next {
-                batch.stamp(producer_id, epoch, *next);
+            if batch.base_sequence != next || batch.producer_id != identity.0 {
+                batch.stamp(identity.0, identity.1, next);
             }
-            *next = sequence_add(*next, batch.record_count);
+            next = sequence_add(next, batch.record_count);
+        }
+        self.state
+            .borrow_mut()
+            .sequences
+            .insert((topic.to_string(), partition), (identity.0, next));
+    }
+
+    /// Forgets the producer identity: the partition's sequence is no longer known (a batch
+    /// whose outcome is unknown failed, or the broker expects another sequence). The next
+    /// request asks for a new producer id, under which every partition starts at 0; batches
+    /// already stamped with the old one keep it for their retries.
+    fn forget_identity(&self, topic: &str, partition: u32, why: &str) {
+        if let Some((producer_id, _)) = self.identity.take() {
+            tracing::warn!(
+                topic,
+                partition,
+                producer_id,
+                why,
+                "taking a new producer id"
+            );
         }
     }
 
@@ -504,10 +539,13 @@ impl Inner {
             let outcome = self.client.produce(acks, items).await;
             let may_retry = attempt < self.options.retries;
             let mut retry = Vec::new();
-            // The sequence of the first batch not stored: where the broker expects this
-            // partition to continue (idempotence), and whether it forgot this producer.
+            // Idempotence bookkeeping: the sequence of the first batch not stored (where the
+            // broker expects the partition to continue), whether the broker forgot this
+            // producer on a first send (start again at 0), and whether the partition's
+            // sequence is lost (take a new producer id).
             let mut first_unstored: Option<i32> = None;
-            let mut unknown_producer = false;
+            let mut restart_at_zero = false;
+            let mut sequence_lost: Option<&'static str> = None;
             match outcome {
                 Ok(_) if acks == Acks::None => {
                     for batch in batches {
@@ -539,14 +577,32 @@ impl Inner {
                             self.complete(batch, Ok(None));
                             continue;
                         }
+                        // Whether an earlier batch of this request was not stored either.
+                        let follows_refusal = first_unstored.is_some();
                         first_unstored.get_or_insert(batch.base_sequence);
-                        unknown_producer |= result.error == ErrorCode::UnknownProducerId;
-                        // With idempotence, an out-of-order refusal follows an earlier batch
-                        // that was not stored, and an unknown producer restarts at 0: both
-                        // are sent again (re-stamped below).
-                        let sequence_retry = idempotent
-                            && (result.error == ErrorCode::OutOfOrderSequence
-                                || result.error == ErrorCode::UnknownProducerId);
+                        let sequence_retry = if !idempotent {
+                            false
+                        } else if result.error == ErrorCode::OutOfOrderSequence {
+                            // After an earlier refusal in this request: a consequence, sent
+                            // again. Otherwise the broker expects another sequence than ours.
+                            if !follows_refusal {
+                                sequence_lost = Some("the broker expects another sequence");
+                            }
+                            follows_refusal
+                        } else if result.error == ErrorCode::UnknownProducerId {
+                            if attempt == 0 {
+                                // Never sent before, so never stored: start again at 0.
+                                restart_at_zero = true;
+                                true
+                            } else {
+                                // Sent before and forgotten since: it may be stored, and a
+                                // resend from 0 could store it twice. It fails.
+                                sequence_lost = Some("the broker forgot the producer");
+                                false
+                            }
+                        } else {
+                            false
+                        };
                         if may_retry && (is_retriable_code(result.error) || sequence_retry) {
                             tracing::debug!(topic, partition, code = ?result.error, attempt,
                                 "produce refused; will retry");
@@ -578,17 +634,42 @@ impl Inner {
                     retry = batches;
                 }
                 Err(error) => {
+                    if idempotent {
+                        // Stored or not, nobody knows: the partition's sequence is lost.
+                        sequence_lost = Some("a batch failed with an unknown outcome");
+                    }
                     for batch in batches {
                         self.complete(batch, Err(error.clone()));
                     }
                 }
             }
-            if idempotent && let Some(first) = first_unstored {
+            if let Some(why) = sequence_lost {
+                self.forget_identity(topic, partition, why);
+                if !retry.is_empty() {
+                    // The batches still to send were refused, so never stored: they go again
+                    // under the new producer id, from sequence 0.
+                    match self.identity().await {
+                        Ok(identity) => self.restamp(topic, partition, &mut retry, identity, 0),
+                        Err(error) => {
+                            for batch in retry.drain(..) {
+                                self.complete(batch, Err(error.clone()));
+                            }
+                        }
+                    }
+                }
+            } else if idempotent && let Some(first) = first_unstored {
                 // Everything from `first` on was not stored: the retried batches take the
                 // sequences from there (unchanged unless a batch before them failed for good),
                 // and so does the next new batch.
-                let from = if unknown_producer { 0 } else { first };
-                self.stamp(topic, partition, &mut retry, Some(from));
+                let from = if restart_at_zero { 0 } else { first };
+                if let Some(identity) = retry
+                    .first()
+                    .map(|batch| (batch.producer_id, batch.producer_epoch))
+                {
+                    self.restamp(topic, partition, &mut retry, identity, from);
+                } else if let Some(identity) = self.identity.get() {
+                    self.restamp(topic, partition, &mut [], identity, from);
+                }
             }
             if retry.is_empty() {
                 return;
@@ -621,7 +702,7 @@ async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
                 continue;
             }
             // Only new batches reach here: a batch is stamped when it is first sent.
-            inner.stamp(&topic, partition, &mut batches, None);
+            inner.stamp_new(&topic, partition, &mut batches);
         }
         inner.send_with_retries(&topic, partition, batches).await;
     }

@@ -163,3 +163,75 @@ fn a_producer_the_broker_forgot_restarts_at_sequence_zero() {
         assert_eq!(b.await.expect("stored").offset, Some(5));
     });
 }
+
+#[test]
+fn a_batch_with_an_unknown_outcome_makes_the_producer_take_a_new_id() {
+    run(|listener| async move {
+        let client_options = ClientOptions {
+            request_timeout: Duration::from_millis(200),
+            ..ClientOptions::default()
+        };
+        let (client, mut peer) = connect(&listener, client_options).await;
+        let producer = Producer::new(
+            client,
+            ProducerOptions {
+                retries: 1,
+                ..options()
+            },
+        );
+        let lost = producer.send(record("a")).await.expect("queued");
+        answer_init(&mut peer, 5).await;
+        // Neither the send nor its one retry is answered: stored or not, nobody knows.
+        let first = peer.receive().await;
+        let second = peer.receive().await;
+        assert_eq!(stamps(&first), vec![(5, 0, 0)]);
+        assert_eq!(stamps(&second), vec![(5, 0, 0)]);
+        let error = lost.await.expect_err("timed out");
+        assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
+        // Sequence 1 under id 5 would be refused forever if 0 was never stored; the producer
+        // starts over under a new id instead.
+        let next = producer.send(record("b")).await.expect("queued");
+        answer_init(&mut peer, 6).await;
+        let request = peer.receive().await;
+        assert_eq!(stamps(&request), vec![(6, 0, 0)]);
+        answer_produce(&mut peer, &request, &[Ok(1)]).await;
+        assert_eq!(next.await.expect("stored").offset, Some(1));
+    });
+}
+
+#[test]
+fn a_resent_batch_the_broker_forgot_fails_rather_than_restarting_at_zero() {
+    run(|listener| async move {
+        let client_options = ClientOptions {
+            request_timeout: Duration::from_millis(200),
+            ..ClientOptions::default()
+        };
+        let (client, mut peer) = connect(&listener, client_options).await;
+        let producer = Producer::new(client, options());
+        let a = producer.send(record("a")).await.expect("queued");
+        answer_init(&mut peer, 9).await;
+        let lost = peer.receive().await;
+        assert_eq!(stamps(&lost), vec![(9, 0, 0)]);
+        // Timed out (maybe stored), resent, and then the broker says it does not know the
+        // producer: resending from 0 could store it twice, so it fails.
+        let resent = peer.receive().await;
+        answer_produce(&mut peer, &resent, &[Err(ErrorCode::UnknownProducerId)]).await;
+        let error = a.await.expect_err("ambiguous");
+        assert!(
+            matches!(
+                error,
+                ClientError::Partition {
+                    code: ErrorCode::UnknownProducerId,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let b = producer.send(record("b")).await.expect("queued");
+        answer_init(&mut peer, 10).await;
+        let request = peer.receive().await;
+        assert_eq!(stamps(&request), vec![(10, 0, 0)]);
+        answer_produce(&mut peer, &request, &[Ok(1)]).await;
+        b.await.expect("stored");
+    });
+}

@@ -42,6 +42,15 @@ pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// Groups with members one shard coordinates at once; a join for a new group beyond it is
 /// refused with `GroupFull`.
 pub const GROUPS_MAX: usize = 10_000;
+/// Members of all groups one shard coordinates.
+pub const MEMBERS_PER_SHARD_MAX: usize = 100_000;
+/// Longest client id a join may carry, in bytes.
+pub const CLIENT_ID_BYTES_MAX_JOIN: usize = 255;
+/// Committed offsets one offsets partition holds; a commit of a new (group, topic, partition)
+/// beyond it is refused (`GroupFull`). Offsets of empty groups do not expire yet.
+pub const OFFSET_ENTRIES_MAX: usize = 1_000_000;
+/// Offsets in one commit: one batch of records, well under the log's batch size limit.
+pub const OFFSETS_PER_COMMIT_MAX: usize = 10_000;
 /// Bytes read per step while loading an offsets table from the log.
 const LOAD_BYTES_MAX: usize = 1 << 20;
 /// Longest client id kept in a member id.
@@ -178,6 +187,22 @@ impl Coordinator {
     /// Joins `args.group` and waits for the rebalance to complete.
     pub async fn join(&self, shard: &Rc<Shard>, args: JoinArgs) -> Result<Joined, OpError> {
         offsets_partition(shard, &args.group)?;
+        let invalid = |reason: String| Err(OpError::new(OpErrorKind::InvalidRequest, reason));
+        if args.client_id.len() > CLIENT_ID_BYTES_MAX_JOIN {
+            return invalid(format!(
+                "a client id of {} bytes is over the limit of {CLIENT_ID_BYTES_MAX_JOIN}",
+                args.client_id.len()
+            ));
+        }
+        if let Some(topic) = args
+            .topics
+            .iter()
+            .find(|topic| crate::metadata::validate_name(topic).is_err())
+        {
+            return invalid(format!(
+                "subscribed topic {topic:?} is not a valid topic name"
+            ));
+        }
         let now = Instant::now();
         let counts = partition_counts(shard);
         let receiver = {
@@ -186,6 +211,16 @@ impl Coordinator {
                 return Err(OpError::new(
                     OpErrorKind::GroupFull,
                     format!("this coordinator holds {GROUPS_MAX} groups"),
+                ));
+            }
+            let members: usize = groups
+                .values()
+                .map(|entry| entry.group.member_count())
+                .sum();
+            if args.member_id.is_empty() && members >= MEMBERS_PER_SHARD_MAX {
+                return Err(OpError::new(
+                    OpErrorKind::GroupFull,
+                    format!("this coordinator holds {MEMBERS_PER_SHARD_MAX} members"),
                 ));
             }
             let entry = groups.entry(args.group.clone()).or_insert_with(|| Entry {
@@ -359,7 +394,15 @@ impl Coordinator {
         args: CommitArgs,
     ) -> Result<Vec<Result<(), OpError>>, OpError> {
         let key = offsets_partition(shard, &args.group)?;
-        self.check_commit(&args)?;
+        if args.offsets.len() > OFFSETS_PER_COMMIT_MAX {
+            return Err(OpError::new(
+                OpErrorKind::InvalidRequest,
+                format!(
+                    "{} offsets in one commit, over the limit of {OFFSETS_PER_COMMIT_MAX}",
+                    args.offsets.len()
+                ),
+            ));
+        }
         let partition = self.table(shard, &key).await?;
         let _permit = partition.gate.acquire_permit(1).await.map_err(|_| {
             OpError::new(
@@ -367,6 +410,11 @@ impl Coordinator {
                 "the coordinator is shutting down",
             )
         })?;
+        // Checked with the gate held and no await before the append starts, so a reset that
+        // passed while the group was empty cannot wait behind other commits while a member
+        // joins. (A join during the append itself still reads the offset before it, as in
+        // Kafka.)
+        self.check_commit(&args)?;
         let metadata = shard.metadata();
         let now = now_ms();
         let mut outcomes = Vec::with_capacity(args.offsets.len());
@@ -410,6 +458,14 @@ impl Coordinator {
                                  (only a reset of a group without members moves it back)",
                                     current.offset
                                 ),
+                            ))
+                        }
+                        None if partition.table.borrow().len() + accepted.len()
+                            >= OFFSET_ENTRIES_MAX =>
+                        {
+                            Err(OpError::new(
+                                OpErrorKind::GroupFull,
+                                format!("the offsets partition holds {OFFSET_ENTRIES_MAX} offsets"),
                             ))
                         }
                         _ => {

@@ -215,6 +215,9 @@ fn run_group(args: ConsumeArgs) -> Result<(), String> {
         let client = Rc::new(args.connect.connect(address).await?);
         let options = GroupOptions {
             session_timeout: Duration::from_millis(args.session_timeout_ms),
+            // Members of this command rejoin within a poll; a shorter wait also bounds how long
+            // a join (which does not watch for signals) can delay a Ctrl-C.
+            rebalance_timeout: Duration::from_millis(args.session_timeout_ms),
             heartbeat_interval: Duration::from_millis(args.heartbeat_interval_ms),
             auto_commit_interval: Some(Duration::from_millis(args.auto_commit_interval_ms)),
             assignor: match args.assignor {
@@ -265,22 +268,37 @@ fn run_group(args: ConsumeArgs) -> Result<(), String> {
                 if !records.is_empty() {
                     stop.last_record = Instant::now();
                 }
+                // The first record of this poll not printed, if one was not.
+                let mut unprinted = None;
+                let mut write_failed = false;
                 for (index, record) in records.iter().enumerate() {
+                    if args.max_messages.is_some_and(|max| printed >= max) {
+                        unprinted = Some(index);
+                        break;
+                    }
                     line.clear();
                     format_record(&args, record, &mut line);
-                    let full = args.max_messages.is_some_and(|max| printed >= max);
-                    if full || out.write_all(&line).is_err() {
-                        // Not printed: the group must deliver these again.
-                        unprint(&mut consumer, &records[index..]);
-                        break 'polling;
+                    if out.write_all(&line).is_err() {
+                        write_failed = true;
+                        break;
                     }
                     printed += 1;
                 }
-                if let Err(error) = out.flush() {
-                    if error.kind() == std::io::ErrorKind::BrokenPipe {
-                        break;
+                let flushed = out.flush();
+                if write_failed || flushed.is_err() {
+                    // Lines of this poll may sit unwritten in the buffer: the group delivers
+                    // the whole poll again rather than lose any of it (at least once).
+                    unprint(&mut consumer, &records);
+                    match flushed {
+                        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                            return Err(format!("writing to stdout: {error}"));
+                        }
+                        _ => break 'polling,
                     }
-                    return Err(format!("writing to stdout: {error}"));
+                }
+                if let Some(index) = unprinted {
+                    unprint(&mut consumer, &records[index..]);
+                    break 'polling;
                 }
             }
             Ok(())
