@@ -16,6 +16,9 @@
 #   catch-up         write BACKLOG_MIB (more than the cache), then read it from the start
 #   partitions-1000  1,000 partitions, otherwise max-acks1
 #   connections-100  100 producers (100 connections), otherwise max-acks1
+#   idempotence-ab   (only when named in ONLY) closed loop, 16 partitions, acks AB_ACKS, the
+#                    producer idempotent and not, alternating for AB_ROUNDS rounds: the cost
+#                    of the broker's duplicate checks and the client's stamping
 #
 # Environment (defaults in brackets):
 #   DATA_DIR       parent of the scratch directory; ext4/XFS, not tmpfs        [/var/tmp]
@@ -28,6 +31,8 @@
 #   BACKLOG_MIB    catch-up backlog                                            [1024]
 #   ONLY           space-separated workload names to run                       [all]
 #   PORT           the broker's port on 127.0.0.1                             [29292]
+#   AB_ROUNDS      rounds of idempotence-ab                                    [3]
+#   AB_ACKS        acks of idempotence-ab                                      [1]
 #   CARGO_TARGET_DIR  passed through to cargo
 set -euo pipefail
 
@@ -44,7 +49,9 @@ OMB_RATE=${OMB_RATE:-50000}
 BACKLOG_MIB=${BACKLOG_MIB:-1024}
 ONLY=${ONLY:-max-acks1 max-acksall latency-50pct omb-100p catch-up partitions-1000 connections-100}
 PORT=${PORT:-29292}
-for var in DATA_DIR DURATION WARMUP LIMIT_SECONDS BROKER_CORES LOADGEN_CORES OMB_RATE BACKLOG_MIB PORT CARGO_TARGET_DIR; do
+AB_ROUNDS=${AB_ROUNDS:-3}
+AB_ACKS=${AB_ACKS:-1}
+for var in DATA_DIR DURATION WARMUP LIMIT_SECONDS BROKER_CORES LOADGEN_CORES OMB_RATE BACKLOG_MIB PORT AB_ROUNDS AB_ACKS CARGO_TARGET_DIR ONLY; do
     if [[ -n "${!var:-}" ]]; then
         invocation="$var=$(printf '%q' "${!var}") $invocation"
     fi
@@ -203,6 +210,20 @@ fi
 find_max_workload partitions-1000 1000 1 1
 find_max_workload connections-100 16 100 1
 
+if wants idempotence-ab; then
+    for round in $(seq "$AB_ROUNDS"); do
+        for variant in on off; do
+            name="idem-$variant-r$round"
+            flags=()
+            [[ $variant == off ]] && flags=(--no-idempotence)
+            start_broker "$name"
+            loadgen "$name" --topic idem --create-topic --partitions 16 --producers 1 \
+                --consumers 1 --acks "$AB_ACKS" --rate 0 --duration "$DURATION" "${flags[@]}"
+            stop_broker
+        done
+    done
+fi
+
 busy >"$raw/busy-after.txt"
 
 # --- Report ------------------------------------------------------------------------------
@@ -324,6 +345,32 @@ for k in ("latency-50pct", "omb-100p", "catch-up-write", "catch-up"):
     w(f"| {k} | {c['cpu_s'] / c['wall_s']:.2f} | {gib:.2f} | {per:.2f} |")
 w("\n(For runs with a warm-up, CPU is prorated to the measured window, which slightly favours runs "
   "whose set-up and drain are cheap.)\n")
+
+ab = sorted(f[:-5] for f in os.listdir(raw)
+            if f.startswith("idem-") and f.endswith(".json") and not f.endswith("-broker-cpu.json"))
+if ab:
+    import statistics
+    w("## Idempotence on / off\n")
+    w("Closed loop (max throughput; latencies include queueing), 16 partitions, 1 producer, "
+      "1 consumer, runs alternating on / off so that drift hits both alike. Broker CPU is per GiB "
+      "moved over the whole run.\n")
+    w("| run | produce msg/s | produce MiB/s | / limit | publish p50 / p99 us | broker CPU s per GiB | errors / lost / duplicates |")
+    w("|---|---:|---:|---:|---|---:|---|")
+    by_variant = {"on": [], "off": []}
+    for k in ab:
+        r, c = load(f"{k}.json"), load(f"{k}-broker-cpu.json")
+        p, l = r["produce"], r["produce"]["latency_us"]
+        gib = (p["bytes"] + r["consume"]["bytes"]) / (1 << 30)
+        per = c["cpu_s"] * min(1.0, (r["measured_s"] or 1) / c["wall_s"]) / gib if gib else float("nan")
+        by_variant[k.split("-")[1]].append((p["msgs_per_s"], l["p99"], per))
+        w(f"| {k} | {p['msgs_per_s']:,.0f} | {p['mib_per_s']:,.1f} | {p['mib_per_s'] / produce_limit:.3f} | "
+          f"{l['p50']:,} / {l['p99']:,} | {per:.2f} | {r['errors']} / {r['lost']} / {r['duplicates']} |")
+    med = {v: [statistics.median(x[i] for x in runs) for i in range(3)] for v, runs in by_variant.items() if runs}
+    if "on" in med and "off" in med:
+        w(f"\nMedians: on {med['on'][0]:,.0f} msg/s, p99 {med['on'][1]:,.0f} us, {med['on'][2]:.2f} CPU s/GiB; "
+          f"off {med['off'][0]:,.0f} msg/s, p99 {med['off'][1]:,.0f} us, {med['off'][2]:.2f} CPU s/GiB. "
+          f"Throughput on / off = {med['on'][0] / med['off'][0]:.3f}; CPU per GiB on / off = "
+          f"{med['on'][2] / med['off'][2]:.3f}.\n")
 
 for k, _ in names:
     r = results[k]
