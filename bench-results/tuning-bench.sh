@@ -19,7 +19,7 @@
 #   all-max    acks=all, closed loop                   (max throughput, labelled closed loop)
 #   one-fixed  acks=1, open loop at RATE_ONE msg/s     (publish and end-to-end latency)
 #   one-max    acks=1, closed loop
-#   16 partitions, 1 producer, 1 consumer, 1 KiB messages, batch 16 KiB, linger 5 ms.
+#   16 partitions, 1 producer, 1 consumer, 1 KiB messages, batch 16 KiB, linger LINGER_MS.
 # Limits per (round, value): fio seq write 64 KiB qd4 and write+fdatasync 4 KiB qd1 for the
 # disk experiments, iperf3 loopback 1 stream for the network ones, both for the CPU ones.
 # Baseline (once, first): fio seq write 1 MiB qd4, seq read 1 MiB qd8, rand read 4 KiB qd32,
@@ -33,10 +33,12 @@
 #   FIO_SECONDS   runtime of each fio job and of iperf3        [5]
 #   RATE_ALL      open-loop rate of all-fixed, msg/s           [20000]
 #   RATE_ONE      open-loop rate of one-fixed, msg/s           [50000]
+#   LINGER_MS     the producer's linger (its wait for a fuller batch) [5]; 0 shows the
+#                 broker's and the disk's latency without the producer's wait in it
 #   BASELINE      1 = run the baseline fio/iperf3 set          [1]
 #   DATA_DIR      parent of the scratch directory (ext4/XFS)   [/var/tmp]
 #   QUIET_WAIT_S  seconds to wait for other compilers before each (round, value)   [600]
-#   NOISY_RETRIES times a (round, value) that saw a compiler is measured again         [2]
+#   NOISY_RETRIES times a (round, value) that saw a compiler (or failed) is measured again  [3]
 #   BROKER_CORES / LOADGEN_CORES                               [0 / 1]
 #   PORT          the broker's port on 127.0.0.1               [29393]
 #   BUILD_COMMIT  build this commit as committed (git archive), not the working tree  [unset]
@@ -47,7 +49,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 invocation="$(printf '%q ' "$0" "$@")"
-for var in ONLY ROUNDS DURATION WARMUP FIO_SECONDS RATE_ALL RATE_ONE BASELINE DATA_DIR \
+for var in ONLY ROUNDS DURATION WARMUP FIO_SECONDS RATE_ALL RATE_ONE LINGER_MS BASELINE DATA_DIR \
     QUIET_WAIT_S NOISY_RETRIES BROKER_CORES LOADGEN_CORES PORT BUILD_COMMIT CARGO_TARGET_DIR; do
     if [[ -n "${!var:-}" ]]; then
         invocation="$var=$(printf '%q' "${!var}") $invocation"
@@ -60,10 +62,11 @@ WARMUP=${WARMUP:-3}
 FIO_SECONDS=${FIO_SECONDS:-5}
 RATE_ALL=${RATE_ALL:-20000}
 RATE_ONE=${RATE_ONE:-50000}
+LINGER_MS=${LINGER_MS:-5}
 BASELINE=${BASELINE:-1}
 DATA_DIR=${DATA_DIR:-/var/tmp}
 QUIET_WAIT_S=${QUIET_WAIT_S:-600}
-NOISY_RETRIES=${NOISY_RETRIES:-2}
+NOISY_RETRIES=${NOISY_RETRIES:-3}
 BROKER_CORES=${BROKER_CORES:-0}
 LOADGEN_CORES=${LOADGEN_CORES:-1}
 PORT=${PORT:-29393}
@@ -290,7 +293,7 @@ start_broker() { # dir
     die "the broker did not start ($dir/broker.log)"
 }
 stop_broker() {
-    kill -TERM "$broker_pid"
+    kill -TERM "$broker_pid" 2>/dev/null || true
     wait "$broker_pid" || true
     broker_pid=""
     rm -rf "$scratch/data"
@@ -306,7 +309,7 @@ loadgen_job() { # dir workload
     esac
     local command=("$ringbus" loadgen --broker "127.0.0.1:$PORT" --cores "$LOADGEN_CORES"
         --topic "$workload" --create-topic --partitions 16 --producers 1 --consumers 1
-        --message-size 1024 --batch-bytes 16384 --linger-ms 5 --acks "$acks" --rate "$rate"
+        --message-size 1024 --batch-bytes 16384 --linger-ms "$LINGER_MS" --acks "$acks" --rate "$rate"
         --duration "$DURATION" --warmup "$WARMUP" --json "$dir/$workload.json"
         --hgrm-dir "$dir/$workload-hgrm")
     printf '%q ' "${command[@]}" >"$dir/$workload.command"
@@ -316,6 +319,7 @@ loadgen_job() { # dir workload
     "${command[@]}" >"$dir/$workload.table" 2>"$dir/$workload.live" || status=$?
     # Huge pages in the broker's memory (THP experiment: does anything get them?).
     grep -E '^(Rss|AnonHugePages)' "/proc/$broker_pid/smaps_rollup" >"$dir/$workload-broker-smaps.txt" 2>/dev/null || true
+    echo "$status" >"$dir/$workload.exit"
     [[ $status -eq 0 ]] || log "WARNING: loadgen $workload exited $status ($dir/$workload.live)"
 }
 
@@ -334,8 +338,8 @@ fi
 
 # --- Experiments ---------------------------------------------------------------------------
 # A sampler counts compilers once a second for the whole of one (round, value): a compile that
-# starts and ends inside a job is caught too. A noisy (round, value) is kept (renamed
-# round-N-X.noisy-K) and measured again, up to NOISY_RETRIES times.
+# starts and ends inside a job is caught too. A noisy or failed (round, value) is kept (renamed
+# round-N-X.noisy-K / .failed-K) and measured again, up to NOISY_RETRIES times.
 sampler_pid=""
 start_sampler() { # file
     (while :; do compilers; sleep 1; done) >"$1" 2>/dev/null &
@@ -346,6 +350,15 @@ stop_sampler() {
     sampler_pid=""
 }
 noisy() { [[ -n "$(awk '$1 > 0' "$1/compilers.samples")" ]]; }
+# A (round, value) failed when the broker died under it (something else killed it) or a
+# loadgen run failed (lost, duplicated or failed messages, or no connection): measured again.
+failed() { # dir
+    local exit_file
+    for exit_file in "$1"/*.exit; do
+        [[ "$(cat "$exit_file")" == 0 ]] || return 0
+    done
+    [[ -n "$(cat "$1/broker-died" 2>/dev/null)" ]]
+}
 measure() { # experiment round side
     local experiment=$1 round=$2 side=$3
     local dir="$raw/$experiment/round-$round-$side" attempt=0
@@ -358,16 +371,18 @@ measure() { # experiment round side
         for limit in $(limits_of "$experiment"); do limit_job "$dir" "$limit"; done
         start_broker "$dir"
         for workload in $(workloads_of "$experiment"); do loadgen_job "$dir" "$workload"; done
+        kill -0 "$broker_pid" 2>/dev/null || echo "the broker exited before the end of the runs" >"$dir/broker-died"
         stop_broker
         stop_sampler
-        noisy "$dir" || return 0
+        local why=""
+        if failed "$dir"; then why=failed; elif noisy "$dir"; then why=noisy; else return 0; fi
         attempt=$((attempt + 1))
         if [[ "$attempt" -gt "$NOISY_RETRIES" ]]; then
-            log "WARNING: $experiment round $round $side still saw compilers after $NOISY_RETRIES retries: kept, flagged"
+            log "WARNING: $experiment round $round $side still $why after $NOISY_RETRIES retries: kept, flagged"
             return 0
         fi
-        log "$experiment round $round $side saw compilers: measuring it again (retry $attempt of $NOISY_RETRIES)"
-        mv "$dir" "$dir.noisy-$attempt"
+        log "$experiment round $round $side $why: measuring it again (retry $attempt of $NOISY_RETRIES)"
+        mv "$dir" "$dir.$why-$attempt"
     done
 }
 for experiment in $ONLY; do
@@ -378,9 +393,9 @@ for experiment in $ONLY; do
 done
 
 # --- Report --------------------------------------------------------------------------------
-python3 - "$raw" "$report" "$commit" "$invocation" "$stamp" "$ONLY" "$ROUNDS" "$RATE_ALL" "$RATE_ONE" <<'PY'
+python3 - "$raw" "$report" "$commit" "$invocation" "$stamp" "$ONLY" "$ROUNDS" "$RATE_ALL" "$RATE_ONE" "$LINGER_MS" <<'PY'
 import json, os, statistics, sys
-raw, report, commit, invocation, stamp, only, rounds, rate_all, rate_one = sys.argv[1:]
+raw, report, commit, invocation, stamp, only, rounds, rate_all, rate_one, linger_ms = sys.argv[1:]
 rounds = int(rounds)
 MiB = 1 << 20
 
@@ -460,15 +475,15 @@ for experiment in only.split():
     if not os.path.isdir(edir):
         continue
     for name in sorted(os.listdir(edir)):
-        if ".noisy-" in name:
+        if ".noisy-" in name or ".failed-" in name:
             retried.append(f"{experiment}/{name}")
         else:
             samples = text(os.path.join(edir, name, "compilers.samples")).split()
             if any(int(x) > 0 for x in samples if x.isdigit()):
                 still_noisy.append(f"{experiment}/{name}")
 if retried:
-    w(f"Measured again because a compiler ran during them (the noisy attempts are kept in raw/, "
-      f"not used): {', '.join(retried)}.\n")
+    w(f"Measured again because a compiler ran during them (`.noisy-N`) or a run failed (`.failed-N`: "
+      f"the broker was killed from outside, or loadgen failed); kept in raw/, not used: {', '.join(retried)}.\n")
 if still_noisy:
     w(f"**Still noisy after the retries (used, but pessimistic):** {', '.join(still_noisy)}.\n")
 elif any(os.path.exists(os.path.join(raw, e)) for e in only.split()):
@@ -480,7 +495,8 @@ w("```")
 w(text(os.path.join(raw, "machine.txt")))
 w("```")
 w(f"- Broker `ringbus serve --cores 0` (fresh data dir per value and round), loadgen `--cores 1`, "
-  f"16 partitions, 1 producer, 1 consumer, 1 KiB messages, batch 16 KiB, linger 5 ms. "
+  f"16 partitions, 1 producer, 1 consumer, 1 KiB messages, batch 16 KiB, linger {linger_ms} ms "
+  f"(publish latency counts the producer's linger wait too). "
   f"all-fixed: acks=all open loop at {int(rate_all):,} msg/s; one-fixed: acks=1 open loop at "
   f"{int(rate_one):,} msg/s; *-max: closed loop (throughput only; its latencies include queueing).\n")
 

@@ -339,6 +339,56 @@ fn nvme_with_none_is_ok() {
 }
 
 #[test]
+fn single_queue_virtio_disk_keeps_mq_deadline() {
+    let fixture = Fixture::healthy();
+    // A virtio disk: one hardware queue, the virtio_blk driver, rotational as virtio reports.
+    let vda = "devices/pci0000:00/0000:00:02.0/virtio1/block/vda";
+    fixture.nvme_disk(vda, "0000:00:02.0", &[36]);
+    fs::remove_dir(fixture.path(&format!("sys/{vda}/mq/1"))).unwrap();
+    fixture.file(&format!("sys/{vda}/queue/rotational"), "1");
+    fixture.file(&format!("sys/{vda}/queue/nomerges"), "0");
+    fixture.link(
+        &format!("sys/{vda}/device/driver"),
+        "../../../../../bus/virtio/drivers/virtio_blk",
+    );
+    fixture.link(
+        &format!("sys/dev/block/{}", fixture.device_number()),
+        &format!("../../{vda}"),
+    );
+    fixture.file(
+        &format!("sys/{vda}/queue/scheduler"),
+        "[none] mq-deadline kyber",
+    );
+    let table = stdout(&fixture.run("check", &[]));
+    let line = row(&table, "vda scheduler");
+    assert!(line.starts_with("warn"), "{table}");
+    assert!(
+        line.contains("echo mq-deadline > /sys/block/vda/queue/scheduler"),
+        "{line}"
+    );
+    assert_eq!(status(&table, "vda nomerges"), "ok");
+    fixture.file(
+        &format!("sys/{vda}/queue/scheduler"),
+        "none [mq-deadline] kyber",
+    );
+    let output = fixture.run("check", &[]);
+    assert_eq!(status(&stdout(&output), "vda scheduler"), "ok");
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+}
+
+#[test]
+fn thp_always_warns_and_never_is_ok() {
+    let fixture = Fixture::healthy();
+    let thp = "sys/kernel/mm/transparent_hugepage/enabled";
+    fixture.file(thp, "[always] madvise never");
+    let table = stdout(&fixture.run("check", &[]));
+    assert!(row(&table, "THP enabled").starts_with("warn"), "{table}");
+    fixture.file(thp, "always madvise [never]");
+    let table = stdout(&fixture.run("check", &[]));
+    assert_eq!(status(&table, "THP enabled"), "ok");
+}
+
+#[test]
 fn one_setting_off_turns_exit_0_into_1() {
     let fixture = Fixture::healthy();
     assert_eq!(fixture.run("check", &[]).status.code(), Some(0));

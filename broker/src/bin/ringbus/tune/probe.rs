@@ -591,9 +591,11 @@ pub fn meminfo_kib(text: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// Sums over CPUs of `/proc/net/softnet_stat`: packets dropped because the backlog queue was
-/// full (column 2) and NAPI rounds cut short by the budget (`time_squeeze`, column 3).
-pub fn softnet_totals(text: &str) -> Result<(u64, u64), String> {
+/// Sums over CPUs of `/proc/net/softnet_stat`: packets processed (column 1), packets dropped
+/// because the backlog queue was full (column 2) and NAPI rounds cut short by the budget
+/// (`time_squeeze`, column 3).
+pub fn softnet_totals(text: &str) -> Result<(u64, u64, u64), String> {
+    let mut processed = 0u64;
     let mut dropped = 0u64;
     let mut squeezed = 0u64;
     for line in text.lines().filter(|line| !line.trim().is_empty()) {
@@ -607,10 +609,11 @@ pub fn softnet_totals(text: &str) -> Result<(u64, u64), String> {
             u64::from_str_radix(field, 16)
                 .map_err(|_| format!("softnet_stat field {field:?} is not hex"))
         };
+        processed = processed.saturating_add(hex(fields[0])?);
         dropped = dropped.saturating_add(hex(fields[1])?);
         squeezed = squeezed.saturating_add(hex(fields[2])?);
     }
-    Ok((dropped, squeezed))
+    Ok((processed, dropped, squeezed))
 }
 
 /// How `ethtool` is run: the program (`ethtool`, or a test's stand-in script).
@@ -875,7 +878,7 @@ mod tests {
         );
         assert_eq!(
             softnet_totals("0000000b 00000002 00000000\n000004ea 00000000 00000010\n"),
-            Ok((2, 16))
+            Ok((0xb + 0x4ea, 2, 16))
         );
     }
 
