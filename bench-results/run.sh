@@ -295,56 +295,60 @@ names = [
 ]
 results = {k: load(f"{k}.json") for k, _ in names}
 cpu = {k: load(f"{k}-broker-cpu.json") for k, _ in names}
-w("## Throughput\n")
-w("| workload | rate asked (msg/s) | produce msg/s | produce MiB/s | / limit | consume msg/s | consume MiB/s | / limit | vs max-acks1 |")
-w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-base = (results.get("max-acks1") or {}).get("produce", {}).get("msgs_per_s") or 0
-for k, title in names:
-    r = results[k]
-    if r is None:
-        w(f"| {k}: {title} | not run or failed (see raw logs) | | | | | | | |")
-        continue
-    p, c = r["produce"], r["consume"]
-    rate = r["config"].get("rate", 0)
-    asked = "closed loop" if not rate else f"{rate:,.0f}"
-    consume_limit = min(read_mib, iperf_mib) if k == "catch-up" else iperf_mib
-    vs = f"{p['msgs_per_s'] / base:.2f}" if base and k in ("partitions-1000", "connections-100", "max-acksall") else ""
-    w(f"| {k}: {title} | {asked} | {p['msgs_per_s']:,.0f} | {p['mib_per_s']:,.1f} | {p['mib_per_s'] / produce_limit:.3f} | "
-      f"{c['msgs_per_s']:,.0f} | {c['mib_per_s']:,.1f} | {c['mib_per_s'] / consume_limit:.3f} | {vs} |")
-w("\nTargets (issue #3): produce >= 0.85 of the produce limit, tailing consume >= 0.85 of iperf3, "
-  "partitions-1000 and connections-100 at 0.80 or more of max-acks1.\n")
+# With ONLY naming a subset, only the workloads asked for are reported.
+only = os.environ.get("ONLY", "").split()
+names = [(k, title) for k, title in names if not only or k in only or (k == "catch-up-write" and "catch-up" in only)]
+if names:
+    w("## Throughput\n")
+    w("| workload | rate asked (msg/s) | produce msg/s | produce MiB/s | / limit | consume msg/s | consume MiB/s | / limit | vs max-acks1 |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base = (results.get("max-acks1") or {}).get("produce", {}).get("msgs_per_s") or 0
+    for k, title in names:
+        r = results[k]
+        if r is None:
+            w(f"| {k}: {title} | not run or failed (see raw logs) | | | | | | | |")
+            continue
+        p, c = r["produce"], r["consume"]
+        rate = r["config"].get("rate", 0)
+        asked = "closed loop" if not rate else f"{rate:,.0f}"
+        consume_limit = min(read_mib, iperf_mib) if k == "catch-up" else iperf_mib
+        vs = f"{p['msgs_per_s'] / base:.2f}" if base and k in ("partitions-1000", "connections-100", "max-acksall") else ""
+        w(f"| {k}: {title} | {asked} | {p['msgs_per_s']:,.0f} | {p['mib_per_s']:,.1f} | {p['mib_per_s'] / produce_limit:.3f} | "
+          f"{c['msgs_per_s']:,.0f} | {c['mib_per_s']:,.1f} | {c['mib_per_s'] / consume_limit:.3f} | {vs} |")
+    w("\nTargets (issue #3): produce >= 0.85 of the produce limit, tailing consume >= 0.85 of iperf3, "
+      "partitions-1000 and connections-100 at 0.80 or more of max-acks1.\n")
 
-w("## Latency (us)\n")
-w("| workload | publish p50 / p99 / p99.9 / max | publish delay p99 | end-to-end p50 / p99 / p99.9 / max | fetch p50 / p99 | errors | lost | duplicates |")
-w("|---|---|---:|---|---|---:|---:|---:|")
-for k, title in names:
-    r = results[k]
-    if r is None:
-        continue
-    l, d, e, f = r["produce"]["latency_us"], r["publish_delay_us"], r["e2e_latency_us"], r.get("fetch_latency_us", {})
-    w(f"| {k} | {l['p50']:,} / {l['p99']:,} / {l['p999']:,} / {l['max']:,} | {d['p99']:,} | "
-      f"{e['p50']:,} / {e['p99']:,} / {e['p999']:,} / {e['max']:,} | {f.get('p50', 0):,} / {f.get('p99', 0):,} | "
-      f"{r['errors']} | {r['lost']} | {r['duplicates']} |")
-w(f"\nThe acks=all floor is fio's write+fdatasync p50 / p99 above ({sync_p50:,.0f} / {sync_p99:,.0f} us).\n")
+    w("## Latency (us)\n")
+    w("| workload | publish p50 / p99 / p99.9 / max | publish delay p99 | end-to-end p50 / p99 / p99.9 / max | fetch p50 / p99 | errors | lost | duplicates |")
+    w("|---|---|---:|---|---|---:|---:|---:|")
+    for k, title in names:
+        r = results[k]
+        if r is None:
+            continue
+        l, d, e, f = r["produce"]["latency_us"], r["publish_delay_us"], r["e2e_latency_us"], r.get("fetch_latency_us", {})
+        w(f"| {k} | {l['p50']:,} / {l['p99']:,} / {l['p999']:,} / {l['max']:,} | {d['p99']:,} | "
+          f"{e['p50']:,} / {e['p99']:,} / {e['p999']:,} / {e['max']:,} | {f.get('p50', 0):,} / {f.get('p99', 0):,} | "
+          f"{r['errors']} | {r['lost']} | {r['duplicates']} |")
+    w(f"\nThe acks=all floor is fio's write+fdatasync p50 / p99 above ({sync_p50:,.0f} / {sync_p99:,.0f} us).\n")
 
-w("## Broker CPU\n")
-w("Broker CPU seconds (utime + stime of the whole process, io_uring workers included) over a whole "
-  "loadgen run, divided by the GiB it moved in that run (produced + consumed). Only fixed-work runs "
-  "are listed: a find-max run's CPU spans trials at different rates.\n")
-w("| workload | broker CPU s/s | GiB moved | CPU s per GiB |\n|---|---:|---:|---:|")
-for k in ("latency-50pct", "omb-100p", "catch-up-write", "catch-up"):
-    r, c = results.get(k), cpu.get(k)
-    if r is None or c is None or not c["wall_s"]:
-        continue
-    # Bytes over the whole run: the measured rates times the wall time of the run is an
-    # overestimate for runs with warm-up; use the measured window's bytes scaled to the run.
-    window = r["measured_s"] or 1
-    gib = (r["produce"]["bytes"] + r["consume"]["bytes"]) / (1 << 30)
-    cpu_in_window = c["cpu_s"] * min(1.0, window / c["wall_s"])
-    per = cpu_in_window / gib if gib else float("nan")
-    w(f"| {k} | {c['cpu_s'] / c['wall_s']:.2f} | {gib:.2f} | {per:.2f} |")
-w("\n(For runs with a warm-up, CPU is prorated to the measured window, which slightly favours runs "
-  "whose set-up and drain are cheap.)\n")
+    w("## Broker CPU\n")
+    w("Broker CPU seconds (utime + stime of the whole process, io_uring workers included) over a whole "
+      "loadgen run, divided by the GiB it moved in that run (produced + consumed). Only fixed-work runs "
+      "are listed: a find-max run's CPU spans trials at different rates.\n")
+    w("| workload | broker CPU s/s | GiB moved | CPU s per GiB |\n|---|---:|---:|---:|")
+    for k in ("latency-50pct", "omb-100p", "catch-up-write", "catch-up"):
+        r, c = results.get(k), cpu.get(k)
+        if r is None or c is None or not c["wall_s"]:
+            continue
+        # Bytes over the whole run: the measured rates times the wall time of the run is an
+        # overestimate for runs with warm-up; use the measured window's bytes scaled to the run.
+        window = r["measured_s"] or 1
+        gib = (r["produce"]["bytes"] + r["consume"]["bytes"]) / (1 << 30)
+        cpu_in_window = c["cpu_s"] * min(1.0, window / c["wall_s"])
+        per = cpu_in_window / gib if gib else float("nan")
+        w(f"| {k} | {c['cpu_s'] / c['wall_s']:.2f} | {gib:.2f} | {per:.2f} |")
+    w("\n(For runs with a warm-up, CPU is prorated to the measured window, which slightly favours runs "
+      "whose set-up and drain are cheap.)\n")
 
 ab = sorted(f[:-5] for f in os.listdir(raw)
             if f.startswith("idem-") and f.endswith(".json") and not f.endswith("-broker-cpu.json"))
