@@ -377,6 +377,20 @@ fn single_queue_virtio_disk_keeps_mq_deadline() {
 }
 
 #[test]
+fn nvme_with_merges_on_warns() {
+    let fixture = Fixture::healthy();
+    fixture.file(&format!("sys/{NVME}/queue/nomerges"), "0");
+    let output = fixture.run("check", &[]);
+    let line = row(&stdout(&output), "nvme0n1 nomerges").to_string();
+    assert!(line.starts_with("warn"), "{line}");
+    assert!(
+        line.contains("echo 2 > /sys/block/nvme0n1/queue/nomerges"),
+        "{line}"
+    );
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
 fn thp_always_warns_and_never_is_ok() {
     let fixture = Fixture::healthy();
     let thp = "sys/kernel/mm/transparent_hugepage/enabled";
