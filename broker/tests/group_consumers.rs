@@ -298,7 +298,10 @@ fn a_group_shares_partitions_survives_a_killed_member_and_never_redelivers_commi
     consumed.extend(first.stop());
     consumed.extend(third.stop());
     consumed.extend(&killed_saw);
-    assert_eq!(consumed, all, "every stored record was consumed at least once");
+    assert_eq!(
+        consumed, all,
+        "every stored record was consumed at least once"
+    );
     let offsets = committed(&broker);
     assert_eq!(offsets.len(), PARTITIONS as usize);
     for (partition, (committed, log_end)) in &offsets {
