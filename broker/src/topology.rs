@@ -37,8 +37,8 @@ impl fmt::Display for PartitionKey {
 }
 
 /// FNV-1a: stable across builds and platforms (std's hasher is not), so ownership never
-/// changes with a toolchain upgrade.
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// changes with a toolchain upgrade. Also maps a consumer group to its offsets partition.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in bytes {
         hash ^= u64::from(*byte);
