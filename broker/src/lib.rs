@@ -10,6 +10,7 @@
 //! Each shard counts its work in [`metrics`], served as Prometheus text over HTTP.
 //! [`server`] creates the executors and is the only place that does.
 
+mod byte_reader;
 pub mod connection;
 pub mod group;
 pub mod handler;

@@ -14,6 +14,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::byte_reader::ByteReader;
+
 /// Format version of the metadata snapshot.
 pub const METADATA_VERSION: u16 = 1;
 /// Longest topic name (Kafka's limit).
@@ -166,7 +168,7 @@ impl Metadata {
 
     /// Decodes a snapshot; any inconsistency is an error (the blob's CRC already passed).
     pub fn decode(bytes: &[u8]) -> Result<Metadata, String> {
-        let mut reader = Reader { bytes, at: 0 };
+        let mut reader = ByteReader::new(bytes);
         let version = u16::from_le_bytes(reader.take()?);
         if version != METADATA_VERSION {
             return Err(format!("unsupported metadata version {version}"));
@@ -195,32 +197,10 @@ impl Metadata {
                 },
             );
         }
-        if reader.at != bytes.len() {
+        if reader.left() != 0 {
             return Err("trailing bytes after the topics".to_string());
         }
         Ok(Metadata { epoch, topics })
-    }
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn slice(&mut self, len: usize) -> Result<&[u8], String> {
-        let end = self
-            .at
-            .checked_add(len)
-            .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| "metadata is truncated".to_string())?;
-        let slice = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(slice)
-    }
-
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        Ok(self.slice(N)?.try_into().expect("length checked"))
     }
 }
 

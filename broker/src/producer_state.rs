@@ -39,6 +39,8 @@ use std::collections::{HashMap, VecDeque};
 use schema::batch::BatchHeader;
 use storage::Offset;
 
+use crate::byte_reader::{ByteReader, Truncated};
+
 /// Batches remembered per producer: as many as a producer may have unacknowledged at once,
 /// so any retried batch finds its original offsets.
 pub const BATCHES_REMEMBERED: usize = schema::wire::IDEMPOTENT_BATCHES_IN_FLIGHT_MAX;
@@ -460,7 +462,7 @@ impl ProducerStates {
 
     /// Decodes a snapshot: the offset it covers through, and the state.
     pub fn decode(bytes: &[u8]) -> Result<(Offset, ProducerStates), SnapshotError> {
-        let mut reader = Reader { bytes, at: 0 };
+        let mut reader = ByteReader::new(bytes);
         let version = u16::from_le_bytes(reader.take()?);
         if version != SNAPSHOT_VERSION {
             return Err(SnapshotError::Version { version });
@@ -508,35 +510,21 @@ impl ProducerStates {
                 return Err(malformed(format!("producer id {id} invalid or repeated")));
             }
         }
-        if reader.at != bytes.len() {
-            return Err(malformed(format!(
-                "{} bytes left over",
-                bytes.len() - reader.at
-            )));
+        if reader.left() != 0 {
+            return Err(malformed(format!("{} bytes left over", reader.left())));
         }
         Ok((through, ProducerStates { producers }))
     }
 }
 
+impl From<Truncated> for SnapshotError {
+    fn from(truncated: Truncated) -> SnapshotError {
+        malformed(truncated.to_string())
+    }
+}
+
 fn malformed(reason: String) -> SnapshotError {
     SnapshotError::Malformed { reason }
-}
-
-struct Reader<'b> {
-    bytes: &'b [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
-        let end = self.at + N;
-        let slice = self
-            .bytes
-            .get(self.at..end)
-            .ok_or_else(|| malformed(format!("ends at byte {} of {end}", self.bytes.len())))?;
-        self.at = end;
-        Ok(slice.try_into().expect("N bytes"))
-    }
 }
 
 #[cfg(test)]

@@ -559,6 +559,27 @@ impl Client {
         }
     }
 
+    /// [`Client::list_offsets`] where any partition's error fails the whole call (as
+    /// [`ClientError::Partition`]): the found offsets, in request order.
+    pub async fn list_offsets_all(
+        &self,
+        items: Vec<ListOffsetsItem>,
+    ) -> Result<Vec<ListOffsetsResultOwned>, ClientError> {
+        let results = self.list_offsets(items).await?;
+        if let Some(failed) = results
+            .iter()
+            .find(|result| result.error != ErrorCode::None)
+        {
+            return Err(ClientError::Partition {
+                topic: failed.topic.clone(),
+                partition: failed.partition,
+                code: failed.error,
+                message: String::new(),
+            });
+        }
+        Ok(results)
+    }
+
     /// Closes the connection gracefully: new calls fail with [`ClientError::Closed`], requests
     /// already queued are written, then the writing side is shut down. The broker answers what
     /// it has read and closes its side; this waits for that (up to the request timeout), so on

@@ -275,19 +275,11 @@ impl Consumer {
                 query,
             })
             .collect();
-        let mut found = BTreeMap::new();
-        for result in self.client.list_offsets(items).await? {
-            if result.error != ErrorCode::None {
-                return Err(ClientError::Partition {
-                    topic: result.topic,
-                    partition: result.partition,
-                    code: result.error,
-                    message: String::new(),
-                });
-            }
-            found.insert(result.partition, result.offset);
-        }
-        Ok(found)
+        let found = self.client.list_offsets_all(items).await?;
+        Ok(found
+            .into_iter()
+            .map(|result| (result.partition, result.offset))
+            .collect())
     }
 }
 

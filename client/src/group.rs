@@ -474,15 +474,7 @@ impl GroupConsumer {
                 query,
             })
             .collect();
-        for result in self.client.list_offsets(items).await? {
-            if result.error != ErrorCode::None {
-                return Err(ClientError::Partition {
-                    topic: result.topic,
-                    partition: result.partition,
-                    code: result.error,
-                    message: String::new(),
-                });
-            }
+        for result in self.client.list_offsets_all(items).await? {
             found.insert((result.topic, result.partition), result.offset);
         }
         Ok(found)

@@ -317,9 +317,13 @@ impl Coordinator {
 
     /// The timer: sessions, rebalance deadlines, changed topics.
     pub fn tick(&self, shard: &Shard) {
+        let mut groups = self.groups.borrow_mut();
+        if groups.is_empty() {
+            // Most shards coordinate nothing most of the time: no topic map to build.
+            return;
+        }
         let now = Instant::now();
         let counts = partition_counts(shard);
-        let mut groups = self.groups.borrow_mut();
         for entry in groups.values_mut() {
             if entry.group.assignment_stale(&counts) {
                 tracing::info!(

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 
 use schema::batch::BatchBuilder;
 
+use crate::byte_reader::{ByteReader, Truncated};
 use crate::topology::fnv1a;
 
 /// The internal topic holding committed offsets.
@@ -159,31 +160,26 @@ pub fn commit_batch(commits: &[(OffsetKey, Committed)], now_ms: i64) -> Vec<u8> 
     builder.finish()
 }
 
-struct Reader<'b> {
-    bytes: &'b [u8],
-    at: usize,
+impl From<Truncated> for OffsetsFormatError {
+    fn from(truncated: Truncated) -> OffsetsFormatError {
+        format_error(truncated.to_string())
+    }
 }
 
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], OffsetsFormatError> {
-        let end = self.at + N;
-        let slice = self
-            .bytes
-            .get(self.at..end)
-            .ok_or_else(|| format_error(format!("ends at byte {} of {end}", self.bytes.len())))?;
-        self.at = end;
-        Ok(slice.try_into().expect("N bytes"))
-    }
+/// The fields of the record and snapshot layouts, read from a [`ByteReader`].
+trait Fields {
+    fn string(&mut self) -> Result<String, OffsetsFormatError>;
+    fn version(&mut self) -> Result<(), OffsetsFormatError>;
+    fn key_fields(&mut self) -> Result<OffsetKey, OffsetsFormatError>;
+    fn committed(&mut self) -> Result<Committed, OffsetsFormatError>;
+    fn end(&self) -> Result<(), OffsetsFormatError>;
+}
 
+impl Fields for ByteReader<'_> {
     fn string(&mut self) -> Result<String, OffsetsFormatError> {
         let length = usize::from(u16::from_le_bytes(self.take()?));
-        let end = self.at + length;
-        let slice = self
-            .bytes
-            .get(self.at..end)
-            .ok_or_else(|| format_error(format!("a {length} byte name runs past the end")))?;
-        self.at = end;
-        String::from_utf8(slice.to_vec()).map_err(|_| format_error("a name is not UTF-8"))
+        String::from_utf8(self.slice(length)?.to_vec())
+            .map_err(|_| format_error("a name is not UTF-8"))
     }
 
     fn version(&mut self) -> Result<(), OffsetsFormatError> {
@@ -212,13 +208,9 @@ impl Reader<'_> {
     }
 
     fn end(&self) -> Result<(), OffsetsFormatError> {
-        if self.at == self.bytes.len() {
-            Ok(())
-        } else {
-            Err(format_error(format!(
-                "{} bytes left over",
-                self.bytes.len() - self.at
-            )))
+        match self.left() {
+            0 => Ok(()),
+            left => Err(format_error(format!("{left} bytes left over"))),
         }
     }
 }
@@ -228,14 +220,11 @@ pub fn decode_record(
     key: &[u8],
     value: &[u8],
 ) -> Result<(OffsetKey, Committed), OffsetsFormatError> {
-    let mut reader = Reader { bytes: key, at: 0 };
+    let mut reader = ByteReader::new(key);
     reader.version()?;
     let key = reader.key_fields()?;
     reader.end()?;
-    let mut reader = Reader {
-        bytes: value,
-        at: 0,
-    };
+    let mut reader = ByteReader::new(value);
     reader.version()?;
     let committed = reader.committed()?;
     reader.end()?;
@@ -312,7 +301,7 @@ impl OffsetTable {
 
     /// Decodes a snapshot: the offset it covers through, and the table.
     pub fn decode(bytes: &[u8]) -> Result<(u64, OffsetTable), OffsetsFormatError> {
-        let mut reader = Reader { bytes, at: 0 };
+        let mut reader = ByteReader::new(bytes);
         reader.version()?;
         let through = u64::from_le_bytes(reader.take()?);
         let count = u32::from_le_bytes(reader.take()?);

@@ -221,17 +221,13 @@ fn reset(args: ResetArgs) -> Result<(), String> {
                         query,
                     })
                     .collect();
-                let mut found = Vec::new();
-                for result in client.list_offsets(items).await.map_err(error)? {
-                    if result.error != ErrorCode::None {
-                        return Err(format!(
-                            "{}/{}: {:?}",
-                            result.topic, result.partition, result.error
-                        ));
-                    }
-                    found.push((result.partition, result.offset));
-                }
-                found
+                client
+                    .list_offsets_all(items)
+                    .await
+                    .map_err(error)?
+                    .into_iter()
+                    .map(|result| (result.partition, result.offset))
+                    .collect()
             }
         };
         let entries = offsets
