@@ -344,3 +344,64 @@ fn the_offsets_log_is_compacted_by_snapshots_and_recovers_from_them() {
     );
     broker.stop();
 }
+
+#[test]
+fn bad_group_requests_get_a_clear_error_and_the_broker_keeps_serving() {
+    let dir = data_dir();
+    let broker = Broker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    create_topic(&mut client, "t", 1);
+    let join = |group: &str, client_id: &str, topic: &str| {
+        RequestBodyOwned::JoinGroup(JoinGroupOwned {
+            group: group.to_string(),
+            member_id: String::new(),
+            client_id: client_id.to_string(),
+            topics: vec![topic.to_string()],
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            assignor: Assignor::Range,
+        })
+    };
+    let join_error =
+        |client: &mut RawClient, body: &RequestBodyOwned| match client.request(body, &[]).0.body {
+            Some(ResponseBodyOwned::JoinGroup { error, .. }) => error,
+            other => panic!("unexpected {other:?}"),
+        };
+    // An empty group name, a topic name that is not one, an oversized client id, timeouts
+    // out of bounds.
+    assert_eq!(
+        join_error(&mut client, &join("", "c", "t")),
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        join_error(&mut client, &join("g", "c", "../t")),
+        ErrorCode::InvalidRequest
+    );
+    let long = "c".repeat(1_000);
+    assert_eq!(
+        join_error(&mut client, &join("g", &long, "t")),
+        ErrorCode::InvalidRequest
+    );
+    let mut short_session = join("g", "c", "t");
+    if let RequestBodyOwned::JoinGroup(join) = &mut short_session {
+        join.session_timeout_ms = 1;
+    }
+    assert_eq!(
+        join_error(&mut client, &short_session),
+        ErrorCode::InvalidSessionTimeout
+    );
+    // Too many offsets in one commit: refused whole, nothing stored.
+    let offsets: Vec<(&str, u32, u64)> = (0..10_001u64).map(|offset| ("t", 0, offset)).collect();
+    assert_eq!(
+        commit(&mut client, "g", ("", -1), &offsets, false),
+        Err(ErrorCode::InvalidRequest)
+    );
+    assert_eq!(fetch_offsets(&mut client, "g"), Vec::new());
+    // Still serving: a good commit goes through.
+    commit_standalone(&mut client, "g", &[("t", 0, 1)]);
+    assert_eq!(
+        fetch_offsets(&mut client, "g"),
+        vec![("t".to_string(), 0, 1)]
+    );
+    broker.stop();
+}
