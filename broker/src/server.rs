@@ -8,11 +8,18 @@
 //! Start-up order: bind the first listener (resolving port 0), then start every shard; each
 //! opens its disk (the O_DIRECT probe), loads the metadata, opens its partitions and reports
 //! ready. Only when every shard is ready does the broker print `listening on ADDR`.
-//! Shutdown: a signal sets a flag that every shard watches; each stops accepting, then closes
-//! its partitions (sync, indexes, clean-shutdown marker). Connections still open are dropped.
+//! Shutdown: a signal fires one stop event per shard ([`net::stop`]), which wakes the shard
+//! once; it cancels its accept loops, then closes its partitions (sync, indexes, clean-shutdown
+//! marker). Connections still open are dropped. Nothing polls: see [`serve_until`] for why a
+//! pending accept must live in a task of its own.
+//!
+//! Fail-stop: once `serve` runs, a panic on any thread ends the process with exit code 101
+//! after logging which thread panicked, never leaving a half-dead broker on its port.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +27,7 @@ use std::time::Duration;
 
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
+use net::stop::{StopReceiver, StopSender};
 use storage::LogConfig;
 use storage::disk::glommio::{DirectIo, GlommioDisk};
 
@@ -155,6 +163,31 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
     signal
 }
 
+/// Exit code of a broker that stopped because a thread panicked (Rust's own panic exit code).
+pub const PANIC_EXIT_CODE: i32 = 101;
+
+/// Makes any panic in the process end it at once with [`PANIC_EXIT_CODE`] (fail-stop).
+///
+/// Why: a panicking shard thread would otherwise die alone (or, inside glommio's waker calls,
+/// be caught and logged) while the other threads hold the port and the data directory: a
+/// half-dead broker that accepts connections nobody serves and ignores SIGTERM. Stopping the
+/// whole process lets a supervisor restart it, and recovery is the crash path every restart
+/// already takes. The default hook still prints the panic message and location first.
+fn fail_stop_on_panic() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        // Written directly, not through tracing: it must show even where no subscriber is set.
+        eprintln!("ringbus: thread {thread} panicked: stopping the process (fail-stop)");
+        // SAFETY: `_exit` takes no pointers and only ends the process. Skipping atexit
+        // handlers and destructors is the point: other threads may be mid-operation, and no
+        // cleanup may run on state a panic left inconsistent. Durable data needs none.
+        unsafe { libc::_exit(PANIC_EXIT_CODE) };
+    }));
+}
+
 /// Binds `address` once per shard with SO_REUSEPORT (port 0: the first bind picks the port the
 /// others reuse); returns the listeners and the bound address.
 fn bind_per_shard(
@@ -177,6 +210,7 @@ fn bind_per_shard(
 /// Runs the broker until SIGINT/SIGTERM. `ready` is called with the bound addresses once every
 /// shard accepts connections.
 pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<(), ServeError> {
+    fail_stop_on_panic();
     let signals = block_signals();
     let shard_count = config.cores.len() as u16;
     let (listeners, address) = bind_per_shard(config.listen, shard_count)?;
@@ -188,18 +222,27 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
         None => (Vec::new(), None),
     };
     metrics_listeners.resize_with(usize::from(shard_count), || None);
-    let stop = Arc::new(AtomicBool::new(false));
+    let mut stop_senders = Vec::with_capacity(usize::from(shard_count));
+    let mut stop_receivers = Vec::with_capacity(usize::from(shard_count));
+    for _ in 0..shard_count {
+        let (sender, receiver) = net::stop::pair()?;
+        stop_senders.push(sender);
+        stop_receivers.push(receiver);
+    }
     let mesh = (shard_count > 1)
         .then(|| MeshBuilder::<ShardMessage, _>::full(usize::from(shard_count), MESH_CHANNEL_MAX));
     let (ready_sender, ready_receiver) = std::sync::mpsc::channel::<Result<(), ServeError>>();
     let mut handles = Vec::new();
     let shard_listeners = listeners.into_iter().zip(metrics_listeners);
-    for (index, (core, (listener, metrics_listener))) in
-        config.cores.iter().zip(shard_listeners).enumerate()
+    for (index, ((core, (listener, metrics_listener)), stop)) in config
+        .cores
+        .iter()
+        .zip(shard_listeners)
+        .zip(stop_receivers)
+        .enumerate()
     {
         let id = ShardId(index as u16);
         let config = config.clone();
-        let stop = stop.clone();
         let mesh = mesh.clone();
         let ready_sender = ready_sender.clone();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(*core))
@@ -237,7 +280,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
         }
     }
     if let Some(error) = failure {
-        stop.store(true, Ordering::SeqCst);
+        stop_senders.into_iter().for_each(StopSender::fire);
         for handle in handles {
             let _ = handle.join();
         }
@@ -249,15 +292,12 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
     });
     let signal = wait_for_signal(&signals);
     tracing::info!(signal, "shutting down");
-    stop.store(true, Ordering::SeqCst);
+    stop_senders.into_iter().for_each(StopSender::fire);
     for handle in handles {
         let _ = handle.join();
     }
     Ok(())
 }
-
-/// How often a shard checks whether shutdown was requested.
-const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The sockets one shard listens on.
 struct ShardListeners {
@@ -271,7 +311,7 @@ async fn run_shard(
     config: ServeConfig,
     listeners: ShardListeners,
     mesh: Option<MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>>,
-    stop: Arc<AtomicBool>,
+    stop: StopReceiver,
     ready: std::sync::mpsc::Sender<Result<(), ServeError>>,
 ) {
     let fail = |reason: String| ServeError::Shard {
@@ -336,60 +376,193 @@ async fn run_shard(
         }
     };
     let _ = ready.send(Ok(()));
-    let connections = Rc::new(std::cell::Cell::new(0usize));
-    let stopped = async {
-        while !stop.load(Ordering::SeqCst) {
-            glommio::timer::sleep(STOP_POLL_INTERVAL).await;
-        }
-    };
-    let accept_loop = async {
-        loop {
-            match listener.accept(config.limits).await {
-                Ok(connection) => {
-                    if connections.get() >= config.connections_max {
-                        tracing::warn!(shard = %id, peer = %connection.peer(),
-                            limit = config.connections_max, "connection limit reached: closing");
-                        continue;
-                    }
-                    connections.set(connections.get() + 1);
-                    let (shard, connections) = (shard.clone(), connections.clone());
-                    let in_flight_max = config.in_flight_max;
-                    glommio::spawn_local(async move {
-                        connection::serve(shard, connection, in_flight_max).await;
-                        connections.set(connections.get() - 1);
-                    })
-                    .detach();
-                }
-                Err(error) => {
-                    // Running out of descriptors must not spin: back off a little.
-                    tracing::warn!(shard = %id, %error, "accept failed");
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-    };
-    let metrics_server = async {
-        match metrics_listener {
-            Some(listener) => {
+    let mut serving: Vec<Pin<Box<dyn Future<Output = ()>>>> = Vec::new();
+    serving.push(Box::pin(accept_loop(
+        id,
+        listener,
+        config.limits,
+        connection_starter(shard.clone(), config.connections_max, config.in_flight_max),
+    )));
+    if let Some(listener) = metrics_listener {
+        let shard = shard.clone();
+        serving.push(Box::pin(net::http::serve(
+            listener,
+            metrics::METRICS_PATH,
+            move || {
                 let shard = shard.clone();
-                net::http::serve(listener, metrics::METRICS_PATH, move || {
-                    let shard = shard.clone();
-                    async move { metrics::gather(&shard).await }
-                })
-                .await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    let serving = futures_lite::future::or(accept_loop, metrics_server);
-    futures_lite::future::or(stopped, serving).await;
+                async move { metrics::gather(&shard).await }
+            },
+        )));
+    }
+    serve_until(stop.wait(), serving).await;
     shard.shutdown().await;
     tracing::info!(shard = %id, "stopped");
 }
 
+/// Runs each of `serving` as a task of its own until `stop` completes, then cancels them.
+///
+/// Why separate tasks: glommio 0.9 keeps one waker clone per poll of a pending accept (and of
+/// DMA file I/O and shared channels) and panics when a task holds 32,767. A future raced
+/// against `stop` in one task would be re-polled every time anything else wakes that task; in
+/// a task of its own, a pending accept is polled only when its own completion wakes it. The
+/// task awaiting `stop` must therefore be woken by nothing but the stop event itself.
+async fn serve_until(
+    stop: impl Future<Output = ()>,
+    serving: Vec<Pin<Box<dyn Future<Output = ()>>>>,
+) {
+    let tasks: Vec<glommio::Task<()>> = serving.into_iter().map(glommio::spawn_local).collect();
+    stop.await;
+    for task in tasks {
+        // Dropping the pending accept inside cancels it; nothing else is lost.
+        task.cancel().await;
+    }
+}
+
+/// Accepts connections forever, handing each to `start`. Runs as a task of its own (see
+/// [`serve_until`]): it is woken only when an accept completes.
+async fn accept_loop(
+    id: ShardId,
+    listener: net::Listener,
+    limits: net::Limits,
+    mut start: impl FnMut(net::Connection),
+) {
+    loop {
+        match listener.accept(limits).await {
+            Ok(connection) => start(connection),
+            Err(error) => {
+                // Running out of descriptors must not spin: back off a little.
+                tracing::warn!(shard = %id, %error, "accept failed");
+                glommio::timer::sleep(ACCEPT_FAILED_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// How long the accept loop waits after a failed accept (out of descriptors) before the next.
+const ACCEPT_FAILED_BACKOFF: Duration = Duration::from_millis(10);
+
+/// What the accept loop does with a new connection: serve it in a task of its own, unless the
+/// shard already serves `connections_max`.
+fn connection_starter(
+    shard: Rc<Shard>,
+    connections_max: usize,
+    in_flight_max: usize,
+) -> impl FnMut(net::Connection) {
+    let connections = Rc::new(std::cell::Cell::new(0usize));
+    move |connection| {
+        if connections.get() >= connections_max {
+            tracing::warn!(shard = %shard.id, peer = %connection.peer(),
+                limit = connections_max, "connection limit reached: closing");
+            return;
+        }
+        connections.set(connections.get() + 1);
+        let (shard, connections) = (shard.clone(), connections.clone());
+        glommio::spawn_local(async move {
+            connection::serve(shard, connection, in_flight_max).await;
+            connections.set(connections.get() - 1);
+        })
+        .detach();
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_cores;
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use futures_lite::future::yield_now;
+
+    use super::{accept_loop, parse_cores, serve_until};
+    use crate::topology::ShardId;
+
+    /// More wakes than glommio 0.9's i16 waker count holds (32,767).
+    const WAKES: u32 = 40_000;
+
+    /// Regression for the broker that wedged 27 minutes after its last new connection: the
+    /// shard's stop future used to poll a flag every 50 ms in the same task as the pending
+    /// accept, and every poll leaked one waker into the accept until glommio panicked at
+    /// 32,767. Here the stop future wakes its task 40,000 times with no connection arriving;
+    /// then a connection must still be accepted, and the stop must end the loops. With the
+    /// accept raced in the stop's task (`future::or`), this panics.
+    #[test]
+    fn the_accept_loop_survives_wakes_of_the_task_awaiting_stop() {
+        let handle = glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let bound =
+                    net::bind_reuseport("127.0.0.1:0".parse().expect("address")).expect("bind");
+                let address = bound.local_addr().expect("address");
+                let listener = net::Listener::from_std(bound).expect("listener");
+                let accepted = Rc::new(Cell::new(0u32));
+                let counter = accepted.clone();
+                let on_connection = move |_| counter.set(counter.get() + 1);
+                let stop = async move {
+                    for _ in 0..WAKES {
+                        yield_now().await;
+                    }
+                    let _client = net::Connection::connect(
+                        address,
+                        Duration::from_secs(5),
+                        net::Limits::default(),
+                    )
+                    .await
+                    .expect("connect after the wakes");
+                    while accepted.get() == 0 {
+                        glommio::timer::sleep(Duration::from_millis(1)).await;
+                    }
+                    accepted.get()
+                };
+                let accepting =
+                    accept_loop(ShardId(0), listener, net::Limits::default(), on_connection);
+                let serving: Vec<Pin<Box<dyn Future<Output = ()>>>> = vec![Box::pin(accepting)];
+                let result = Rc::new(Cell::new(0));
+                let out = result.clone();
+                serve_until(async move { out.set(stop.await) }, serving).await;
+                result.get()
+            })
+            .expect("executor");
+        assert_eq!(handle.join().expect("the shard thread panicked"), 1);
+    }
+
+    /// The child side of the fail-stop test: set when the test re-runs itself.
+    const FAIL_STOP_CHILD: &str = "RINGBUS_FAIL_STOP_CHILD";
+
+    /// A panic on a shard thread must end the whole process with exit code 101 and a line
+    /// naming the thread, not leave the other threads serving. The test runs itself again as a
+    /// child process (the hook ends the process it runs in), which installs the broker's hook
+    /// and panics on a glommio executor thread.
+    #[test]
+    fn a_panicking_shard_thread_ends_the_process() {
+        let name = "server::tests::a_panicking_shard_thread_ends_the_process";
+        if std::env::var_os(FAIL_STOP_CHILD).is_some() {
+            super::fail_stop_on_panic();
+            let handle = glommio::LocalExecutorBuilder::default()
+                .name("ringbus-shard-7")
+                .spawn(|| async { panic!("a shard invariant broke") })
+                .expect("executor");
+            let _ = handle.join();
+            // Not reached when the hook works: the parent then sees exit code 0.
+            std::process::exit(0);
+        }
+        let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(FAIL_STOP_CHILD, "1")
+            .output()
+            .expect("running the child");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(super::PANIC_EXIT_CODE),
+            "{stderr}"
+        );
+        assert!(stderr.contains("a shard invariant broke"), "{stderr}");
+        assert!(
+            stderr.contains("thread ringbus-shard-7") && stderr.contains("fail-stop"),
+            "{stderr}"
+        );
+    }
 
     #[test]
     fn core_lists_parse_like_taskset() {

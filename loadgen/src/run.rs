@@ -262,7 +262,8 @@ struct Shared {
     /// The last measured ack and the last measured receipt (ns): with --messages the window
     /// ends when the work does.
     last_measured_ns: AtomicU64,
-    /// Publish and end-to-end latency since the warm-up, merged every second (live line).
+    /// Publish and end-to-end latency merged every 250 ms, emptied by each live line (so the
+    /// line shows the last second's p99).
     live_publish: Mutex<Histogram<u64>>,
     live_e2e: Mutex<Histogram<u64>>,
 }
@@ -409,13 +410,17 @@ pub fn run(config: Config) -> Result<Report, String> {
             shared.consumed.load(Ordering::Relaxed),
         );
         let mib = |messages: u64| (messages * config.message_size as u64) as f64 / (1 << 20) as f64;
+        // The p99 of the second just past (then the window starts over), as OpenMessaging
+        // Benchmark's periodic lines do: a soak or a long run shows when latency changed.
         let p99 = |h: &Mutex<Histogram<u64>>| {
-            let h = h.lock().unwrap_or_else(|e| e.into_inner());
-            if h.is_empty() {
+            let mut h = h.lock().unwrap_or_else(|e| e.into_inner());
+            let p99 = if h.is_empty() {
                 0
             } else {
                 h.value_at_quantile(0.99)
-            }
+            };
+            h.reset();
+            p99
         };
         // The line covers the second before `elapsed`.
         let phase = if second * 1_000_000_000 <= config.warmup.as_nanos() as u64 {

@@ -11,6 +11,7 @@
 //! [`http`] is a minimal HTTP/1.1 responder for scrape endpoints (one GET path, bounded).
 
 pub mod http;
+pub mod stop;
 
 use std::io;
 use std::net::SocketAddr;
