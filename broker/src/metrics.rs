@@ -152,6 +152,7 @@ pub struct Metrics {
     received_bytes_total: Cell<u64>,
     sent_bytes_total: Cell<u64>,
     connections_open: Cell<u64>,
+    ticks_total: Cell<u64>,
     produce_latency: RefCell<Latency>,
     fetch_latency: RefCell<Latency>,
 }
@@ -171,6 +172,7 @@ impl Metrics {
             received_bytes_total: Cell::new(0),
             sent_bytes_total: Cell::new(0),
             connections_open: Cell::new(0),
+            ticks_total: Cell::new(0),
             produce_latency: RefCell::new(Latency::new()),
             fetch_latency: RefCell::new(Latency::new()),
         }
@@ -200,6 +202,11 @@ impl Metrics {
         add(&self.sent_bytes_total, bytes as u64);
     }
 
+    /// One tick of the shard's timer task.
+    pub fn tick(&self) {
+        add(&self.ticks_total, 1);
+    }
+
     /// A client connection opened on this shard.
     pub fn connection_opened(&self) {
         add(&self.connections_open, 1);
@@ -221,6 +228,7 @@ impl Metrics {
             received_bytes_total: self.received_bytes_total.get(),
             sent_bytes_total: self.sent_bytes_total.get(),
             connections_open: self.connections_open.get(),
+            ticks_total: self.ticks_total.get(),
             partitions_owned,
             produce_latency: self.produce_latency.borrow().summary(),
             fetch_latency: self.fetch_latency.borrow().summary(),
@@ -258,6 +266,9 @@ pub struct MetricsSnapshot {
     pub sent_bytes_total: u64,
     /// Client connections open now.
     pub connections_open: u64,
+    /// Ticks of the shard's timer task (the group coordinator's; each partition's own ticker
+    /// runs at the same interval).
+    pub ticks_total: u64,
     /// Partitions this shard serves now.
     pub partitions_owned: u64,
     /// Produce request latency.
@@ -319,7 +330,7 @@ pub fn render(snapshots: &[MetricsSnapshot]) -> String {
             );
         }
     }
-    let scalars: [(&str, &str, &str, ScalarOf); 4] = [
+    let scalars: [(&str, &str, &str, ScalarOf); 5] = [
         (
             "ringbus_received_bytes_total",
             "counter",
@@ -337,6 +348,12 @@ pub fn render(snapshots: &[MetricsSnapshot]) -> String {
             "gauge",
             "Client connections open.",
             |s| s.connections_open,
+        ),
+        (
+            "ringbus_ticks_total",
+            "counter",
+            "Ticks of the shard's timer task (session expiry; partitions tick at the same rate).",
+            |s| s.ticks_total,
         ),
         (
             "ringbus_partitions_owned",

@@ -42,8 +42,6 @@ pub const QUEUE_MAX: usize = 1024;
 const DRAIN_MAX: usize = 256;
 /// Long-poll readers parked per partition; more are answered at once.
 const WAITERS_MAX: usize = 1024;
-/// How often an idle partition checks its flush policy and retention.
-pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// Retention runs every this many ticks.
 const RETENTION_TICKS: u64 = 600;
 /// The producer state is snapshotted (if the log grew) every this many ticks: an unclean
@@ -134,14 +132,20 @@ pub struct Opened {
 /// Starts the actor for an opened log. Returns its handle and the task that ends when the log
 /// has been closed: dropping every clone of the handle closes the queue, and the actor then
 /// finishes queued work and closes its log cleanly.
-pub fn spawn(key: PartitionKey, opened: Opened) -> (PartitionHandle, glommio::Task<()>) {
+/// `tick_interval`: how often an idle partition checks its flush policy and retention
+/// ([`crate::shard::TICK_INTERVAL_DEFAULT`]).
+pub fn spawn(
+    key: PartitionKey,
+    opened: Opened,
+    tick_interval: Duration,
+) -> (PartitionHandle, glommio::Task<()>) {
     let (sender, receiver) = local_channel::new_bounded(QUEUE_MAX);
     let sender = Rc::new(sender);
     let ticker = Rc::downgrade(&sender);
     // The ticker holds only a weak handle, so closing the partition is not kept alive by it.
     glommio::spawn_local(async move {
         loop {
-            glommio::timer::sleep(TICK_INTERVAL).await;
+            glommio::timer::sleep(tick_interval).await;
             let Some(sender) = ticker.upgrade() else {
                 break;
             };

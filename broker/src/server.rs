@@ -33,7 +33,7 @@ use storage::disk::glommio::{DirectIo, GlommioDisk};
 
 use crate::connection;
 use crate::metrics;
-use crate::shard::{MESH_CHANNEL_MAX, Shard, ShardMessage};
+use crate::shard::{MESH_CHANNEL_MAX, Shard, ShardConfig, ShardMessage};
 use crate::topology::{CONTROLLER, ShardId};
 
 /// Everything `serve` needs.
@@ -60,6 +60,9 @@ pub struct ServeConfig {
     pub direct_io: DirectIo,
     /// Address of the Prometheus `/metrics` endpoint (None: no endpoint; port 0: pick one).
     pub metrics_listen: Option<SocketAddr>,
+    /// The partitions' and group coordinator's tick
+    /// ([`crate::shard::TICK_INTERVAL_DEFAULT`]; shorter only to accelerate soak tests).
+    pub tick_interval: Duration,
 }
 
 /// The addresses a started broker listens on.
@@ -335,17 +338,13 @@ async fn run_shard(
         },
         None => None,
     };
-    let shard = match Shard::start(
-        id,
-        shard_count,
-        config.data_dir.clone(),
-        disk,
-        config.log.clone(),
-        config.cache_bytes_per_shard,
-        mesh,
-    )
-    .await
-    {
+    let shard_config = ShardConfig {
+        data_dir: config.data_dir.clone(),
+        log_defaults: config.log.clone(),
+        cache_bytes: config.cache_bytes_per_shard,
+        tick_interval: config.tick_interval,
+    };
+    let shard = match Shard::start(id, shard_count, shard_config, disk, mesh).await {
         Ok(shard) => shard,
         Err(reason) => {
             let _ = ready.send(Err(fail(reason)));

@@ -11,13 +11,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::Duration;
 
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalSender};
 use storage::disk::glommio::GlommioDisk;
 use storage::{Log, LogConfig};
 
-use crate::group::coordinator::{self, Coordinator};
+use crate::group::coordinator::Coordinator;
 use crate::group::offsets;
 use crate::metadata::{Metadata, TopicConfig, TopicError, TopicSpec};
 use crate::metrics::Metrics;
@@ -72,6 +73,7 @@ pub struct Shard {
     disk: GlommioDisk,
     log_defaults: LogConfig,
     cache_bytes: usize,
+    tick_interval: Duration,
     metadata: RefCell<Rc<Metadata>>,
     partitions: RefCell<HashMap<PartitionKey, OwnedPartition>>,
     peers: Option<Senders<ShardMessage>>,
@@ -88,17 +90,40 @@ pub struct Shard {
     shutting_down: Cell<bool>,
 }
 
+/// What a shard is started with, besides its identity, disk and mesh.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    /// Where partitions and metadata live.
+    pub data_dir: PathBuf,
+    /// Log defaults for new partitions.
+    pub log_defaults: LogConfig,
+    /// Memory for the partitions' recent-batch caches ([`cache_share`]).
+    pub cache_bytes: usize,
+    /// How often partitions and the group coordinator check their timers
+    /// ([`TICK_INTERVAL_DEFAULT`]; shorter only to accelerate soak tests).
+    pub tick_interval: Duration,
+}
+
+/// The partitions' and group coordinator's tick: flush policy, retention, snapshots, session
+/// expiry. Retention and snapshots run every so many ticks (partition.rs).
+pub const TICK_INTERVAL_DEFAULT: Duration = Duration::from_millis(100);
+
 impl Shard {
     /// Creates the shard's state and opens the partitions it owns.
     pub async fn start(
         id: ShardId,
         shard_count: u16,
-        data_dir: PathBuf,
+        config: ShardConfig,
         disk: GlommioDisk,
-        log_defaults: LogConfig,
-        cache_bytes: usize,
         mesh: Option<(Senders<ShardMessage>, Receivers<ShardMessage>)>,
     ) -> Result<Rc<Shard>, String> {
+        let ShardConfig {
+            data_dir,
+            log_defaults,
+            cache_bytes,
+            tick_interval,
+        } = config;
+        assert!(!tick_interval.is_zero(), "a zero tick interval would spin");
         let (peers, receivers) = match mesh {
             Some((senders, receivers)) => (Some(senders), Some(receivers)),
             None => (None, None),
@@ -120,6 +145,7 @@ impl Shard {
             disk,
             log_defaults,
             cache_bytes,
+            tick_interval,
             metadata: RefCell::new(Rc::new(Metadata::default())),
             partitions: RefCell::new(HashMap::new()),
             peers,
@@ -151,13 +177,14 @@ impl Shard {
         let weak = Rc::downgrade(&shard);
         glommio::spawn_local(async move {
             loop {
-                glommio::timer::sleep(coordinator::TICK_INTERVAL).await;
+                glommio::timer::sleep(tick_interval).await;
                 let Some(shard) = weak.upgrade() else {
                     break;
                 };
                 if shard.is_shutting_down() {
                     break;
                 }
+                shard.metrics.tick();
                 shard.groups.tick(&shard);
             }
         })
@@ -427,7 +454,8 @@ impl Shard {
                 let dir = partition_dir(&self.data_dir, &key);
                 match self.open_partition(&key, &dir, config).await {
                     Ok(opened) => {
-                        let (handle, task) = partition::spawn(key.clone(), opened);
+                        let (handle, task) =
+                            partition::spawn(key.clone(), opened, self.tick_interval);
                         self.partitions
                             .borrow_mut()
                             .insert(key, OwnedPartition { handle, task });

@@ -1526,6 +1526,12 @@ async fn remove_segment_files<D: Disk>(
 /// Polls a set of futures to completion concurrently on the current task and returns their
 /// outputs in order. Used to keep several chunk writes in flight (the write queue depth)
 /// without spawning tasks, so the log stays runtime-agnostic.
+///
+/// Every completion re-polls the futures still pending, and glommio 0.9 keeps one waker clone
+/// per poll of a pending DMA write until it completes (its task panics at 32,767). Bounded
+/// here: a write is re-polled at most once per sibling's completion, so it holds at most as
+/// many clones as there are chunks in the set (the write queue depth), and nothing else wakes
+/// the partition actor's task while it awaits an append.
 async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();

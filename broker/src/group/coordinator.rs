@@ -4,7 +4,7 @@
 //! Membership is [`Group`]'s state machine; this module gives it time and waiters. A join
 //! parks on a one-shot channel until its rebalance completes ([`Completed`] hands every waiting
 //! member its generation and assignment), and a ticker task ([`Coordinator::tick`], every
-//! [`TICK_INTERVAL`]) expires silent members, ends rebalances that waited too long, and starts
+//! [`crate::shard::TICK_INTERVAL_DEFAULT`]) expires silent members, ends rebalances that waited too long, and starts
 //! one when a subscribed topic's partitions change.
 //!
 //! Commits are durable before they are acknowledged: the commit is appended to the group's
@@ -21,7 +21,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use glommio::channels::local_channel::{self, LocalSender};
 use schema::batch::BatchHeader;
@@ -37,8 +37,6 @@ use crate::partition::{now_ms, partition_dir};
 use crate::shard::Shard;
 use crate::topology::{PartitionId, PartitionKey};
 
-/// How often the coordinator checks sessions and rebalance deadlines.
-pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// Groups with members one shard coordinates at once; a join for a new group beyond it is
 /// refused with `GroupFull`.
 pub const GROUPS_MAX: usize = 10_000;

@@ -116,6 +116,10 @@ struct ServeArgs {
     /// shared out over the shard's partitions, 1 to 64 MiB each.
     #[arg(long, default_value_t = 256)]
     cache_mib_per_shard: usize,
+    /// Microseconds between the partitions' and group coordinator's ticks. Hidden: only the
+    /// accelerated soak test shortens it, to wake every long-lived task millions of times.
+    #[arg(long, hide = true, default_value_t = broker::shard::TICK_INTERVAL_DEFAULT.as_micros() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    tick_interval_us: u64,
 }
 
 fn main() -> ExitCode {
@@ -178,6 +182,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             storage::disk::glommio::DirectIo::Required
         },
         metrics_listen: args.metrics_listen,
+        tick_interval: std::time::Duration::from_micros(args.tick_interval_us),
     };
     let shards = config.cores.len();
     broker::server::serve(config, |bound| {
