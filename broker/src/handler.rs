@@ -230,7 +230,7 @@ async fn dispatch(shard: &Rc<Shard>, frame: net::Frame) -> (Api, Outcome, bool) 
                 error,
                 version: wire::PROTOCOL_VERSION,
                 shard_count: shard.shard_count,
-                frame_bytes_max: wire::FRAME_BYTES_MAX_DEFAULT,
+                frame_bytes_max: shard.frame_bytes_max,
                 in_flight_max: IN_FLIGHT_MAX,
             };
             respond(correlation_id, body, Vec::new())

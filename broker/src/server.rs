@@ -343,6 +343,7 @@ async fn run_shard(
         log_defaults: config.log.clone(),
         cache_bytes: config.cache_bytes_per_shard,
         tick_interval: config.tick_interval,
+        frame_bytes_max: config.limits.frame_bytes_max,
     };
     let shard = match Shard::start(id, shard_count, shard_config, disk, mesh).await {
         Ok(shard) => shard,

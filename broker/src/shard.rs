@@ -74,6 +74,8 @@ pub struct Shard {
     log_defaults: LogConfig,
     cache_bytes: usize,
     tick_interval: Duration,
+    /// The largest frame accepted (`--frame-bytes-max`), announced in the handshake.
+    pub frame_bytes_max: u32,
     metadata: RefCell<Rc<Metadata>>,
     partitions: RefCell<HashMap<PartitionKey, OwnedPartition>>,
     peers: Option<Senders<ShardMessage>>,
@@ -102,6 +104,8 @@ pub struct ShardConfig {
     /// How often partitions and the group coordinator check their timers
     /// ([`TICK_INTERVAL_DEFAULT`]; shorter only to accelerate soak tests).
     pub tick_interval: Duration,
+    /// The largest frame the broker accepts, announced in the handshake.
+    pub frame_bytes_max: u32,
 }
 
 /// The partitions' and group coordinator's tick: flush policy, retention, snapshots, session
@@ -122,6 +126,7 @@ impl Shard {
             log_defaults,
             cache_bytes,
             tick_interval,
+            frame_bytes_max,
         } = config;
         assert!(!tick_interval.is_zero(), "a zero tick interval would spin");
         let (peers, receivers) = match mesh {
@@ -146,6 +151,7 @@ impl Shard {
             log_defaults,
             cache_bytes,
             tick_interval,
+            frame_bytes_max,
             metadata: RefCell::new(Rc::new(Metadata::default())),
             partitions: RefCell::new(HashMap::new()),
             peers,
