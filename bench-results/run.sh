@@ -68,7 +68,7 @@ fi
 command -v python3 >/dev/null 2>&1 || die "python3 is required to read the JSON results"
 
 log "building the release binary"
-cargo build --release -p broker >&2
+cargo build --release -p cli --bin ringbus >&2
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 ringbus="$target_dir/release/ringbus"
 [[ -x "$ringbus" ]] || die "no $ringbus"

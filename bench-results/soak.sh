@@ -42,7 +42,7 @@ done
 log() { printf '[soak %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 if [[ -z "${RINGBUS:-}" ]]; then
-    cargo build --release --locked -p broker --bin ringbus >&2
+    cargo build --release --locked -p cli --bin ringbus >&2
     RINGBUS=$repo/target/release/ringbus
 fi
 commit=$(git rev-parse --short HEAD)

@@ -91,11 +91,14 @@ if [[ -n "$BUILD_COMMIT" ]]; then
     src=$(mktemp -d "${TMPDIR:-/tmp}/ringbus-tuning-src.XXXXXX")
     git archive "$commit" | tar -x -C "$src"
     log "building the release binary of $commit (committed tree in $src)"
-    (cd "$src" && cargo build --release -p broker --bin ringbus >&2)
+    # The binary lives in the cli crate since #13; older commits have it in broker.
+    package=broker
+    [[ -f "$src/cli/Cargo.toml" ]] && package=cli
+    (cd "$src" && cargo build --release -p "$package" --bin ringbus >&2)
     ringbus="${CARGO_TARGET_DIR:-$src/target}/release/ringbus"
 else
     log "building the release binary (working tree)"
-    cargo build --release -p broker --bin ringbus >&2
+    cargo build --release -p cli --bin ringbus >&2
     ringbus="${CARGO_TARGET_DIR:-$repo/target}/release/ringbus"
     if [[ -n "$(git status --porcelain --untracked-files=no)" ]]; then
         commit="$commit-dirty"

@@ -1,7 +1,8 @@
 //! Goal: the workspace keeps one direction of dependency (ARCHITECTURE.md):
 //! `schema` <- `storage`, `net` <- `broker`; clients and `loadgen` use `net` + `schema` only;
-//! `broker` hosts the one `ringbus` binary, so it may use `client` and `loadgen` (for their
-//! subcommands), never the other way round.
+//! `cli` hosts the one `ringbus` binary on top of all of them (its commands run the broker, the
+//! clients and the load generator), and nothing depends on it. `broker` never uses `client` or
+//! `loadgen`.
 //! Only `storage` and `net` may reach the runtime (glommio) for files and sockets, and only
 //! `schema` is free of I/O entirely.
 //!
@@ -18,16 +19,19 @@ const LAYERS: &[(&str, &[&str], bool, bool)] = &[
     ("storage", &["schema"], true, false),
     ("net", &["schema"], true, true),
     ("client", &["schema", "net"], true, false),
-    (
-        "broker",
-        &["schema", "storage", "net", "client", "loadgen"],
-        true,
-        true,
-    ),
+    ("broker", &["schema", "storage", "net"], true, true),
     ("loadgen", &["schema", "net", "client"], true, false),
+    (
+        "cli",
+        &["schema", "storage", "net", "client", "broker", "loadgen"],
+        true,
+        false,
+    ),
 ];
 
-const INTERNAL: &[&str] = &["schema", "storage", "net", "client", "broker", "loadgen"];
+const INTERNAL: &[&str] = &[
+    "schema", "storage", "net", "client", "broker", "loadgen", "cli",
+];
 
 /// Names of the dependencies declared in the `[dependencies]` table of a manifest.
 fn dependencies(manifest: &str) -> BTreeSet<String> {
