@@ -12,9 +12,11 @@
 //! before its records are read, and a record whose offset delta is out of order is refused. A
 //! fetch returns whole batches, so records below the position in the first batch are skipped.
 //!
-//! A poll either succeeds for every partition or changes nothing: on a partition error or a
-//! bad batch it returns the error and leaves every position where it was. Records come back
-//! in offset order per partition.
+//! A poll either succeeds for every partition or changes nothing: on a partition error
+//! (`OffsetOutOfRange` included: the caller seeks) or a bad batch it returns the error and
+//! leaves every position where it was. Records come back in offset order per partition. The
+//! fetch, check, decode and advance are `poll.rs`'s, shared with the group member, which
+//! resets a position out of the log instead.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -22,10 +24,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use schema::batch::{self, BatchError, RecordError};
-use schema::wire::{ErrorCode, FetchPartitionOwned};
 
-use crate::client::{Client, FetchArgs, ListOffsetsItem, OffsetQuery};
+use crate::client::{Client, OffsetQuery};
 use crate::error::ClientError;
+use crate::poll::{self, FetchLimits, OutOfRange, PartitionKey};
 
 /// Attribute bit 3 of a batch: its timestamps are the broker's append time (`maxTimestamp`
 /// holds it for every record), not the producer's create time.
@@ -153,14 +155,8 @@ impl Consumer {
                 reason: format!("partition {partition} of {:?} is not assigned", self.topic),
             });
         }
-        let found = self.look_up(&[partition], to).await?;
-        let offset = found
-            .get(&partition)
-            .copied()
-            .ok_or_else(|| ClientError::Protocol {
-                operation: "list_offsets",
-                reason: format!("no result for partition {partition}"),
-            })?;
+        // One offset per partition asked for.
+        let offset = self.look_up(&[partition], to).await?[0];
         self.positions.insert(partition, Some(offset));
         Ok(offset)
     }
@@ -174,55 +170,24 @@ impl Consumer {
             });
         }
         self.start_unpositioned().await?;
-        let partitions = self
+        let positions: BTreeMap<PartitionKey, u64> = self
             .positions
             .iter()
             .filter_map(|(&partition, &position)| {
-                Some(FetchPartitionOwned {
-                    topic: self.topic.clone(),
-                    partition,
-                    offset: position?,
-                    bytes_max: self.options.partition_bytes_max,
-                })
+                Some(((self.topic.clone(), partition), position?))
             })
             .collect();
-        let args = FetchArgs {
-            wait_max: max_wait,
-            bytes_min: 1,
-            bytes_max: self.options.fetch_bytes_max,
-            partitions,
+        let limits = FetchLimits {
+            fetch_bytes_max: self.options.fetch_bytes_max,
+            partition_bytes_max: self.options.partition_bytes_max,
         };
-        let fetched = self.client.fetch(args).await?;
-        if let Some(failed) = fetched.iter().find(|entry| entry.error != ErrorCode::None) {
-            return Err(ClientError::Partition {
-                topic: failed.topic.clone(),
-                partition: failed.partition,
-                code: failed.error,
-                message: failed.message.clone(),
-            });
-        }
-        let mut records = Vec::new();
-        let mut advanced = Vec::with_capacity(fetched.len());
-        for entry in &fetched {
-            if entry.topic != self.topic {
-                continue;
-            }
-            let Some(Some(position)) = self.positions.get(&entry.partition).copied() else {
-                continue;
-            };
-            let next = decode_batches(
-                &entry.topic,
-                entry.partition,
-                &entry.batches,
-                position,
-                &mut records,
-            )?;
-            advanced.push((entry.partition, next));
-        }
-        for (partition, next) in advanced {
+        // The caller chose the positions: one outside the log is theirs to move (seek).
+        let polled =
+            poll::poll_once(&self.client, &positions, max_wait, limits, OutOfRange::Fail).await?;
+        for ((_, partition), next) in polled.positions {
             self.positions.insert(partition, Some(next));
         }
-        Ok(records)
+        Ok(polled.records)
     }
 
     /// Gives every partition without a position its start position (one list-offsets).
@@ -236,50 +201,26 @@ impl Consumer {
         if unset.is_empty() {
             return Ok(());
         }
-        let found = self.look_up(&unset, self.options.start).await?;
-        for partition in unset {
-            let offset = found
-                .get(&partition)
-                .copied()
-                .ok_or_else(|| ClientError::Protocol {
-                    operation: "list_offsets",
-                    reason: format!("no result for partition {partition}"),
-                })?;
+        let offsets = self.look_up(&unset, self.options.start).await?;
+        for (partition, offset) in unset.into_iter().zip(offsets) {
             self.positions.insert(partition, Some(offset));
         }
         Ok(())
     }
 
-    /// The offsets `to` names for `partitions`.
-    async fn look_up(
-        &self,
-        partitions: &[u32],
-        to: SeekTo,
-    ) -> Result<BTreeMap<u32, u64>, ClientError> {
+    /// The offsets `to` names for `partitions`, one per partition, in their order.
+    async fn look_up(&self, partitions: &[u32], to: SeekTo) -> Result<Vec<u64>, ClientError> {
         let query = match to {
-            SeekTo::Offset(offset) => {
-                return Ok(partitions
-                    .iter()
-                    .map(|&partition| (partition, offset))
-                    .collect());
-            }
+            SeekTo::Offset(offset) => return Ok(vec![offset; partitions.len()]),
             SeekTo::Earliest => OffsetQuery::Earliest,
             SeekTo::Latest => OffsetQuery::Latest,
             SeekTo::Timestamp(timestamp_ms) => OffsetQuery::Timestamp(timestamp_ms),
         };
-        let items = partitions
+        let keys: Vec<PartitionKey> = partitions
             .iter()
-            .map(|&partition| ListOffsetsItem {
-                topic: self.topic.clone(),
-                partition,
-                query,
-            })
+            .map(|&partition| (self.topic.clone(), partition))
             .collect();
-        let found = self.client.list_offsets_all(items).await?;
-        Ok(found
-            .into_iter()
-            .map(|result| (result.partition, result.offset))
-            .collect())
+        poll::look_up(&self.client, &keys, query).await
     }
 }
 

@@ -12,6 +12,11 @@
 //! generation and maybe other partitions: Kafka's eager rebalance. [`GroupConsumer::close`]
 //! commits and leaves, so the partitions move at once instead of after the session timeout.
 //!
+//! A poll fetches, checks and decodes as [`Consumer::poll`](crate::Consumer::poll) does (the
+//! same code, `poll.rs`), except that a position out of the log (`OffsetOutOfRange`, after
+//! retention) moves to [`GroupOptions::offset_reset`] instead of failing the poll. A poll
+//! that fails moves no position.
+//!
 //! Delivery: at least once. A position is the offset after the last record `poll` returned;
 //! auto-commit commits the positions at the start of a later `poll` (the records returned
 //! before are taken as processed by then), [`GroupConsumer::commit`] commits them on demand.
@@ -30,12 +35,13 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use schema::wire::{self, ErrorCode, FetchPartitionOwned, JoinGroupOwned, PartitionOffsetOwned};
+use schema::wire::{self, ErrorCode, JoinGroupOwned, PartitionOffsetOwned};
 
-use crate::client::{Client, FetchArgs, ListOffsetsItem, OffsetQuery};
-use crate::consumer::{ConsumedRecord, decode_batches};
+use crate::client::{Client, OffsetQuery};
+use crate::consumer::ConsumedRecord;
 use crate::coordinator::must_rejoin;
 use crate::error::ClientError;
+use crate::poll::{self, FetchLimits, OutOfRange, PartitionKey};
 
 /// How the coordinator shares partitions out.
 pub use schema::wire::Assignor;
@@ -205,63 +211,17 @@ impl GroupConsumer {
             glommio::timer::sleep(wait).await;
             return Ok(Vec::new());
         }
-        let partitions = self
-            .positions
-            .iter()
-            .map(|((topic, partition), offset)| FetchPartitionOwned {
-                topic: topic.clone(),
-                partition: *partition,
-                offset: *offset,
-                bytes_max: self.options.partition_bytes_max,
-            })
-            .collect();
-        let args = FetchArgs {
-            wait_max: wait,
-            bytes_min: 1,
-            bytes_max: self.options.fetch_bytes_max,
-            partitions,
+        let limits = FetchLimits {
+            fetch_bytes_max: self.options.fetch_bytes_max,
+            partition_bytes_max: self.options.partition_bytes_max,
         };
-        let fetched = self.client.fetch(args).await?;
-        let mut records = Vec::new();
-        let mut out_of_range = Vec::new();
-        for entry in &fetched {
-            let key = (entry.topic.clone(), entry.partition);
-            let Some(&position) = self.positions.get(&key) else {
-                continue;
-            };
-            if entry.error == ErrorCode::OffsetOutOfRange {
-                // The committed offset fell out of the log (retention): reset the partition.
-                out_of_range.push(key);
-                continue;
-            }
-            if entry.error != ErrorCode::None {
-                return Err(ClientError::Partition {
-                    topic: entry.topic.clone(),
-                    partition: entry.partition,
-                    code: entry.error,
-                    message: entry.message.clone(),
-                });
-            }
-            let next = decode_batches(
-                &entry.topic,
-                entry.partition,
-                &entry.batches,
-                position,
-                &mut records,
-            )?;
-            self.positions.insert(key, next);
-        }
-        if !out_of_range.is_empty() {
-            let found = self
-                .look_up(&out_of_range, self.options.offset_reset)
-                .await?;
-            for (key, offset) in found {
-                tracing::warn!(topic = %key.0, partition = key.1, offset,
-                    "position out of the log: reset");
-                self.positions.insert(key, offset);
-            }
-        }
-        Ok(records)
+        // A committed offset that fell out of the log (retention) starts over as a partition
+        // without one.
+        let out_of_range = OutOfRange::Reset(query(self.options.offset_reset));
+        let polled =
+            poll::poll_once(&self.client, &self.positions, wait, limits, out_of_range).await?;
+        self.positions.extend(polled.positions);
+        Ok(polled.records)
     }
 
     /// Commits the positions of the owned partitions (what `poll` has returned so far).
@@ -443,41 +403,23 @@ impl GroupConsumer {
                 positions.insert(key, entry.offset);
             }
         }
-        let missing: Vec<(String, u32)> = assigned
+        let missing: Vec<PartitionKey> = assigned
             .iter()
             .filter(|key| !positions.contains_key(*key))
             .cloned()
             .collect();
-        positions.extend(self.look_up(&missing, self.options.offset_reset).await?);
+        let offsets =
+            poll::look_up(&self.client, &missing, query(self.options.offset_reset)).await?;
+        positions.extend(missing.into_iter().zip(offsets));
         Ok(positions)
     }
+}
 
-    /// The offsets `reset` names for `partitions`.
-    async fn look_up(
-        &self,
-        partitions: &[(String, u32)],
-        reset: OffsetReset,
-    ) -> Result<BTreeMap<(String, u32), u64>, ClientError> {
-        let mut found = BTreeMap::new();
-        if partitions.is_empty() {
-            return Ok(found);
-        }
-        let query = match reset {
-            OffsetReset::Earliest => OffsetQuery::Earliest,
-            OffsetReset::Latest => OffsetQuery::Latest,
-        };
-        let items = partitions
-            .iter()
-            .map(|(topic, partition)| ListOffsetsItem {
-                topic: topic.clone(),
-                partition: *partition,
-                query,
-            })
-            .collect();
-        for result in self.client.list_offsets_all(items).await? {
-            found.insert((result.topic, result.partition), result.offset);
-        }
-        Ok(found)
+/// The list-offsets query of a reset policy.
+fn query(reset: OffsetReset) -> OffsetQuery {
+    match reset {
+        OffsetReset::Earliest => OffsetQuery::Earliest,
+        OffsetReset::Latest => OffsetQuery::Latest,
     }
 }
 

@@ -55,6 +55,7 @@ pub mod error;
 pub mod group;
 mod oneshot;
 pub mod partitioner;
+mod poll;
 pub mod producer;
 
 pub use accumulator::{Delivery, RecordMetadata};
