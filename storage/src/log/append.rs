@@ -1,0 +1,127 @@
+//! Appending: verifying a batch, assigning its offsets and copying it into the active
+//! segment's write buffer (level: appended); and the cache of recent batches that tailing
+//! readers are served from.
+//!
+//! Invariants: offsets are contiguous (a batch's base offset is the `appended_end` before it);
+//! only `baseOffset` of the producer's bytes is rewritten; a batch is at most
+//! `batch_bytes_max` and fits an empty segment; no entry header starts where fewer than
+//! `ENTRY_HEADER_BYTES` remain in a block (that gap stays zeros, as readers expect). The disk
+//! is only reached through `roll` and `write`.
+
+use bytes::{Bytes, BytesMut};
+
+use super::{Appended, CachedBatch, Log, PendingBatch};
+use crate::disk::{BLOCK_BYTES, Disk, File};
+use crate::error::AppendError;
+use crate::format::{
+    ENTRY_CRC_BATCH_PREFIX_BYTES, ENTRY_HEADER_BYTES, EntryHeader, EntryKind, Offset,
+    SEGMENT_DATA_START,
+};
+
+impl<D: Disk> Log<D> {
+    /// Appends one batch: validates it, assigns its offsets (rewriting only baseOffset) and
+    /// buffers it (level: appended). May roll the segment or write full buffers first.
+    pub async fn append(&mut self, batch: BytesMut, now_ms: i64) -> Result<Appended, AppendError> {
+        self.fail_stopped()?;
+        // A batch must also fit an empty segment (as Kafka refuses batches above segment.bytes):
+        // an empty segment's data starts block-aligned after its header block, so the entry
+        // and the padding of its flush end by segment_bytes_max.
+        let fits_segment = (self.config.segment_bytes_max
+            - SEGMENT_DATA_START
+            - ENTRY_HEADER_BYTES as u64) as usize;
+        let bytes_max = self.config.batch_bytes_max.min(fits_segment);
+        if batch.len() > bytes_max {
+            return Err(AppendError::BatchTooLarge {
+                bytes: batch.len(),
+                bytes_max,
+            });
+        }
+        // Walk the records too: the header alone can claim any record count, and offsets
+        // are assigned from it.
+        let header = schema::batch::verify_with_records(&batch)?;
+        let entry_bytes = (ENTRY_HEADER_BYTES + batch.len()) as u64;
+        let record_span = u64::try_from(header.last_offset_delta).expect("verified >= 0") + 1;
+        if self.roll_due(entry_bytes, record_span, now_ms) {
+            self.roll(now_ms).await?;
+        }
+
+        let mut batch = batch;
+        let base = self.appended_end;
+        let last = base.plus(record_span - 1);
+        schema::batch::set_base_offset(&mut batch, i64::try_from(base.0).expect("offset < 2^63"));
+        let batch = batch.freeze();
+
+        let mut entry_header = [0u8; ENTRY_HEADER_BYTES];
+        EntryHeader {
+            kind: EntryKind::Batch,
+            payload_bytes: u32::try_from(batch.len()).expect("batch_bytes_max < 4 GiB"),
+            durable_end_hint: self.durable_end,
+        }
+        .encode(&batch[..ENTRY_CRC_BATCH_PREFIX_BYTES], &mut entry_header);
+        // Readers skip a block's last bytes when an entry header cannot fit there (see
+        // segment.rs): the writer must leave that gap as zeros too.
+        let gap = BLOCK_BYTES
+            - (self.buffer.chunk_position + self.buffer.chunk_used as u64) % BLOCK_BYTES;
+        if gap < ENTRY_HEADER_BYTES as u64 {
+            self.buffer_bytes(&[0u8; ENTRY_HEADER_BYTES][..gap as usize]);
+        }
+        let position = self.buffer.chunk_position + self.buffer.chunk_used as u64;
+        self.buffer_bytes(&entry_header);
+        self.buffer_bytes(&batch);
+        self.pending.push_back(PendingBatch {
+            base,
+            last,
+            position,
+            end_position: position + entry_bytes,
+            max_timestamp: header.max_timestamp,
+        });
+        self.cache_insert(base, last, batch);
+        self.appended_end = last.plus(1);
+        self.bytes_since_sync += entry_bytes;
+        self.check_levels();
+
+        if self.buffer.full.len() >= self.config.write_ahead_chunks {
+            self.write(false).await?;
+        }
+        Ok(Appended {
+            base_offset: base,
+            last_offset: last,
+        })
+    }
+
+    /// Copies bytes into the write buffer, starting new chunks as they fill.
+    fn buffer_bytes(&mut self, mut bytes: &[u8]) {
+        let chunk_bytes = self.config.write_chunk_bytes;
+        while !bytes.is_empty() {
+            if self.buffer.chunk.is_none() {
+                // Unfilled: appends fill it front to back, and `write` zeroes and pads
+                // whatever a flush leaves of the last block before cutting the rest off.
+                let chunk = self.active().file.alloc_buffer_unfilled(chunk_bytes);
+                self.buffer.chunk = Some(chunk);
+            }
+            let used = self.buffer.chunk_used;
+            let take = bytes.len().min(chunk_bytes - used);
+            let chunk = self.buffer.chunk.as_mut().expect("allocated above");
+            chunk.as_mut()[used..used + take].copy_from_slice(&bytes[..take]);
+            self.buffer.chunk_used += take;
+            bytes = &bytes[take..];
+            if self.buffer.chunk_used == chunk_bytes {
+                let full = self.buffer.chunk.take().expect("full chunk");
+                self.buffer.full.push((self.buffer.chunk_position, full));
+                self.buffer.chunk_position += chunk_bytes as u64;
+                self.buffer.chunk_used = 0;
+            }
+        }
+    }
+
+    fn cache_insert(&mut self, base: Offset, last: Offset, bytes: Bytes) {
+        self.cache_bytes += bytes.len();
+        self.cache.push_back(CachedBatch { base, last, bytes });
+        while self.cache_bytes > self.config.cache_bytes_max {
+            let Some(evicted) = self.cache.pop_front() else {
+                break;
+            };
+            self.cache_bytes -= evicted.bytes.len();
+        }
+    }
+}
