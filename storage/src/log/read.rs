@@ -15,6 +15,11 @@ use crate::segment::{ChunkReader, Segment, Step};
 impl<D: Disk> Log<D> {
     /// Reads whole batches from `from` until about `bytes_max` bytes (at least one batch if
     /// any is readable). Only written data is returned.
+    ///
+    /// The contract, asserted here so that callers need not check it: a read that returns
+    /// batches advances (`next_offset > from`), one that returns none leaves `next_offset` at
+    /// `from`, and `next_offset` never passes the written end. A caller that reads in a loop
+    /// until the log end therefore always makes progress.
     pub async fn read(&self, from: Offset, bytes_max: usize) -> Result<Read, ReadError> {
         if let Some(reason) = &self.failed {
             return Err(ReadError::Failed {
@@ -48,30 +53,32 @@ impl<D: Disk> Log<D> {
                 out.batches.push(batch.bytes.clone());
                 out.next_offset = batch.last.plus(1);
             }
-            return Ok(out);
-        }
-        // From the segment holding `from` (the last one starting at or before it) onwards.
-        let first = self
-            .segments
-            .range(..=from)
-            .next_back()
-            .map_or(self.log_start, |(base, _)| *base);
-        for segment in self.segments.range(first..).map(|(_, segment)| segment) {
-            let summary = segment.index.summary();
-            if out.next_offset >= summary.end_offset {
-                continue;
+        } else {
+            // From the segment holding `from` (the last one starting at or before it) onwards.
+            let first = self
+                .segments
+                .range(..=from)
+                .next_back()
+                .map_or(self.log_start, |(base, _)| *base);
+            for segment in self.segments.range(first..).map(|(_, segment)| segment) {
+                let summary = segment.index.summary();
+                if out.next_offset >= summary.end_offset {
+                    continue;
+                }
+                let start = segment
+                    .index
+                    .lookup_offset(out.next_offset)
+                    .map(|hit| (hit.position, hit.offset))
+                    .unwrap_or((SEGMENT_DATA_START, segment.base));
+                let done =
+                    read_segment(segment, start, summary.end_position, &mut out, &mut budget)
+                        .await?;
+                if done {
+                    break;
+                }
             }
-            let start = segment
-                .index
-                .lookup_offset(out.next_offset)
-                .map(|hit| (hit.position, hit.offset))
-                .unwrap_or((SEGMENT_DATA_START, segment.base));
-            let done =
-                read_segment(segment, start, summary.end_position, &mut out, &mut budget).await?;
-            if done {
-                break;
-            }
         }
+        check_read_contract(from, log_end, &out);
         Ok(out)
     }
 
@@ -116,6 +123,28 @@ impl<D: Disk> Log<D> {
         }
         Ok(None)
     }
+}
+
+/// The read contract (see [`Log::read`]), checked on every read whichever path served it.
+fn check_read_contract(from: Offset, log_end: Offset, out: &Read) {
+    if out.batches.is_empty() {
+        assert_eq!(
+            out.next_offset, from,
+            "a read from {from} returned no batch but moved its next offset"
+        );
+    } else {
+        assert!(
+            out.next_offset > from,
+            "a read from {from} returned {} batches but did not advance (next offset {})",
+            out.batches.len(),
+            out.next_offset
+        );
+    }
+    assert!(
+        out.next_offset <= log_end,
+        "a read from {from} ends at {}, past the written end {log_end}",
+        out.next_offset
+    );
 }
 
 fn corruption_on_read<F: File>(
