@@ -12,6 +12,7 @@
 
 mod byte_reader;
 pub mod connection;
+pub mod error;
 pub mod group;
 pub mod handler;
 pub mod metadata;

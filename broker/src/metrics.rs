@@ -3,18 +3,16 @@
 //! Each shard owns one [`Metrics`] (a field of `Shard`): plain `Cell`s and two latency
 //! histograms, touched only by that shard's tasks, so no atomics. A scrape arriving on any
 //! shard asks every shard for a [`MetricsSnapshot`] (a plain owned `Send` struct) through
-//! `Shard::call` (`ShardOp::Metrics`) and renders them all, each series labelled `shard="N"`.
+//! `Shard::call` (`ShardOp::Metrics`, in `Shard::metrics_text`) and renders them all here,
+//! each series labelled `shard="N"`. A leaf module: it knows no shard, only counters.
 //! Counters and latency quantiles cover the shard's whole life (quantiles are not windowed).
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write;
-use std::rc::Rc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::ops::{ShardOp, ShardReply};
-use crate::shard::Shard;
 use crate::topology::ShardId;
 
 /// The HTTP path a scrape asks for.
@@ -275,18 +273,6 @@ pub struct MetricsSnapshot {
     pub produce_latency: LatencySummary,
     /// Fetch request latency.
     pub fetch_latency: LatencySummary,
-}
-
-/// Asks every shard for its snapshot and renders them. A shard that does not answer (it is
-/// shutting down) is left out.
-pub async fn gather(shard: &Rc<Shard>) -> String {
-    let mut snapshots = Vec::with_capacity(usize::from(shard.shard_count));
-    for target in 0..shard.shard_count {
-        if let ShardReply::Metrics(snapshot) = shard.call(ShardId(target), ShardOp::Metrics).await {
-            snapshots.push(*snapshot);
-        }
-    }
-    render(&snapshots)
 }
 
 /// The Prometheus text exposition format (version 0.0.4) of `snapshots`.

@@ -1,15 +1,23 @@
-//! The operations one shard asks of another, and their replies: plain owned structs, `Send`,
-//! carrying no network or handler types. Every cross-shard hop carries one of these over a
-//! bounded channel (shard.rs); a local call uses the same types without the hop.
+//! The operations one shard asks of another: plain owned structs, `Send`, carrying no network
+//! or handler types. Every cross-shard hop carries one [`ShardOp`] over a bounded channel
+//! (shard.rs); a call to the shard itself runs the same op without the hop.
+//!
+//! Each op carries its own typed [`Reply`] route, so an op can only be answered with its own
+//! reply type: a mismatch does not compile. Errors are the families of error.rs, except the
+//! group and topic-admin ops, which still use [`OpError`].
+
+use std::marker::PhantomData;
 
 use bytes::{Bytes, BytesMut};
 use storage::Offset;
+
+use crate::error::{AppendFailed, ReadFailed};
 
 use crate::group::assign::Assignor;
 use crate::group::membership::{GroupState, Joined, MemberView};
 use crate::metadata::Metadata;
 use crate::metrics::MetricsSnapshot;
-use crate::topology::PartitionKey;
+use crate::topology::{PartitionKey, ShardId};
 
 /// How durable an append must be before it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,40 +39,6 @@ pub enum OffsetQuery {
     Latest,
     /// The first batch with a timestamp at or after this (ms).
     Timestamp(i64),
-}
-
-/// An operation on one partition, executed by the shard that owns it.
-#[derive(Debug)]
-pub enum PartitionOp {
-    /// Append one verified batch.
-    Append {
-        /// The batch; its baseOffset is rewritten in place.
-        batch: BytesMut,
-        /// When to answer.
-        acks: AckLevel,
-    },
-    /// Read whole batches from `offset`.
-    Read {
-        /// First offset wanted.
-        offset: Offset,
-        /// Byte budget (at least one batch is returned if any).
-        bytes_max: usize,
-    },
-    /// Answer once data at or after `offset` is readable (long-poll). The caller bounds the
-    /// wait with its own timer.
-    WaitForData {
-        /// The offset the reader waits for.
-        offset: Offset,
-        /// How long the reader waits; the actor forgets it after that.
-        wait: std::time::Duration,
-    },
-    /// Find an offset.
-    ListOffset(OffsetQuery),
-    /// Report the log's start and end.
-    Describe,
-    /// Delete the closed segments wholly below this offset (the offsets topic, after a
-    /// snapshot covers them).
-    DeleteBefore(Offset),
 }
 
 /// Errors as plain values that cross shards; mapped to wire codes in handler.rs only.
@@ -145,6 +119,46 @@ impl OpError {
     }
 }
 
+// The group coordinator stores commits in, and loads them from, its offsets partitions, and
+// answers with `OpError`: partition failures are folded in here until the group operations
+// get an error family of their own (issue #13, item 2).
+impl From<AppendFailed> for OpError {
+    fn from(error: AppendFailed) -> OpError {
+        use crate::error::Unreachable;
+        let kind = match &error {
+            AppendFailed::Unreachable(Unreachable::ShuttingDown { .. }) => {
+                OpErrorKind::ShuttingDown
+            }
+            AppendFailed::Unreachable(_) => OpErrorKind::UnknownPartition,
+            AppendFailed::Storage { error, .. }
+                if matches!(error.as_ref(), storage::AppendError::StorageFull { .. }) =>
+            {
+                OpErrorKind::StorageFull
+            }
+            AppendFailed::RolledBack { .. } => OpErrorKind::StorageFull,
+            _ => OpErrorKind::StorageFailed,
+        };
+        OpError::new(kind, error.to_string())
+    }
+}
+
+impl From<ReadFailed> for OpError {
+    fn from(error: ReadFailed) -> OpError {
+        use crate::error::Unreachable;
+        let kind = match &error {
+            ReadFailed::Unreachable(Unreachable::ShuttingDown { .. }) => OpErrorKind::ShuttingDown,
+            ReadFailed::Unreachable(_) => OpErrorKind::UnknownPartition,
+            ReadFailed::Storage { error, .. }
+                if matches!(error.as_ref(), storage::ReadError::Corruption(_)) =>
+            {
+                OpErrorKind::Corruption
+            }
+            _ => OpErrorKind::StorageFailed,
+        };
+        OpError::new(kind, error.to_string())
+    }
+}
+
 /// Batches and positions returned by a read.
 #[derive(Debug, Clone)]
 pub struct ReadBatches {
@@ -158,33 +172,47 @@ pub struct ReadBatches {
     pub log_start: Offset,
 }
 
-/// The reply to a [`PartitionOp`].
+/// Offsets assigned to an appended batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// First offset.
+    pub base_offset: Offset,
+    /// Last offset.
+    pub last_offset: Offset,
+    /// Log start at the time.
+    pub log_start: Offset,
+}
+
+/// A log's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBounds {
+    /// The first stored offset.
+    pub log_start: Offset,
+    /// The readable end (written).
+    pub log_end: Offset,
+}
+
+/// Where the answer to one call goes: the calling shard and its call id. Typed by the answer,
+/// so an op's executor can only answer with that op's reply type ([`crate::shard::Shard::answer`]).
+/// `Send` whatever `T` is: it carries no `T`, only the route.
 #[derive(Debug)]
-pub enum PartitionReply {
-    /// Offsets assigned to an appended batch.
-    Appended {
-        /// First offset.
-        base_offset: Offset,
-        /// Last offset.
-        last_offset: Offset,
-        /// Log start at the time.
-        log_start: Offset,
-    },
-    /// A read's result.
-    Read(ReadBatches),
-    /// Data is readable at the awaited offset.
-    DataReady,
-    /// An offset lookup's result.
-    Offset(Offset),
-    /// The log's bounds.
-    Described {
-        /// Log start.
-        log_start: Offset,
-        /// Log end (written).
-        log_end: Offset,
-    },
-    /// The operation failed.
-    Failed(OpError),
+pub struct Reply<T> {
+    /// The calling shard.
+    pub(crate) to: ShardId,
+    /// Matches the answer to the waiting call.
+    pub(crate) call_id: u64,
+    answer: PhantomData<fn() -> T>,
+}
+
+impl<T> Reply<T> {
+    /// The route back to `to`'s call `call_id` (only [`crate::shard::Shard::call`] makes one).
+    pub(crate) fn new(to: ShardId, call_id: u64) -> Reply<T> {
+        Reply {
+            to,
+            call_id,
+            answer: PhantomData,
+        }
+    }
 }
 
 /// A topic change, executed by the controller shard.
@@ -196,21 +224,85 @@ pub enum ControllerOp {
     Delete(String),
 }
 
-/// What a shard may be asked to do.
+/// What a shard may be asked to do, each with its typed reply route.
 #[derive(Debug)]
 pub enum ShardOp {
-    /// An operation on a partition this shard owns.
-    Partition(PartitionKey, PartitionOp),
+    /// Append one verified batch to a partition this shard owns.
+    Append {
+        /// The partition.
+        key: PartitionKey,
+        /// The batch; its baseOffset is rewritten in place.
+        batch: BytesMut,
+        /// When to answer.
+        acks: AckLevel,
+        /// The answer.
+        reply: Reply<Result<Appended, AppendFailed>>,
+    },
+    /// Read whole batches from `offset` (at least one if any, within `bytes_max`).
+    Read {
+        /// The partition.
+        key: PartitionKey,
+        /// First offset wanted.
+        offset: Offset,
+        /// Byte budget.
+        bytes_max: usize,
+        /// The answer.
+        reply: Reply<Result<ReadBatches, ReadFailed>>,
+    },
+    /// Answer once data at or after `offset` is readable (long-poll); the caller bounds the
+    /// wait with its own timer, and the partition forgets the waiter after `wait`.
+    WaitForData {
+        /// The partition.
+        key: PartitionKey,
+        /// The offset the reader waits for.
+        offset: Offset,
+        /// How long the reader waits.
+        wait: std::time::Duration,
+        /// The answer.
+        reply: Reply<Result<(), ReadFailed>>,
+    },
+    /// Find an offset.
+    ListOffset {
+        /// The partition.
+        key: PartitionKey,
+        /// Where to look.
+        query: OffsetQuery,
+        /// The answer.
+        reply: Reply<Result<Offset, ReadFailed>>,
+    },
+    /// Report a partition's bounds.
+    Describe {
+        /// The partition.
+        key: PartitionKey,
+        /// The answer.
+        reply: Reply<Result<LogBounds, ReadFailed>>,
+    },
     /// A topic change (only the controller receives these).
-    Controller(ControllerOp),
+    ChangeTopics {
+        /// The change.
+        change: ControllerOp,
+        /// The answer.
+        reply: Reply<Result<(), OpError>>,
+    },
     /// Adopt this metadata snapshot: open new partitions, close deleted ones.
-    ApplyMetadata(Metadata),
+    ApplyMetadata {
+        /// The snapshot.
+        metadata: Metadata,
+        /// The answer.
+        reply: Reply<Result<(), OpError>>,
+    },
     /// Report this shard's metrics.
-    Metrics,
-    /// Hand out a producer id (only the controller receives these).
-    InitProducerId,
+    Metrics {
+        /// The answer.
+        reply: Reply<MetricsSnapshot>,
+    },
+    /// Hand out a producer id and its epoch (only the controller receives these).
+    InitProducerId {
+        /// The answer.
+        reply: Reply<Result<(i64, i16), OpError>>,
+    },
     /// A consumer-group operation (only the group's coordinator receives these).
-    Group(GroupOp),
+    Group(GroupCall),
 }
 
 /// A join, as the coordinator takes it.
@@ -247,6 +339,12 @@ pub struct CommitArgs {
     pub reset: bool,
 }
 
+/// A committed offset: (topic, partition, next offset to consume).
+pub type CommittedOffset = (String, u32, u64);
+
+/// One offset's commit outcome.
+pub type CommitOutcome = Result<(), OpError>;
+
 /// A group as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSummary {
@@ -273,10 +371,15 @@ pub struct GroupDescription {
 
 /// An operation on consumer groups, run by the coordinator shard of the group (the owner of
 /// the group's partition of the offsets topic); `List` runs on every shard.
-#[derive(Debug, Clone)]
-pub enum GroupOp {
+#[derive(Debug)]
+pub enum GroupCall {
     /// Join or rejoin; answered when the rebalance completes.
-    Join(JoinArgs),
+    Join {
+        /// The join.
+        args: JoinArgs,
+        /// The answer.
+        reply: Reply<Result<Joined, OpError>>,
+    },
     /// A member's sign of life.
     Heartbeat {
         /// The group.
@@ -285,6 +388,8 @@ pub enum GroupOp {
         member_id: String,
         /// Its generation.
         generation: i32,
+        /// The answer.
+        reply: Reply<Result<(), OpError>>,
     },
     /// A member leaves.
     Leave {
@@ -292,53 +397,36 @@ pub enum GroupOp {
         group: String,
         /// The member.
         member_id: String,
+        /// The answer.
+        reply: Reply<Result<(), OpError>>,
     },
-    /// Commit offsets durably.
-    Commit(CommitArgs),
-    /// The committed offsets of a group (of `topics`; all when empty).
+    /// Commit offsets durably: one outcome per offset, in request order.
+    Commit {
+        /// The commit.
+        args: CommitArgs,
+        /// The answer.
+        reply: Reply<Result<Vec<CommitOutcome>, OpError>>,
+    },
+    /// The committed offsets of a group (of `topics`; all when empty): (topic, partition,
+    /// offset).
     FetchOffsets {
         /// The group.
         group: String,
         /// Topics to report.
         topics: Vec<String>,
+        /// The answer.
+        reply: Reply<Result<Vec<CommittedOffset>, OpError>>,
     },
     /// The groups this shard coordinates.
-    List,
+    List {
+        /// The answer.
+        reply: Reply<Result<Vec<GroupSummary>, OpError>>,
+    },
     /// One group's state and members.
     Describe {
         /// The group.
         group: String,
+        /// The answer.
+        reply: Reply<Result<GroupDescription, OpError>>,
     },
-}
-
-/// The reply to a [`GroupOp`].
-#[derive(Debug)]
-pub enum GroupReply {
-    /// A join completed.
-    Joined(Result<Joined, OpError>),
-    /// A heartbeat or leave.
-    Done(Result<(), OpError>),
-    /// A commit: one outcome per offset, in request order.
-    Committed(Result<Vec<Result<(), OpError>>, OpError>),
-    /// Committed offsets: (topic, partition, offset).
-    Offsets(Result<Vec<(String, u32, u64)>, OpError>),
-    /// The groups of one shard.
-    Groups(Result<Vec<GroupSummary>, OpError>),
-    /// A group's description.
-    Described(Result<GroupDescription, OpError>),
-}
-
-/// The reply to a [`ShardOp`].
-#[derive(Debug)]
-pub enum ShardReply {
-    /// A partition reply.
-    Partition(PartitionReply),
-    /// A controller or metadata change finished (or failed).
-    Done(Result<(), OpError>),
-    /// A shard's metrics (boxed: far larger than the other replies).
-    Metrics(Box<MetricsSnapshot>),
-    /// A new producer id and its epoch.
-    ProducerId(Result<(i64, i16), OpError>),
-    /// A group operation's reply.
-    Group(GroupReply),
 }

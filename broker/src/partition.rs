@@ -21,6 +21,7 @@
 
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -30,9 +31,8 @@ use storage::disk::Disk;
 use storage::disk::glommio::GlommioDisk;
 use storage::{AppendError, Log, Offset, ReadError};
 
-use crate::ops::{
-    AckLevel, OffsetQuery, OpError, OpErrorKind, PartitionOp, PartitionReply, ReadBatches,
-};
+use crate::error::{AppendFailed, ReadFailed, Unreachable};
+use crate::ops::{AckLevel, Appended, LogBounds, OffsetQuery, ReadBatches};
 use crate::producer_state::{BatchIdentity, ProducerStates, SequenceError, Verdict};
 use crate::topology::PartitionKey;
 
@@ -52,57 +52,146 @@ pub const PRODUCER_SNAPSHOT_FILE: &str = "producer-state";
 /// Bytes read per step while rebuilding the producer state from the log.
 const SCAN_BYTES_MAX: usize = 1 << 20;
 
-/// What the actor is asked to do.
+/// What the actor is asked to do; each request carries its own typed answer channel.
 pub enum Work {
-    /// An operation from a request.
-    Op(PartitionOp),
+    /// Append a verified batch; answered at the level asked for.
+    Append {
+        /// The batch; its baseOffset is rewritten in place.
+        batch: BytesMut,
+        /// When to answer.
+        acks: AckLevel,
+        /// The answer.
+        reply: Answer<Result<Appended, AppendFailed>>,
+    },
+    /// Read whole batches.
+    Read {
+        /// First offset wanted.
+        offset: Offset,
+        /// Byte budget.
+        bytes_max: usize,
+        /// The answer.
+        reply: Answer<Result<ReadBatches, ReadFailed>>,
+    },
+    /// Answer once data at or after `offset` is readable, or when the partition closes.
+    WaitForData {
+        /// The offset waited for.
+        offset: Offset,
+        /// Forget the waiter after this long (its caller has stopped waiting).
+        wait: Duration,
+        /// The answer.
+        reply: Answer<()>,
+    },
+    /// Find an offset.
+    ListOffset {
+        /// Where to look.
+        query: OffsetQuery,
+        /// The answer.
+        reply: Answer<Result<Offset, ReadFailed>>,
+    },
+    /// Report the log's bounds.
+    Describe {
+        /// The answer.
+        reply: Answer<LogBounds>,
+    },
+    /// Delete the closed segments wholly below `offset` (the offsets topic, after a snapshot
+    /// covers them).
+    DeleteBefore {
+        /// The offset.
+        offset: Offset,
+        /// The answer: the bounds afterwards.
+        reply: Answer<Result<LogBounds, ReadFailed>>,
+    },
     /// The timer: check the flush policy and retention.
     Tick,
     /// Stop: answer parked long-polls, finish this round, close the log cleanly.
     Close,
 }
 
-/// A command with the channel its reply goes to.
-pub struct Command {
-    /// What to do.
-    pub work: Work,
-    /// Where to answer (None for ticks and fire-and-forget).
-    pub reply: Option<LocalSender<PartitionReply>>,
-}
+/// Where the actor sends one answer (the requester may have gone: answers are best effort).
+pub type Answer<T> = LocalSender<T>;
 
 /// The handle other tasks on the shard use to reach the actor.
 #[derive(Clone)]
 pub struct PartitionHandle {
-    sender: Rc<LocalSender<Command>>,
+    key: PartitionKey,
+    sender: Rc<LocalSender<Work>>,
 }
 
 impl PartitionHandle {
     /// Asks the actor to stop: parked long-polls are answered at once (they would otherwise
     /// hold the partition open until their deadline), queued work finishes, the log closes.
     pub async fn close(&self) {
-        let command = Command {
-            work: Work::Close,
-            reply: None,
-        };
-        let _ = self.sender.send(command).await;
+        let _ = self.sender.send(Work::Close).await;
     }
 
-    /// Runs `op` on the partition and waits for its reply.
-    pub async fn call(&self, op: PartitionOp) -> PartitionReply {
+    /// Sends the work `make` builds around a fresh answer channel, and waits for the answer;
+    /// `None` when the actor is gone (closing).
+    async fn ask<T>(&self, make: impl FnOnce(Answer<T>) -> Work) -> Option<T> {
         let (reply, receiver) = local_channel::new_bounded(1);
-        let command = Command {
-            work: Work::Op(op),
-            reply: Some(reply),
-        };
-        if self.sender.send(command).await.is_err() {
-            return PartitionReply::Failed(OpError::new(
-                OpErrorKind::ShuttingDown,
-                "partition is closing",
-            ));
+        self.sender.send(make(reply)).await.ok()?;
+        receiver.recv().await
+    }
+
+    fn closing(&self) -> Unreachable {
+        Unreachable::ShuttingDown {
+            what: "the partition",
         }
-        receiver.recv().await.unwrap_or_else(|| {
-            PartitionReply::Failed(OpError::new(OpErrorKind::ShuttingDown, "partition closed"))
+    }
+
+    /// Appends a verified batch and waits until it reached `acks`.
+    pub async fn append(&self, batch: BytesMut, acks: AckLevel) -> Result<Appended, AppendFailed> {
+        self.ask(|reply| Work::Append { batch, acks, reply })
+            .await
+            .unwrap_or_else(|| Err(self.closing().into()))
+    }
+
+    /// Reads whole batches from `offset`.
+    pub async fn read(&self, offset: Offset, bytes_max: usize) -> Result<ReadBatches, ReadFailed> {
+        self.ask(|reply| Work::Read {
+            offset,
+            bytes_max,
+            reply,
         })
+        .await
+        .unwrap_or_else(|| Err(self.closing().into()))
+    }
+
+    /// Waits until data at or after `offset` is readable; the actor forgets the wait after
+    /// `wait` (the caller bounds its own wait with a timer).
+    pub async fn wait_for_data(&self, offset: Offset, wait: Duration) -> Result<(), ReadFailed> {
+        self.ask(|reply| Work::WaitForData {
+            offset,
+            wait,
+            reply,
+        })
+        .await
+        .ok_or_else(|| self.closing().into())
+    }
+
+    /// Finds an offset.
+    pub async fn list_offset(&self, query: OffsetQuery) -> Result<Offset, ReadFailed> {
+        self.ask(|reply| Work::ListOffset { query, reply })
+            .await
+            .unwrap_or_else(|| Err(self.closing().into()))
+    }
+
+    /// The log's bounds.
+    pub async fn describe(&self) -> Result<LogBounds, ReadFailed> {
+        self.ask(|reply| Work::Describe { reply })
+            .await
+            .ok_or_else(|| self.closing().into())
+    }
+
+    /// Deletes the closed segments wholly below `offset`; the bounds afterwards.
+    pub async fn delete_before(&self, offset: Offset) -> Result<LogBounds, ReadFailed> {
+        self.ask(|reply| Work::DeleteBefore { offset, reply })
+            .await
+            .unwrap_or_else(|| Err(self.closing().into()))
+    }
+
+    /// The partition.
+    pub fn key(&self) -> &PartitionKey {
+        &self.key
     }
 }
 
@@ -150,25 +239,31 @@ pub fn spawn(
                 break;
             };
             // A full queue is busy anyway: the next round checks the policy.
-            let _ = sender.try_send(Command {
-                work: Work::Tick,
-                reply: None,
-            });
+            let _ = sender.try_send(Work::Tick);
         }
     })
     .detach();
-    let task = glommio::spawn_local(run(key, opened, receiver));
-    (PartitionHandle { sender }, task)
+    let task = glommio::spawn_local(run(key.clone(), opened, receiver));
+    (PartitionHandle { key, sender }, task)
 }
 
 struct Waiting {
     level: AckLevel,
     base_offset: Offset,
     last_offset: Offset,
-    reply: Option<LocalSender<PartitionReply>>,
+    reply: Option<Answer<Result<Appended, AppendFailed>>>,
 }
 
-async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Command>) {
+/// Work answered after this round's write: reads and lookups see what it wrote.
+enum Later {
+    Read(Offset, usize, Answer<Result<ReadBatches, ReadFailed>>),
+    Wait(Offset, Duration, Answer<()>),
+    ListOffset(OffsetQuery, Answer<Result<Offset, ReadFailed>>),
+    Describe(Answer<LogBounds>),
+    DeleteBefore(Offset, Answer<Result<LogBounds, ReadFailed>>),
+}
+
+async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Work>) {
     let Opened {
         mut log,
         dir,
@@ -176,7 +271,7 @@ async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Command>
         mut producers,
         mut snapshot_through,
     } = opened;
-    let mut waiters: Vec<(Offset, std::time::Instant, LocalSender<PartitionReply>)> = Vec::new();
+    let mut waiters: Vec<(Offset, std::time::Instant, Answer<()>)> = Vec::new();
     let mut ticks: u64 = 0;
     while let Some(first) = receiver.recv().await {
         let mut commands = vec![first];
@@ -189,81 +284,107 @@ async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Command>
 
         // 1. Appends, in arrival order.
         let mut appended: Vec<Waiting> = Vec::new();
-        let mut later: Vec<(PartitionOp, Option<LocalSender<PartitionReply>>)> = Vec::new();
+        let mut later: Vec<Later> = Vec::new();
         let mut durable_wanted = false;
         let mut tick = false;
         let mut closing = false;
         for command in commands {
-            match command.work {
-                Work::Tick => tick = true,
-                Work::Close => closing = true,
-                Work::Op(PartitionOp::Append { batch, acks }) => {
-                    let identity = match identity(&batch) {
-                        Ok(identity) => identity,
-                        Err(error) => {
-                            answer(
-                                command.reply,
-                                PartitionReply::Failed(sequence_error(&key, &error)),
-                            );
-                            continue;
-                        }
-                    };
-                    if let Some(identity) = &identity {
-                        match producers.check(identity, now_ms()) {
-                            Verdict::Append => {}
-                            Verdict::Duplicate {
-                                base_offset,
-                                last_offset,
-                            } => {
-                                // Answered like the original, at the level this retry asks.
-                                durable_wanted |= acks == AckLevel::Durable;
-                                appended.push(Waiting {
-                                    level: acks,
-                                    base_offset,
-                                    last_offset,
-                                    reply: command.reply,
-                                });
-                                continue;
-                            }
-                            Verdict::Refuse(error) => {
-                                answer(
-                                    command.reply,
-                                    PartitionReply::Failed(sequence_error(&key, &error)),
-                                );
-                                continue;
-                            }
-                        }
+            let (batch, acks, reply) = match command {
+                Work::Tick => {
+                    tick = true;
+                    continue;
+                }
+                Work::Close => {
+                    closing = true;
+                    continue;
+                }
+                Work::Read {
+                    offset,
+                    bytes_max,
+                    reply,
+                } => {
+                    later.push(Later::Read(offset, bytes_max, reply));
+                    continue;
+                }
+                Work::WaitForData {
+                    offset,
+                    wait,
+                    reply,
+                } => {
+                    later.push(Later::Wait(offset, wait, reply));
+                    continue;
+                }
+                Work::ListOffset { query, reply } => {
+                    later.push(Later::ListOffset(query, reply));
+                    continue;
+                }
+                Work::Describe { reply } => {
+                    later.push(Later::Describe(reply));
+                    continue;
+                }
+                Work::DeleteBefore { offset, reply } => {
+                    later.push(Later::DeleteBefore(offset, reply));
+                    continue;
+                }
+                Work::Append { batch, acks, reply } => (batch, acks, reply),
+            };
+            let refused = |error| AppendFailed::Sequence {
+                key: key.clone(),
+                error,
+            };
+            let identity = match identity(&batch) {
+                Ok(identity) => identity,
+                Err(error) => {
+                    answer(Some(reply), Err(refused(error)));
+                    continue;
+                }
+            };
+            if let Some(identity) = &identity {
+                match producers.check(identity, now_ms()) {
+                    Verdict::Append => {}
+                    Verdict::Duplicate {
+                        base_offset,
+                        last_offset,
+                    } => {
+                        // Answered like the original, at the level this retry asks.
+                        durable_wanted |= acks == AckLevel::Durable;
+                        appended.push(Waiting {
+                            level: acks,
+                            base_offset,
+                            last_offset,
+                            reply: Some(reply),
+                        });
+                        continue;
                     }
-                    match log.append(batch, now_ms()).await {
-                        Ok(done) => {
-                            if let Some(identity) = &identity {
-                                producers.record(
-                                    identity,
-                                    done.base_offset,
-                                    done.last_offset,
-                                    now_ms(),
-                                );
-                            }
-                            durable_wanted |= acks == AckLevel::Durable;
-                            appended.push(Waiting {
-                                level: acks,
-                                base_offset: done.base_offset,
-                                last_offset: done.last_offset,
-                                reply: command.reply,
-                            });
-                        }
-                        Err(error) => {
-                            if fail_rolled_back(&mut appended, &error) {
-                                producers = reload_producers(&key, &disk, &dir, &log).await;
-                            }
-                            answer(
-                                command.reply,
-                                PartitionReply::Failed(append_error(&key, &error)),
-                            );
-                        }
+                    Verdict::Refuse(error) => {
+                        answer(Some(reply), Err(refused(error)));
+                        continue;
                     }
                 }
-                Work::Op(op) => later.push((op, command.reply)),
+            }
+            match log.append(batch, now_ms()).await {
+                Ok(done) => {
+                    if let Some(identity) = &identity {
+                        producers.record(identity, done.base_offset, done.last_offset, now_ms());
+                    }
+                    durable_wanted |= acks == AckLevel::Durable;
+                    appended.push(Waiting {
+                        level: acks,
+                        base_offset: done.base_offset,
+                        last_offset: done.last_offset,
+                        reply: Some(reply),
+                    });
+                }
+                Err(error) => {
+                    if fail_rolled_back(&key, &mut appended, &error) {
+                        producers = reload_producers(&key, &disk, &dir, &log).await;
+                    }
+                    let error = AppendFailed::Storage {
+                        key: key.clone(),
+                        error: Arc::new(error),
+                    };
+                    answer(Some(reply), Err(error));
+                }
             }
         }
 
@@ -276,12 +397,16 @@ async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Command>
         } else {
             Ok(())
         };
-        if let Err(error) = &level_result {
-            tracing::error!(partition = %key, %error, "write failed");
-            if fail_rolled_back(&mut appended, error) {
-                producers = reload_producers(&key, &disk, &dir, &log).await;
+        let level_error = match level_result {
+            Ok(()) => None,
+            Err(error) => {
+                tracing::error!(partition = %key, %error, "write failed");
+                if fail_rolled_back(&key, &mut appended, &error) {
+                    producers = reload_producers(&key, &disk, &dir, &log).await;
+                }
+                Some(Arc::new(error))
             }
-        }
+        };
 
         // 3. Answer producers at the level each asked for.
         let (written, durable) = (log.written_end(), log.durable_end());
@@ -291,48 +416,82 @@ async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Command>
                 AckLevel::Written => waiting.last_offset < written,
                 AckLevel::Durable => waiting.last_offset < durable,
             };
-            let reply = if reached {
-                PartitionReply::Appended {
+            let result = if reached {
+                Ok(Appended {
                     base_offset: waiting.base_offset,
                     last_offset: waiting.last_offset,
                     log_start: log.log_start(),
-                }
+                })
             } else {
-                let error = level_result.as_ref().err();
-                PartitionReply::Failed(match error {
-                    Some(error) => append_error(&key, error),
-                    None => OpError::new(OpErrorKind::Internal, "batch not written"),
+                Err(match level_error.clone() {
+                    Some(error) => AppendFailed::Storage {
+                        key: key.clone(),
+                        error,
+                    },
+                    None => AppendFailed::NotWritten {
+                        key: key.clone(),
+                        last_offset: waiting.last_offset,
+                    },
                 })
             };
-            answer(waiting.reply, reply);
+            answer(waiting.reply, result);
         }
 
         // 4. Reads and lookups see what was just written.
-        for (op, reply) in later {
-            match op {
-                PartitionOp::WaitForData { offset, wait } => {
+        for work in later {
+            match work {
+                Later::Wait(offset, wait, reply) => {
                     if offset < log.written_end() || waiters.len() >= WAITERS_MAX {
-                        answer(reply, PartitionReply::DataReady);
-                    } else if let Some(reply) = reply {
+                        answer(Some(reply), ());
+                    } else {
                         waiters.push((offset, std::time::Instant::now() + wait, reply));
                     }
                 }
-                PartitionOp::DeleteBefore(offset) => {
+                Later::DeleteBefore(offset, reply) => {
                     let result = match log.delete_before(offset, now_ms()).await {
-                        Ok(outcome) => PartitionReply::Described {
+                        Ok(outcome) => Ok(LogBounds {
                             log_start: outcome.log_start,
                             log_end: log.written_end(),
-                        },
-                        Err(error) => PartitionReply::Failed(OpError::new(
-                            OpErrorKind::StorageFailed,
-                            format!("{key}: deleting segments below {offset}: {error}"),
-                        )),
+                        }),
+                        Err(error) => Err(ReadFailed::Retention {
+                            key: key.clone(),
+                            offset,
+                            error: Arc::new(error),
+                        }),
                     };
-                    answer(reply, result);
+                    answer(Some(reply), result);
                 }
-                op => {
-                    let result = execute(&key, &log, op).await;
-                    answer(reply, result);
+                Later::Read(offset, bytes_max, reply) => {
+                    let result = match log.read(offset, bytes_max).await {
+                        Ok(read) => Ok(ReadBatches {
+                            batches: read.batches,
+                            next_offset: read.next_offset,
+                            log_end: read.log_end,
+                            log_start: read.log_start,
+                        }),
+                        Err(error) => Err(read_failed(&key, error)),
+                    };
+                    answer(Some(reply), result);
+                }
+                Later::ListOffset(query, reply) => {
+                    let result = match query {
+                        OffsetQuery::Earliest => Ok(log.log_start()),
+                        OffsetQuery::Latest => Ok(log.written_end()),
+                        OffsetQuery::Timestamp(timestamp) => {
+                            match log.offset_for_timestamp(timestamp).await {
+                                Ok(found) => Ok(found.unwrap_or(log.written_end())),
+                                Err(error) => Err(read_failed(&key, error)),
+                            }
+                        }
+                    };
+                    answer(Some(reply), result);
+                }
+                Later::Describe(reply) => {
+                    let bounds = LogBounds {
+                        log_start: log.log_start(),
+                        log_end: log.written_end(),
+                    };
+                    answer(Some(reply), bounds);
                 }
             }
         }
@@ -343,7 +502,7 @@ async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Command>
         let now = std::time::Instant::now();
         waiters.retain(|(offset, deadline, reply)| {
             if *offset < end {
-                let _ = reply.try_send(PartitionReply::DataReady);
+                let _ = reply.try_send(());
                 false
             } else {
                 *deadline > now
@@ -376,7 +535,7 @@ async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Command>
         }
     }
     for (_, _, reply) in waiters {
-        let _ = reply.try_send(PartitionReply::DataReady);
+        let _ = reply.try_send(());
     }
     if log.appended_end() > snapshot_through {
         let _ = snapshot_producers(&key, &disk, &dir, &mut log, &producers).await;
@@ -386,61 +545,32 @@ async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Command>
     }
 }
 
-async fn execute(key: &PartitionKey, log: &Log<GlommioDisk>, op: PartitionOp) -> PartitionReply {
-    match op {
-        PartitionOp::Read { offset, bytes_max } => match log.read(offset, bytes_max).await {
-            Ok(read) => PartitionReply::Read(ReadBatches {
-                batches: read.batches,
-                next_offset: read.next_offset,
-                log_end: read.log_end,
-                log_start: read.log_start,
-            }),
-            Err(error) => PartitionReply::Failed(read_error(key, &error)),
-        },
-        PartitionOp::ListOffset(query) => match query {
-            OffsetQuery::Earliest => PartitionReply::Offset(log.log_start()),
-            OffsetQuery::Latest => PartitionReply::Offset(log.written_end()),
-            OffsetQuery::Timestamp(timestamp) => match log.offset_for_timestamp(timestamp).await {
-                Ok(found) => PartitionReply::Offset(found.unwrap_or(log.written_end())),
-                Err(error) => PartitionReply::Failed(read_error(key, &error)),
-            },
-        },
-        PartitionOp::Describe => PartitionReply::Described {
-            log_start: log.log_start(),
-            log_end: log.written_end(),
-        },
-        PartitionOp::Append { .. }
-        | PartitionOp::WaitForData { .. }
-        | PartitionOp::DeleteBefore(_) => {
-            unreachable!("appends and waits are handled by the actor loop")
-        }
-    }
-}
-
-fn answer(reply: Option<LocalSender<PartitionReply>>, value: PartitionReply) {
+fn answer<T>(reply: Option<Answer<T>>, value: T) {
     if let Some(reply) = reply {
         // The requester may have gone (client vanished): nothing to do then.
         let _ = reply.try_send(value);
     }
 }
 
+fn read_failed(key: &PartitionKey, error: ReadError) -> ReadFailed {
+    ReadFailed::Storage {
+        key: key.clone(),
+        error: Arc::new(error),
+    }
+}
+
 /// A full disk rolls back batches appended earlier in this round: fail their producers now.
 /// True when something was rolled back (the producer state must then be rebuilt).
-fn fail_rolled_back(appended: &mut Vec<Waiting>, error: &AppendError) -> bool {
+fn fail_rolled_back(key: &PartitionKey, appended: &mut Vec<Waiting>, error: &AppendError) -> bool {
     let rolled_back = storage::log::rolled_back(error);
     if let Some(range) = rolled_back.clone() {
         appended.retain_mut(|waiting| {
             if range.contains(&waiting.base_offset) {
-                answer(
-                    waiting.reply.take(),
-                    PartitionReply::Failed(OpError::new(
-                        OpErrorKind::StorageFull,
-                        format!(
-                            "disk full: batch at offset {} was not stored",
-                            waiting.base_offset
-                        ),
-                    )),
-                );
+                let error = AppendFailed::RolledBack {
+                    key: key.clone(),
+                    base_offset: waiting.base_offset,
+                };
+                answer(waiting.reply.take(), Err(error));
                 false
             } else {
                 true
@@ -450,35 +580,10 @@ fn fail_rolled_back(appended: &mut Vec<Waiting>, error: &AppendError) -> bool {
     rolled_back.is_some_and(|range| !range.is_empty())
 }
 
-/// Storage append errors as operation errors.
-fn append_error(key: &PartitionKey, error: &AppendError) -> OpError {
-    let kind = match error {
-        AppendError::InvalidBatch(_) => OpErrorKind::InvalidBatch,
-        AppendError::BatchTooLarge { .. } => OpErrorKind::BatchTooLarge,
-        AppendError::StorageFull { .. } => OpErrorKind::StorageFull,
-        AppendError::Io(_) | AppendError::Failed { .. } => OpErrorKind::StorageFailed,
-        _ => OpErrorKind::Internal,
-    };
-    OpError::new(kind, format!("{key}: {error}"))
-}
-
 /// The idempotence fields of a batch the handler verified (so its header parses).
 fn identity(batch: &BytesMut) -> Result<Option<BatchIdentity>, SequenceError> {
     let header = BatchHeader::parse(batch).expect("the handler verified the batch");
     BatchIdentity::of(&header)
-}
-
-/// Sequence errors as operation errors.
-fn sequence_error(key: &PartitionKey, error: &SequenceError) -> OpError {
-    let kind = match error {
-        SequenceError::Malformed { .. } => OpErrorKind::InvalidBatch,
-        SequenceError::Fenced { .. } => OpErrorKind::ProducerFenced,
-        SequenceError::OutOfOrder { .. } => OpErrorKind::OutOfOrderSequence,
-        SequenceError::UnknownProducer { .. } => OpErrorKind::UnknownProducerId,
-        SequenceError::DuplicateTooOld { .. } => OpErrorKind::DuplicateSequence,
-        SequenceError::TooManyProducers { .. } => OpErrorKind::Throttled,
-    };
-    OpError::new(kind, format!("{key}: {error}"))
 }
 
 /// Rebuilds a partition's producer state: the snapshot in `dir` (if any, and if it does not
@@ -604,17 +709,6 @@ async fn snapshot_producers(
             None
         }
     }
-}
-
-/// Storage read errors as operation errors.
-fn read_error(key: &PartitionKey, error: &ReadError) -> OpError {
-    let kind = match error {
-        ReadError::OffsetOutOfRange { .. } => OpErrorKind::OffsetOutOfRange,
-        ReadError::Corruption(_) => OpErrorKind::Corruption,
-        ReadError::Io(_) | ReadError::Failed { .. } => OpErrorKind::StorageFailed,
-        _ => OpErrorKind::Internal,
-    };
-    OpError::new(kind, format!("{key}: {error}"))
 }
 
 /// The directory of a partition's log under the data directory.

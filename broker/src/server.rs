@@ -390,7 +390,7 @@ async fn run_shard(
             metrics::METRICS_PATH,
             move || {
                 let shard = shard.clone();
-                async move { metrics::gather(&shard).await }
+                async move { shard.metrics_text().await }
             },
         )));
     }

@@ -7,6 +7,7 @@
 //! mesh; the caller waits on a local one-shot channel keyed by call id. A call to the shard
 //! itself skips the mesh. Nothing here is shared between threads.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,11 +19,12 @@ use glommio::channels::local_channel::{self, LocalSender};
 use storage::disk::glommio::GlommioDisk;
 use storage::{Log, LogConfig};
 
+use crate::error::{ShardGone, Unreachable};
 use crate::group::coordinator::Coordinator;
 use crate::group::offsets;
 use crate::metadata::{Metadata, TopicConfig, TopicError, TopicSpec};
 use crate::metrics::Metrics;
-use crate::ops::{ControllerOp, OpError, OpErrorKind, PartitionReply, ShardOp, ShardReply};
+use crate::ops::{ControllerOp, OpError, OpErrorKind, Reply, ShardOp};
 use crate::partition::{self, PartitionHandle, now_ms, partition_dir};
 use crate::producer_ids::ProducerIds;
 use crate::topology::{CONTROLLER, PartitionId, PartitionKey, ShardId, shard_for};
@@ -45,14 +47,17 @@ pub enum ShardMessage {
         /// What to run.
         op: ShardOp,
     },
-    /// The answer to a call.
+    /// The answer to a call: the value its [`Reply`] is typed by, boxed to cross the mesh.
     Reply {
         /// The call answered.
         call_id: u64,
-        /// The answer.
-        reply: ShardReply,
+        /// The answer; [`Shard::call`] takes it back as the type its `Reply` promised.
+        answer: Answer,
     },
 }
+
+/// An answer in transit between shards.
+pub type Answer = Box<dyn Any + Send>;
 
 struct OwnedPartition {
     handle: PartitionHandle,
@@ -79,7 +84,7 @@ pub struct Shard {
     metadata: RefCell<Rc<Metadata>>,
     partitions: RefCell<HashMap<PartitionKey, OwnedPartition>>,
     peers: Option<Senders<ShardMessage>>,
-    pending: RefCell<HashMap<u64, LocalSender<ShardReply>>>,
+    pending: RefCell<HashMap<u64, LocalSender<Answer>>>,
     next_call_id: Cell<u64>,
     /// Serialises topic changes on the controller.
     controller_gate: glommio::sync::Semaphore,
@@ -251,77 +256,178 @@ impl Shard {
             ShardMessage::Call { from, call_id, op } => {
                 let shard = self.clone();
                 glommio::spawn_local(async move {
-                    let reply = shard.execute(op).await;
-                    if let Some(peers) = &shard.peers {
-                        let message = ShardMessage::Reply { call_id, reply };
-                        if peers.send_to(usize::from(from.0), message).await.is_err() {
-                            tracing::warn!(shard = %shard.id, to = %from, "reply lost: peer gone");
-                        }
-                    }
+                    // The op's own `Reply` routes the answer back to `from`'s call `call_id`.
+                    debug_assert_ne!(from, shard.id, "a shard calls itself without the mesh");
+                    let _ = call_id;
+                    shard.execute(op).await;
                 })
                 .detach();
             }
-            ShardMessage::Reply { call_id, reply } => {
-                if let Some(waiter) = self.pending.borrow_mut().remove(&call_id) {
-                    let _ = waiter.try_send(reply);
-                }
-            }
+            ShardMessage::Reply { call_id, answer } => self.deliver(call_id, answer),
         }
     }
 
-    /// Runs `op` on shard `target`: locally, or as an explicit hop over the mesh.
-    pub async fn call(self: &Rc<Self>, target: ShardId, op: ShardOp) -> ShardReply {
-        if target == self.id {
-            return self.execute(op).await;
+    fn deliver(&self, call_id: u64, answer: Answer) {
+        if let Some(waiter) = self.pending.borrow_mut().remove(&call_id) {
+            // The caller may have given up (its client vanished): nothing to do then.
+            let _ = waiter.try_send(answer);
         }
-        let Some(peers) = &self.peers else {
-            unreachable!("a single-shard broker has no other shard to call");
-        };
+    }
+
+    /// Runs the op that `make` builds around the reply route it is given, on shard `target`
+    /// (locally, or as an explicit hop over the mesh), and returns the op's typed answer.
+    pub async fn call<T: Send + 'static>(
+        self: &Rc<Self>,
+        target: ShardId,
+        make: impl FnOnce(Reply<T>) -> ShardOp,
+    ) -> Result<T, ShardGone> {
         let call_id = self.next_call_id.get();
         self.next_call_id.set(call_id + 1);
         let (sender, receiver) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(call_id, sender);
-        let message = ShardMessage::Call {
-            from: self.id,
-            call_id,
-            op,
-        };
-        if peers.send_to(usize::from(target.0), message).await.is_err() {
-            self.pending.borrow_mut().remove(&call_id);
-            return shutting_down();
+        let op = make(Reply::new(self.id, call_id));
+        if target == self.id {
+            self.execute(op).await;
+        } else {
+            let Some(peers) = &self.peers else {
+                unreachable!("a single-shard broker has no other shard to call");
+            };
+            let message = ShardMessage::Call {
+                from: self.id,
+                call_id,
+                op,
+            };
+            if peers.send_to(usize::from(target.0), message).await.is_err() {
+                self.pending.borrow_mut().remove(&call_id);
+                return Err(ShardGone(target));
+            }
         }
-        receiver.recv().await.unwrap_or_else(shutting_down)
+        let answer = receiver.recv().await.ok_or(ShardGone(target))?;
+        let answer = answer
+            .downcast::<T>()
+            .expect("a Reply<T> is only ever answered with a T (Shard::answer)");
+        Ok(*answer)
     }
 
-    /// Runs an operation that belongs to this shard.
-    async fn execute(self: &Rc<Self>, op: ShardOp) -> ShardReply {
+    /// Sends `value` back along `reply`: to this shard's own waiting call, or over the mesh.
+    pub async fn answer<T: Send + 'static>(self: &Rc<Self>, reply: Reply<T>, value: T) {
+        let answer: Answer = Box::new(value);
+        if reply.to == self.id {
+            self.deliver(reply.call_id, answer);
+            return;
+        }
+        let Some(peers) = &self.peers else {
+            unreachable!("a single-shard broker only answers itself");
+        };
+        let message = ShardMessage::Reply {
+            call_id: reply.call_id,
+            answer,
+        };
+        if peers
+            .send_to(usize::from(reply.to.0), message)
+            .await
+            .is_err()
+        {
+            tracing::warn!(shard = %self.id, to = %reply.to, "answer lost: peer gone");
+        }
+    }
+
+    /// Every shard's metrics snapshot, rendered as Prometheus text. A shard that does not
+    /// answer (it is shutting down) is left out.
+    pub async fn metrics_text(self: &Rc<Self>) -> String {
+        let mut snapshots = Vec::with_capacity(usize::from(self.shard_count));
+        for target in 0..self.shard_count {
+            let metrics = |reply| ShardOp::Metrics { reply };
+            if let Ok(snapshot) = self.call(ShardId(target), metrics).await {
+                snapshots.push(snapshot);
+            }
+        }
+        crate::metrics::render(&snapshots)
+    }
+
+    /// The actor of a partition this shard owns.
+    pub fn partition(&self, key: &PartitionKey) -> Result<PartitionHandle, Unreachable> {
+        self.partitions
+            .borrow()
+            .get(key)
+            .map(|owned| owned.handle.clone())
+            .ok_or_else(|| Unreachable::NotServed {
+                key: key.clone(),
+                shard: self.id,
+            })
+    }
+
+    /// Runs an operation that belongs to this shard and answers it.
+    async fn execute(self: &Rc<Self>, op: ShardOp) {
         match op {
-            ShardOp::Partition(key, op) => {
-                let handle = self
-                    .partitions
-                    .borrow()
-                    .get(&key)
-                    .map(|owned| owned.handle.clone());
-                match handle {
-                    Some(handle) => ShardReply::Partition(handle.call(op).await),
-                    None => ShardReply::Partition(PartitionReply::Failed(OpError::new(
-                        OpErrorKind::UnknownPartition,
-                        format!("partition {key} is not served by {}", self.id),
-                    ))),
-                }
+            ShardOp::Append {
+                key,
+                batch,
+                acks,
+                reply,
+            } => {
+                let result = match self.partition(&key) {
+                    Ok(partition) => partition.append(batch, acks).await,
+                    Err(error) => Err(error.into()),
+                };
+                self.answer(reply, result).await;
             }
-            ShardOp::Controller(op) => ShardReply::Done(self.change_topics(op).await),
-            ShardOp::ApplyMetadata(metadata) => {
-                ShardReply::Done(self.apply_metadata(metadata).await)
+            ShardOp::Read {
+                key,
+                offset,
+                bytes_max,
+                reply,
+            } => {
+                let result = match self.partition(&key) {
+                    Ok(partition) => partition.read(offset, bytes_max).await,
+                    Err(error) => Err(error.into()),
+                };
+                self.answer(reply, result).await;
             }
-            ShardOp::Metrics => {
+            ShardOp::WaitForData {
+                key,
+                offset,
+                wait,
+                reply,
+            } => {
+                let result = match self.partition(&key) {
+                    Ok(partition) => partition.wait_for_data(offset, wait).await,
+                    Err(error) => Err(error.into()),
+                };
+                self.answer(reply, result).await;
+            }
+            ShardOp::ListOffset { key, query, reply } => {
+                let result = match self.partition(&key) {
+                    Ok(partition) => partition.list_offset(query).await,
+                    Err(error) => Err(error.into()),
+                };
+                self.answer(reply, result).await;
+            }
+            ShardOp::Describe { key, reply } => {
+                let result = match self.partition(&key) {
+                    Ok(partition) => partition.describe().await,
+                    Err(error) => Err(error.into()),
+                };
+                self.answer(reply, result).await;
+            }
+            ShardOp::ChangeTopics { change, reply } => {
+                let result = self.change_topics(change).await;
+                self.answer(reply, result).await;
+            }
+            ShardOp::ApplyMetadata { metadata, reply } => {
+                let result = self.apply_metadata(metadata).await;
+                self.answer(reply, result).await;
+            }
+            ShardOp::Metrics { reply } => {
                 let partitions_owned = self.partitions.borrow().len() as u64;
-                ShardReply::Metrics(Box::new(self.metrics.snapshot(self.id, partitions_owned)))
+                let snapshot = self.metrics.snapshot(self.id, partitions_owned);
+                self.answer(reply, snapshot).await;
             }
-            ShardOp::InitProducerId => ShardReply::ProducerId(self.allocate_producer_id().await),
-            ShardOp::Group(op) => {
-                ShardReply::Group(Box::pin(crate::group::execute(self, op)).await)
+            ShardOp::InitProducerId { reply } => {
+                let result = self.allocate_producer_id().await;
+                self.answer(reply, result).await;
             }
+            ShardOp::Group(call) => Box::pin(crate::group::execute(self, call)).await,
         }
     }
 
@@ -379,11 +485,13 @@ impl Shard {
         .map_err(|error| OpError::new(OpErrorKind::StorageFailed, error.to_string()))?;
         let mut failures = Vec::new();
         for shard in 0..self.shard_count {
+            let metadata = next.clone();
+            let apply = |reply| ShardOp::ApplyMetadata { metadata, reply };
             // Boxed: call -> execute -> change_topics -> call is a cycle of async fns.
-            let reply =
-                Box::pin(self.call(ShardId(shard), ShardOp::ApplyMetadata(next.clone()))).await;
-            if let ShardReply::Done(Err(error)) = reply {
-                failures.push(error.message);
+            match Box::pin(self.call(ShardId(shard), apply)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => failures.push(error.message),
+                Err(gone) => failures.push(gone.to_string()),
             }
         }
         if failures.is_empty() {
@@ -533,13 +641,6 @@ impl Shard {
             partition.task.await;
         }
     }
-}
-
-fn shutting_down() -> ShardReply {
-    ShardReply::Done(Err(OpError::new(
-        OpErrorKind::ShuttingDown,
-        "the target shard is shutting down",
-    )))
 }
 
 /// Smallest and largest recent-batch cache one partition gets.

@@ -29,11 +29,12 @@ use storage::Offset;
 
 use super::membership::{Completed, Group, GroupError, GroupState, JoinRequest, Joined};
 use super::offsets::{self, Committed, OffsetKey, OffsetTable};
+use crate::error::ReadFailed;
 use crate::ops::{
-    AckLevel, CommitArgs, GroupDescription, GroupSummary, JoinArgs, OpError, OpErrorKind,
-    PartitionOp, PartitionReply, ShardOp, ShardReply,
+    AckLevel, Appended, CommitArgs, GroupDescription, GroupSummary, JoinArgs, LogBounds, OpError,
+    OpErrorKind,
 };
-use crate::partition::{now_ms, partition_dir};
+use crate::partition::{PartitionHandle, now_ms, partition_dir};
 use crate::shard::Shard;
 use crate::topology::{PartitionId, PartitionKey};
 
@@ -157,28 +158,16 @@ fn release(entry: &mut Entry, completed: Completed) {
     }
 }
 
-async fn local_partition_call(
-    shard: &Rc<Shard>,
-    key: PartitionKey,
-    op: PartitionOp,
-) -> PartitionReply {
+/// The actor of one of this shard's offsets partitions.
+fn offsets_actor(shard: &Shard, key: &PartitionKey) -> Result<PartitionHandle, OpError> {
     assert_eq!(
-        shard.owner(&key),
+        shard.owner(key),
         shard.id,
         "the coordinator owns its offsets partitions"
     );
-    match shard.call(shard.id, ShardOp::Partition(key, op)).await {
-        ShardReply::Partition(reply) => reply,
-        ShardReply::Done(Err(error)) => PartitionReply::Failed(error),
-        _ => PartitionReply::Failed(OpError::new(OpErrorKind::Internal, "unexpected reply")),
-    }
-}
-
-fn failed(reply: PartitionReply) -> OpError {
-    match reply {
-        PartitionReply::Failed(error) => error,
-        other => OpError::new(OpErrorKind::Internal, format!("unexpected reply {other:?}")),
-    }
+    shard
+        .partition(key)
+        .map_err(|error| OpError::from(ReadFailed::from(error)))
 }
 
 impl Coordinator {
@@ -494,12 +483,15 @@ impl Coordinator {
             .map(|(_, key, committed)| (key.clone(), *committed))
             .collect();
         let batch = bytes::BytesMut::from(&offsets::commit_batch(&commits, now)[..]);
-        let op = PartitionOp::Append {
-            batch,
-            acks: AckLevel::Durable,
+        let appended = match offsets_actor(shard, &key) {
+            Ok(partition) => partition
+                .append(batch, AckLevel::Durable)
+                .await
+                .map_err(OpError::from),
+            Err(error) => Err(error),
         };
-        match local_partition_call(shard, key.clone(), op).await {
-            PartitionReply::Appended { last_offset, .. } => {
+        match appended {
+            Ok(Appended { last_offset, .. }) => {
                 {
                     let mut table = partition.table.borrow_mut();
                     for (key, committed) in commits {
@@ -518,8 +510,7 @@ impl Coordinator {
                     }
                 }
             }
-            other => {
-                let error = failed(other);
+            Err(error) => {
                 for (index, _, _) in &accepted {
                     outcomes[*index] = Err(error.clone());
                 }
@@ -644,11 +635,8 @@ async fn load(shard: &Rc<Shard>, key: &PartitionKey) -> Result<(OffsetTable, u64
         Ok(None) => (0, OffsetTable::default()),
         Err(error) => return Err(OpError::new(OpErrorKind::StorageFailed, error.to_string())),
     };
-    let (log_start, log_end) =
-        match local_partition_call(shard, key.clone(), PartitionOp::Describe).await {
-            PartitionReply::Described { log_start, log_end } => (log_start, log_end),
-            other => return Err(failed(other)),
-        };
+    let partition = offsets_actor(shard, key)?;
+    let LogBounds { log_start, log_end } = partition.describe().await?;
     if through > log_end.0 {
         return Err(OpError::new(
             OpErrorKind::Corruption,
@@ -670,14 +658,7 @@ async fn load(shard: &Rc<Shard>, key: &PartitionKey) -> Result<(OffsetTable, u64
     let mut offset = Offset(through);
     let mut records = 0u64;
     while offset < log_end {
-        let op = PartitionOp::Read {
-            offset,
-            bytes_max: LOAD_BYTES_MAX,
-        };
-        let read = match local_partition_call(shard, key.clone(), op).await {
-            PartitionReply::Read(read) => read,
-            other => return Err(failed(other)),
-        };
+        let read = partition.read(offset, LOAD_BYTES_MAX).await?;
         if read.batches.is_empty() {
             break;
         }
@@ -741,20 +722,21 @@ async fn snapshot(
         tracing::warn!(partition = %key, %error, "storing the offsets snapshot failed");
         return false;
     }
-    match local_partition_call(
-        shard,
-        key.clone(),
-        PartitionOp::DeleteBefore(Offset(through)),
-    )
-    .await
-    {
-        PartitionReply::Described { log_start, .. } => {
+    let deleted = match offsets_actor(shard, key) {
+        Ok(partition) => partition
+            .delete_before(Offset(through))
+            .await
+            .map_err(OpError::from),
+        Err(error) => Err(error),
+    };
+    match deleted {
+        Ok(LogBounds { log_start, .. }) => {
             tracing::info!(partition = %key, %through, %log_start, entries = table.len(),
                 "offsets snapshot stored; older segments deleted");
         }
-        other => {
+        Err(error) => {
             // The snapshot stands; the segments go at the next snapshot.
-            tracing::warn!(partition = %key, error = ?other, "deleting segments below the snapshot failed");
+            tracing::warn!(partition = %key, error = %error.message, "deleting segments below the snapshot failed");
         }
     }
     true

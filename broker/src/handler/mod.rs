@@ -1,5 +1,6 @@
 //! Request handling: decodes one verified request, routes its work to the owning shards, and
-//! builds the response. The one place where errors become wire error codes ([`error_code`]).
+//! builds the response. Errors become wire error codes in one place, [`errors`]; group
+//! requests are converted in `group.rs`.
 //!
 //! Produce: every batch is checked (its payload range, then `schema::batch::verify_with_records`:
 //! length, magic, CRC-32C, codec, record count) before anything is appended; a bad batch gets
@@ -8,6 +9,9 @@
 //! buffer, never copied.
 //! Fetch: stored batch bytes are returned as they are (zero-copy handles) in the frame payload;
 //! with `wait_ms_max` and `bytes_min` the request long-polls until data arrives or time is up.
+
+pub mod errors;
+mod group;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -23,13 +27,11 @@ use schema::wire::{
 };
 use storage::Offset;
 
+use crate::error::{AppendFailed, ReadFailed, Unreachable};
 use crate::group::offsets::is_internal;
 use crate::metadata::{TopicConfig, TopicSpec};
 use crate::metrics::Api;
-use crate::ops::{
-    AckLevel, ControllerOp, OffsetQuery, OpError, OpErrorKind, PartitionOp, PartitionReply,
-    ShardOp, ShardReply,
-};
+use crate::ops::{AckLevel, Appended, ControllerOp, LogBounds, OffsetQuery, ReadBatches, ShardOp};
 use crate::shard::Shard;
 use crate::topology::{CONTROLLER, PartitionId, PartitionKey};
 
@@ -55,47 +57,6 @@ pub enum Outcome {
     Silent,
     /// Send this error response, then close the connection (malformed request).
     RespondAndClose(OutFrame, String),
-}
-
-/// The one mapping from broker errors to wire error codes.
-pub fn error_code(kind: &OpErrorKind) -> ErrorCode {
-    match kind {
-        OpErrorKind::UnknownPartition => ErrorCode::UnknownPartition,
-        OpErrorKind::InvalidBatch => ErrorCode::InvalidBatch,
-        OpErrorKind::BatchTooLarge => ErrorCode::BatchTooLarge,
-        OpErrorKind::OffsetOutOfRange => ErrorCode::OffsetOutOfRange,
-        OpErrorKind::StorageFull => ErrorCode::StorageFull,
-        OpErrorKind::StorageFailed => ErrorCode::StorageFailed,
-        OpErrorKind::Corruption => ErrorCode::Corruption,
-        OpErrorKind::Throttled => ErrorCode::Throttled,
-        OpErrorKind::ShuttingDown => ErrorCode::ShuttingDown,
-        OpErrorKind::InvalidTopic => ErrorCode::InvalidTopicConfig,
-        OpErrorKind::TopicAlreadyExists => ErrorCode::TopicAlreadyExists,
-        OpErrorKind::UnknownTopic => ErrorCode::UnknownTopic,
-        OpErrorKind::OutOfOrderSequence => ErrorCode::OutOfOrderSequence,
-        OpErrorKind::UnknownProducerId => ErrorCode::UnknownProducerId,
-        OpErrorKind::ProducerFenced => ErrorCode::ProducerFenced,
-        OpErrorKind::DuplicateSequence => ErrorCode::DuplicateSequence,
-        OpErrorKind::InternalTopic => ErrorCode::InternalTopic,
-        OpErrorKind::UnknownMemberId => ErrorCode::UnknownMemberId,
-        OpErrorKind::IllegalGeneration => ErrorCode::IllegalGeneration,
-        OpErrorKind::RebalanceInProgress => ErrorCode::RebalanceInProgress,
-        OpErrorKind::InconsistentAssignor => ErrorCode::InconsistentAssignor,
-        OpErrorKind::InvalidSessionTimeout => ErrorCode::InvalidSessionTimeout,
-        OpErrorKind::GroupNotEmpty => ErrorCode::GroupNotEmpty,
-        OpErrorKind::OffsetCommitRewind => ErrorCode::OffsetCommitRewind,
-        OpErrorKind::GroupFull => ErrorCode::GroupFull,
-        OpErrorKind::InvalidRequest => ErrorCode::InvalidRequest,
-        OpErrorKind::Internal => ErrorCode::Internal,
-    }
-}
-
-/// The error code and message for a reply that is a failure (or not the kind expected).
-fn reply_error(reply: PartitionReply) -> (ErrorCode, String) {
-    match reply {
-        PartitionReply::Failed(error) => (error_code(&error.kind), error.message),
-        other => (ErrorCode::Internal, format!("unexpected reply {other:?}")),
-    }
 }
 
 fn encode(response: &ResponseOwned, payload: Vec<Bytes>) -> OutFrame {
@@ -327,17 +288,12 @@ async fn dispatch(shard: &Rc<Shard>, frame: net::Frame) -> (Api, Outcome, bool) 
             )
         }
         RequestBodyOwned::InitProducerId => {
+            let init = |reply| ShardOp::InitProducerId { reply };
             let (error, message, (producer_id, producer_epoch)) =
-                match shard.call(CONTROLLER, ShardOp::InitProducerId).await {
-                    ShardReply::ProducerId(Ok(id)) => (ErrorCode::None, String::new(), id),
-                    ShardReply::ProducerId(Err(error)) | ShardReply::Done(Err(error)) => {
-                        (error_code(&error.kind), error.message, (-1, -1))
-                    }
-                    _ => (
-                        ErrorCode::Internal,
-                        "unexpected reply".to_string(),
-                        (-1, -1),
-                    ),
+                match shard.call(CONTROLLER, init).await {
+                    Ok(Ok(id)) => (ErrorCode::None, String::new(), id),
+                    Ok(Err(error)) => (errors::op(&error.kind), error.message, (-1, -1)),
+                    Err(gone) => (ErrorCode::ShuttingDown, gone.to_string(), (-1, -1)),
                 };
             let body = ResponseBodyOwned::InitProducerId {
                 error,
@@ -347,25 +303,22 @@ async fn dispatch(shard: &Rc<Shard>, frame: net::Frame) -> (Api, Outcome, bool) 
             };
             respond(correlation_id, body, Vec::new())
         }
-        body => respond(
-            correlation_id,
-            crate::group::handle(shard, body).await,
-            Vec::new(),
-        ),
+        body => respond(correlation_id, group::handle(shard, body).await, Vec::new()),
     };
     (api, outcome, failed)
 }
 
 /// The refusal of a client's change to an internal topic.
 fn internal_topic(name: &str) -> (ErrorCode, String) {
-    (
-        ErrorCode::InternalTopic,
-        format!(
-            "{name:?} is internal to the broker (names starting with {:?} are reserved): \
-             clients may read it, not create, delete or produce to it",
-            crate::group::offsets::INTERNAL_PREFIX
-        ),
-    )
+    let error = internal_topic_error(name);
+    (errors::append(&error), error.to_string())
+}
+
+fn internal_topic_error(name: &str) -> AppendFailed {
+    AppendFailed::InternalTopic {
+        topic: name.to_string(),
+        prefix: crate::group::offsets::INTERNAL_PREFIX,
+    }
 }
 
 fn topic_config(config: TopicConfigOwned) -> TopicConfig {
@@ -395,34 +348,29 @@ fn wire_config(config: &TopicConfig) -> TopicConfigOwned {
     }
 }
 
-async fn controller(shard: &Rc<Shard>, op: ControllerOp) -> (ErrorCode, String) {
-    match shard.call(CONTROLLER, ShardOp::Controller(op)).await {
-        ShardReply::Done(Ok(())) => (ErrorCode::None, String::new()),
-        ShardReply::Done(Err(error)) => (error_code(&error.kind), error.message),
-        ShardReply::Partition(_)
-        | ShardReply::Metrics(_)
-        | ShardReply::ProducerId(_)
-        | ShardReply::Group(_) => (ErrorCode::Internal, "unexpected reply".to_string()),
+async fn controller(shard: &Rc<Shard>, change: ControllerOp) -> (ErrorCode, String) {
+    let change_topics = |reply| ShardOp::ChangeTopics { change, reply };
+    match shard.call(CONTROLLER, change_topics).await {
+        Ok(Ok(())) => (ErrorCode::None, String::new()),
+        Ok(Err(error)) => (errors::op(&error.kind), error.message),
+        Err(gone) => (ErrorCode::ShuttingDown, gone.to_string()),
     }
 }
 
 /// Checks that the topic and partition exist in this shard's metadata.
-fn resolve(shard: &Shard, topic: &str, partition: u32) -> Result<PartitionKey, OpError> {
+fn resolve(shard: &Shard, topic: &str, partition: u32) -> Result<PartitionKey, Unreachable> {
     let metadata = shard.metadata();
     let Some(spec) = metadata.topics.get(topic) else {
-        return Err(OpError::new(
-            OpErrorKind::UnknownTopic,
-            format!("unknown topic {topic:?}"),
-        ));
+        return Err(Unreachable::UnknownTopic {
+            topic: topic.to_string(),
+        });
     };
     if partition >= spec.partitions {
-        return Err(OpError::new(
-            OpErrorKind::UnknownPartition,
-            format!(
-                "topic {topic:?} has {} partitions, not {partition}",
-                spec.partitions
-            ),
-        ));
+        return Err(Unreachable::UnknownPartition {
+            topic: topic.to_string(),
+            partition,
+            partitions: spec.partitions,
+        });
     }
     Ok(PartitionKey {
         topic: topic.to_string(),
@@ -430,18 +378,46 @@ fn resolve(shard: &Shard, topic: &str, partition: u32) -> Result<PartitionKey, O
     })
 }
 
-async fn partition_call(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) -> PartitionReply {
+/// Appends one verified batch on the partition's owning shard.
+async fn append(
+    shard: &Rc<Shard>,
+    key: PartitionKey,
+    batch: BytesMut,
+    acks: AckLevel,
+) -> Result<Appended, AppendFailed> {
     let owner = shard.owner(&key);
-    match shard.call(owner, ShardOp::Partition(key, op)).await {
-        ShardReply::Partition(reply) => reply,
-        ShardReply::Done(Err(error)) => PartitionReply::Failed(error),
-        ShardReply::Done(Ok(()))
-        | ShardReply::Metrics(_)
-        | ShardReply::ProducerId(_)
-        | ShardReply::Group(_) => {
-            PartitionReply::Failed(OpError::new(OpErrorKind::Internal, "unexpected reply"))
-        }
-    }
+    let op = |reply| ShardOp::Append {
+        key,
+        batch,
+        acks,
+        reply,
+    };
+    shard.call(owner, op).await?
+}
+
+/// Reads whole batches on the partition's owning shard.
+async fn read(
+    shard: &Rc<Shard>,
+    key: PartitionKey,
+    offset: Offset,
+    bytes_max: usize,
+) -> Result<ReadBatches, ReadFailed> {
+    let owner = shard.owner(&key);
+    let op = |reply| ShardOp::Read {
+        key,
+        offset,
+        bytes_max,
+        reply,
+    };
+    shard.call(owner, op).await?
+}
+
+/// A partition's bounds, from its owning shard.
+async fn describe(shard: &Rc<Shard>, key: PartitionKey) -> Result<LogBounds, ReadFailed> {
+    let owner = shard.owner(&key);
+    shard
+        .call(owner, |reply| ShardOp::Describe { key, reply })
+        .await?
 }
 
 /// Slices every batch out of the payload (without copying) in request order. Ranges must not
@@ -486,32 +462,28 @@ async fn produce(
     // Per partition, the batches in request order.
     let mut per_partition: BTreeMap<PartitionKey, Vec<(usize, BytesMut)>> = BTreeMap::new();
     for (index, (spec, bytes)) in batches.iter().zip(slices).enumerate() {
-        let failed = |error: OpError| ProduceResultOwned {
+        let failed = |error: AppendFailed| ProduceResultOwned {
             topic: spec.topic.clone(),
             partition: spec.partition,
-            error: error_code(&error.kind),
+            error: errors::append(&error),
             base_offset: 0,
             last_offset: 0,
             log_start: 0,
-            message: error.message,
+            message: error.to_string(),
         };
         let key = match resolve(shard, &spec.topic, spec.partition) {
             Ok(_) if is_internal(&spec.topic) => {
-                let (_, message) = internal_topic(&spec.topic);
-                results[index] = Some(failed(OpError::new(OpErrorKind::InternalTopic, message)));
+                results[index] = Some(failed(internal_topic_error(&spec.topic)));
                 continue;
             }
             Ok(key) => key,
             Err(error) => {
-                results[index] = Some(failed(error));
+                results[index] = Some(failed(error.into()));
                 continue;
             }
         };
         if let Err(error) = schema::batch::verify_with_records(&bytes) {
-            results[index] = Some(failed(OpError::new(
-                OpErrorKind::InvalidBatch,
-                format!("{key}: {error}"),
-            )));
+            results[index] = Some(failed(AppendFailed::InvalidBatch { key, error }));
             continue;
         }
         per_partition.entry(key).or_default().push((index, bytes));
@@ -523,8 +495,7 @@ async fn produce(
             glommio::spawn_local(async move {
                 let mut out = Vec::new();
                 for (index, batch) in batches {
-                    let op = PartitionOp::Append { batch, acks };
-                    out.push((index, partition_call(&shard, key.clone(), op).await));
+                    out.push((index, append(&shard, key.clone(), batch, acks).await));
                 }
                 out
             })
@@ -543,16 +514,14 @@ async fn produce(
                 message: String::new(),
             };
             match reply {
-                PartitionReply::Appended {
-                    base_offset,
-                    last_offset,
-                    log_start,
-                } => {
-                    result.base_offset = base_offset.0;
-                    result.last_offset = last_offset.0;
-                    result.log_start = log_start.0;
+                Ok(appended) => {
+                    result.base_offset = appended.base_offset.0;
+                    result.last_offset = appended.last_offset.0;
+                    result.log_start = appended.log_start.0;
                 }
-                other => (result.error, result.message) = reply_error(other),
+                Err(error) => {
+                    (result.error, result.message) = (errors::append(&error), error.to_string())
+                }
             }
             results[index] = Some(result);
         }
@@ -591,13 +560,18 @@ async fn fetch(
             let Ok(key) = resolve(shard, &asked.topic, asked.partition) else {
                 continue;
             };
-            let op = PartitionOp::WaitForData {
-                offset: Offset(asked.offset),
-                wait: deadline - now,
-            };
+            let (offset, wait) = (Offset(asked.offset), deadline - now);
             let (shard, notify) = (shard.clone(), notify.clone());
             glommio::spawn_local(async move {
-                let _ = partition_call(&shard, key, op).await;
+                let owner = shard.owner(&key);
+                let op = |reply| ShardOp::WaitForData {
+                    key,
+                    offset,
+                    wait,
+                    reply,
+                };
+                // Data, a failure or a closing partition: each ends the wait the same way.
+                let _ = shard.call(owner, op).await;
                 let _ = notify.try_send(());
             })
             .detach();
@@ -635,36 +609,26 @@ async fn fetch_once(
             message: String::new(),
         };
         let budget = (asked.bytes_max as usize).min((bytes_max as usize).saturating_sub(total));
-        let reply = match resolve(shard, &asked.topic, asked.partition) {
-            Err(error) => PartitionReply::Failed(error),
+        let outcome = match resolve(shard, &asked.topic, asked.partition) {
+            Err(error) => Err(error.into()),
             // The request's budget is spent: report positions without reading.
-            Ok(key) if budget == 0 && total > 0 => {
-                partition_call(shard, key, PartitionOp::Describe).await
-            }
-            Ok(key) => {
-                let op = PartitionOp::Read {
-                    offset: Offset(asked.offset),
-                    bytes_max: budget.max(1),
-                };
-                partition_call(shard, key, op).await
-            }
+            Ok(key) if budget == 0 && total > 0 => describe(shard, key).await.map(|bounds| {
+                (result.log_start, result.log_end) = (bounds.log_start.0, bounds.log_end.0);
+            }),
+            Ok(key) => read(shard, key, Offset(asked.offset), budget.max(1))
+                .await
+                .map(|read| {
+                    let start = total;
+                    for batch in read.batches {
+                        total += batch.len();
+                        payload.push(batch);
+                    }
+                    result.batches = PayloadRange::new(start as u32, (total - start) as u32);
+                    (result.log_start, result.log_end) = (read.log_start.0, read.log_end.0);
+                }),
         };
-        match reply {
-            PartitionReply::Read(read) => {
-                let start = total;
-                for batch in read.batches {
-                    total += batch.len();
-                    payload.push(batch);
-                }
-                result.batches = PayloadRange::new(start as u32, (total - start) as u32);
-                result.log_end = read.log_end.0;
-                result.log_start = read.log_start.0;
-            }
-            PartitionReply::Described { log_start, log_end } => {
-                result.log_end = log_end.0;
-                result.log_start = log_start.0;
-            }
-            other => (result.error, result.message) = reply_error(other),
+        if let Err(error) = outcome {
+            (result.error, result.message) = (errors::read(&error), error.to_string());
         }
         results.push(result);
     }
@@ -684,14 +648,21 @@ async fn list_offsets(
         } else {
             OffsetQuery::Timestamp(asked.timestamp_ms)
         };
-        let reply = match resolve(shard, &asked.topic, asked.partition) {
-            Ok(key) => partition_call(shard, key, PartitionOp::ListOffset(query)).await,
-            Err(error) => PartitionReply::Failed(error),
+        let found: Result<Offset, ReadFailed> = match resolve(shard, &asked.topic, asked.partition)
+        {
+            Ok(key) => {
+                let owner = shard.owner(&key);
+                let op = |reply| ShardOp::ListOffset { key, query, reply };
+                shard
+                    .call(owner, op)
+                    .await
+                    .unwrap_or_else(|gone| Err(gone.into()))
+            }
+            Err(error) => Err(error.into()),
         };
-        let (error, offset) = match reply {
-            PartitionReply::Offset(offset) => (ErrorCode::None, offset.0),
-            PartitionReply::Failed(error) => (error_code(&error.kind), 0),
-            _ => (ErrorCode::Internal, 0),
+        let (error, offset) = match found {
+            Ok(offset) => (ErrorCode::None, offset.0),
+            Err(error) => (errors::read(&error), 0),
         };
         results.push(ListOffsetsResultOwned {
             topic: asked.topic,
@@ -735,13 +706,12 @@ async fn metadata(shard: &Rc<Shard>, topics: Vec<String>) -> ResponseBodyOwned {
                 log_start: 0,
                 log_end: 0,
             };
-            match partition_call(shard, key, PartitionOp::Describe).await {
-                PartitionReply::Described { log_start, log_end } => {
-                    entry.log_start = log_start.0;
-                    entry.log_end = log_end.0;
+            match describe(shard, key).await {
+                Ok(bounds) => {
+                    entry.log_start = bounds.log_start.0;
+                    entry.log_end = bounds.log_end.0;
                 }
-                PartitionReply::Failed(error) => entry.error = error_code(&error.kind),
-                _ => entry.error = ErrorCode::Internal,
+                Err(error) => entry.error = errors::read(&error),
             }
             partitions.push(entry);
         }
