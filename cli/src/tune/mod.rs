@@ -1,7 +1,7 @@
 //! `ringbus tune`: checks the disk, NIC, CPU and memory settings that matter to this broker
 //! (`tune check`) and applies the runtime fixes (`tune apply`). This file owns the command
 //! line and the output: the table and the JSON that scripts read. `probe.rs` reads the machine,
-//! `checks.rs` judges each setting, `apply.rs` writes the fixes; tuning.md at the repository
+//! `checks/` judges each setting, `apply.rs` writes the fixes; tuning.md at the repository
 //! root explains every recommendation and quotes the measurements behind it.
 //!
 //! Exit codes: `check` 0 when no row warns, 1 when one does (`n/a` and `unknown` rows never

@@ -4,7 +4,7 @@
 //! kernel's text formats (CPU lists and masks, bracketed choices, mountinfo, `/proc/self/limits`,
 //! softnet_stat, ethtool's output).
 //!
-//! Nothing here judges a value (`checks.rs` does) or writes one (`apply.rs` does). A read that
+//! Nothing here judges a value (`checks/` does) or writes one (`apply.rs` does). A read that
 //! fails comes back as a reason in words (`cannot read PATH: ERROR`) for the row that needed
 //! it; nothing here panics on what it reads. All of it runs on the one thread of the
 //! `ringbus tune` process.
