@@ -1,7 +1,8 @@
 //! Goal: the command-line contract of issue #3, end to end against the real binary on 2
 //! shards: `topic create/list/describe/delete`, `produce` from stdin (keyed and unkeyed), and
 //! `consume` back, complete and in order per partition, with every key on the partition Kafka's
-//! murmur2 partitioner picks; bad input gets a clear error and a non-zero exit.
+//! murmur2 partitioner picks; bad input gets a clear error and a non-zero exit. Logs written
+//! to a pipe or a file carry no terminal colour codes.
 //!
 //! Method: start `ringbus serve` (tests/common), run the client subcommands as processes the
 //! way a user would, and check their stdout, stderr and exit codes.
@@ -9,7 +10,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Output, Stdio};
 
 use common::{Broker, data_dir};
@@ -179,4 +180,51 @@ fn topics_produce_and_consume_through_the_command_line() {
     let list = ok(&ringbus(&broker, &["topic", "list"], None));
     assert_eq!(list.lines().collect::<Vec<_>>(), vec!["orders"]);
     broker.stop();
+}
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = data_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringbus"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--cores",
+            "0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RINGBUS_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ringbus");
+    // Reading stdout up to the listening line means the shards started (and logged).
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        let read = stdout.read_line(&mut line).expect("read stdout");
+        assert!(read > 0, "the broker exited before listening");
+    }
+    // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    let status = child.wait().expect("the broker stops");
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(
+        stderr.contains("INFO"),
+        "info lines were logged: {stderr:?}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "an escape code in a piped log: {stderr:?}"
+    );
 }
