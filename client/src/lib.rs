@@ -57,6 +57,7 @@ mod oneshot;
 pub mod partitioner;
 mod poll;
 pub mod producer;
+mod retry;
 
 pub use accumulator::{Delivery, RecordMetadata};
 pub use client::{

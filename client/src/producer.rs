@@ -33,6 +33,10 @@
 //! [`IDEMPOTENT_BATCHES_IN_FLIGHT_MAX`] batches go in one request (the broker remembers that many
 //! per producer and partition).
 //!
+//! Which of these applies after a request is decided by `retry.rs` (`retry::decide`, a pure
+//! function of the response and the batches' stamps, table-tested); the sender task here only
+//! does what it says: completes, re-stamps, asks for a new producer id, waits and resends.
+//!
 //! With `Acks::None` a batch completes once its request is written to the socket, and
 //! deliveries carry no offset.
 //!
@@ -46,12 +50,13 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use schema::wire::{Acks, ErrorCode, IDEMPOTENT_BATCHES_IN_FLIGHT_MAX};
+use schema::wire::{Acks, IDEMPOTENT_BATCHES_IN_FLIGHT_MAX};
 
 use crate::accumulator::{Accumulator, BatchId, Delivery, SealedBatch, record_bytes_max};
 use crate::client::{Client, ProduceItem};
-use crate::error::{ClientError, is_retriable_code};
+use crate::error::ClientError;
 use crate::partitioner::Partitioner;
+use crate::retry::{self, Attempt, BatchAction, BatchStamp, Response, SequenceAction};
 
 /// Room left in a produce frame for the message (batch descriptors, topic names) beside the
 /// batch bytes. 64 batch entries with long topic names stay far below it.
@@ -521,12 +526,12 @@ impl Inner {
         Some(taken)
     }
 
-    /// Sends `batches` of one partition in one request, resending the ones refused with a
-    /// retriable error, and completes each.
+    /// Sends `batches` of one partition in one request, and then does what [`retry::decide`]
+    /// says: completes each batch or keeps it to resend, re-stamps the ones to resend or takes
+    /// a new producer id, and sends again after the backoff until none is left.
     async fn send_with_retries(&self, topic: &str, partition: u32, mut batches: Vec<SealedBatch>) {
         let acks = self.options.acks;
-        let idempotent = self.idempotent();
-        let mut attempt: u32 = 0;
+        let mut resend_count: u32 = 0;
         loop {
             let items = batches
                 .iter()
@@ -537,157 +542,83 @@ impl Inner {
                 })
                 .collect();
             let outcome = self.client.produce(acks, items).await;
-            let may_retry = attempt < self.options.retries;
-            let mut retry = Vec::new();
-            // Idempotence bookkeeping: the sequence of the first batch not stored (where the
-            // broker expects the partition to continue), whether the broker forgot this
-            // producer on a first send (start again at 0), and whether the partition's
-            // sequence is lost (take a new producer id).
-            let mut first_unstored: Option<i32> = None;
-            let mut restart_at_zero = false;
-            let mut sequence_lost: Option<&'static str> = None;
-            match outcome {
-                Ok(_) if acks == Acks::None => {
-                    for batch in batches {
-                        self.complete(batch, Ok(None));
-                    }
+            let response = match &outcome {
+                Ok(_) if acks == Acks::None => Response::Written,
+                Ok(results) => Response::Answered(results),
+                Err(error) => Response::Failed(error),
+            };
+            let stamps: Vec<BatchStamp> = batches
+                .iter()
+                .map(|batch| BatchStamp {
+                    record_count: batch.record_count,
+                    producer_id: batch.producer_id,
+                    producer_epoch: batch.producer_epoch,
+                    base_sequence: batch.base_sequence,
+                })
+                .collect();
+            let attempt = Attempt {
+                idempotent: self.idempotent(),
+                resend_count,
+                resend_count_max: self.options.retries,
+            };
+            let decision = retry::decide(topic, partition, &stamps, response, attempt);
+            if decision.forget_partition_count {
+                self.state.borrow_mut().partition_counts.remove(topic);
+            }
+            let mut resend = Vec::new();
+            for (batch, action) in batches.into_iter().zip(decision.batches) {
+                match action {
+                    BatchAction::Complete(base_offset) => self.complete(batch, Ok(base_offset)),
+                    BatchAction::Retry => resend.push(batch),
+                    BatchAction::Fail(error) => self.complete(batch, Err(error)),
                 }
-                Ok(results) => {
-                    for (batch, result) in batches.into_iter().zip(results) {
-                        if result.error == ErrorCode::None {
-                            let expected = u64::from(batch.record_count - 1);
-                            if result.last_offset.checked_sub(result.base_offset) != Some(expected)
-                            {
-                                let reason = format!(
-                                    "offsets {}..={} for a batch of {} records",
-                                    result.base_offset, result.last_offset, batch.record_count
-                                );
-                                let error = ClientError::Protocol {
-                                    operation: "produce",
-                                    reason,
-                                };
-                                self.complete(batch, Err(error));
-                            } else {
-                                self.complete(batch, Ok(Some(result.base_offset)));
-                            }
-                            continue;
-                        }
-                        if idempotent && result.error == ErrorCode::DuplicateSequence {
-                            // Stored before, by an earlier attempt; its offsets are forgotten.
-                            self.complete(batch, Ok(None));
-                            continue;
-                        }
-                        // Whether an earlier batch of this request was not stored either.
-                        let follows_refusal = first_unstored.is_some();
-                        first_unstored.get_or_insert(batch.base_sequence);
-                        let sequence_retry = if !idempotent {
-                            false
-                        } else if result.error == ErrorCode::OutOfOrderSequence {
-                            // After an earlier refusal in this request: a consequence, sent
-                            // again. Otherwise the broker expects another sequence than ours.
-                            if !follows_refusal {
-                                sequence_lost = Some("the broker expects another sequence");
-                            }
-                            follows_refusal
-                        } else if result.error == ErrorCode::UnknownProducerId {
-                            if attempt == 0 {
-                                // Never sent before, so never stored: start again at 0.
-                                restart_at_zero = true;
-                                true
-                            } else {
-                                // Sent before and forgotten since: it may be stored, and a
-                                // resend from 0 could store it twice. It fails.
-                                sequence_lost = Some("the broker forgot the producer");
-                                false
-                            }
-                        } else {
-                            false
-                        };
-                        if may_retry && (is_retriable_code(result.error) || sequence_retry) {
-                            tracing::debug!(topic, partition, code = ?result.error, attempt,
-                                "produce refused; will retry");
-                            retry.push(batch);
-                        } else {
-                            if result.error == ErrorCode::UnknownPartition
-                                || result.error == ErrorCode::UnknownTopic
-                            {
-                                self.state.borrow_mut().partition_counts.remove(topic);
-                            }
-                            let error = ClientError::Partition {
-                                topic: topic.to_string(),
-                                partition,
-                                code: result.error,
-                                message: result.message,
-                            };
-                            self.complete(batch, Err(error));
-                        }
-                    }
+            }
+            if !resend.is_empty() {
+                match &outcome {
+                    Ok(_) => tracing::debug!(
+                        topic,
+                        partition,
+                        resend_count,
+                        batches = resend.len(),
+                        "produce refused; will retry"
+                    ),
+                    Err(error) => tracing::debug!(topic, partition, %error, resend_count,
+                        "produce failed; will retry"),
                 }
-                // With idempotence a timeout is safe to retry: a batch the broker did store
-                // comes back as a duplicate with its original offsets.
-                Err(error)
-                    if may_retry
-                        && (error.is_retriable()
-                            || (idempotent && matches!(error, ClientError::Timeout { .. }))) =>
-                {
-                    tracing::debug!(topic, partition, %error, attempt, "produce failed; will retry");
-                    retry = batches;
+            }
+            match decision.sequence {
+                SequenceAction::Keep => {}
+                SequenceAction::Restamp { producer, from } => {
+                    self.restamp(topic, partition, &mut resend, producer, from);
                 }
-                Err(error) => {
-                    if idempotent {
-                        // Stored or not, nobody knows: the partition's sequence is lost.
-                        sequence_lost = Some("a batch failed with an unknown outcome");
-                    }
-                    for batch in batches {
-                        self.complete(batch, Err(error.clone()));
+                SequenceAction::NewProducerId { why } => {
+                    self.forget_identity(topic, partition, why);
+                    if !resend.is_empty() {
+                        match self.identity().await {
+                            Ok(identity) => {
+                                self.restamp(topic, partition, &mut resend, identity, 0);
+                            }
+                            Err(error) => {
+                                for batch in resend.drain(..) {
+                                    self.complete(batch, Err(error.clone()));
+                                }
+                            }
+                        }
                     }
                 }
             }
-            if let Some(why) = sequence_lost {
-                self.forget_identity(topic, partition, why);
-                if !retry.is_empty() {
-                    // The batches still to send were refused, so never stored: they go again
-                    // under the new producer id, from sequence 0.
-                    match self.identity().await {
-                        Ok(identity) => self.restamp(topic, partition, &mut retry, identity, 0),
-                        Err(error) => {
-                            for batch in retry.drain(..) {
-                                self.complete(batch, Err(error.clone()));
-                            }
-                        }
-                    }
-                }
-            } else if idempotent && let Some(first) = first_unstored {
-                // Everything from `first` on was not stored: the retried batches take the
-                // sequences from there (unchanged unless a batch before them failed for good),
-                // and so does the next new batch.
-                let from = if restart_at_zero { 0 } else { first };
-                if let Some(identity) = retry
-                    .first()
-                    .map(|batch| (batch.producer_id, batch.producer_epoch))
-                {
-                    self.restamp(topic, partition, &mut retry, identity, from);
-                } else if let Some(identity) = self.identity.get() {
-                    self.restamp(topic, partition, &mut [], identity, from);
-                }
-            }
-            if retry.is_empty() {
+            if resend.is_empty() {
                 return;
             }
-            attempt += 1;
-            glommio::timer::sleep(self.backoff(attempt)).await;
-            batches = retry;
+            resend_count += 1;
+            let delay = retry::backoff(
+                resend_count,
+                self.options.retry_backoff,
+                self.options.retry_backoff_max,
+            );
+            glommio::timer::sleep(delay).await;
+            batches = resend;
         }
-    }
-
-    /// The delay before retry number `attempt` (1-based): `retry_backoff` doubled per attempt,
-    /// at most `retry_backoff_max`.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << attempt.saturating_sub(1).min(16);
-        self.options
-            .retry_backoff
-            .saturating_mul(factor)
-            .min(self.options.retry_backoff_max)
     }
 }
 

@@ -2,7 +2,9 @@
 //! it asks for a producer id before its first produce, stamps every batch with it and with
 //! consecutive per-partition sequences from 0, resends the very same bytes after a client-side
 //! timeout (safe only with idempotence), and when a batch fails for good, re-stamps the batches
-//! after it from its sequence, which is where the broker expects the partition to continue.
+//! after it from its sequence, which is where the broker expects the partition to continue
+//! (under the producer id those batches carry, even if another partition has taken a new one
+//! meanwhile).
 //!
 //! Method: a `Producer` with default options (idempotence on, acks durable) over a real
 //! `Client` talking to the scripted fake broker of `tests/common`; the fake broker reads the
@@ -233,5 +235,44 @@ fn a_resent_batch_the_broker_forgot_fails_rather_than_restarting_at_zero() {
         assert_eq!(stamps(&request), vec![(10, 0, 0)]);
         answer_produce(&mut peer, &request, &[Ok(1)]).await;
         b.await.expect("stored");
+    });
+}
+
+#[test]
+fn a_partition_that_fails_a_batch_under_an_old_id_starts_at_zero_under_the_new_one() {
+    run(|listener| async move {
+        let (client, mut peer) = connect(&listener, ClientOptions::default()).await;
+        let producer = Producer::new(client, options());
+        let to = |partition: u32, value: &str| record(value).partition(partition);
+        let a = producer.send(to(1, "a")).await.expect("queued");
+        answer_init(&mut peer, 1).await;
+        let request = peer.receive().await;
+        answer_produce(&mut peer, &request, &[Ok(0)]).await;
+        a.await.expect("stored");
+        // Partition 1's next batch is in flight under id 1, sequence 1 ...
+        let b = producer.send(to(1, "b")).await.expect("queued");
+        let held = peer.receive().await;
+        assert_eq!(stamps(&held), vec![(1, 0, 1)]);
+        // ... while partition 0 loses its sequence and the producer takes id 2.
+        let c = producer.send(to(0, "c")).await.expect("queued");
+        let request = peer.receive().await;
+        assert_eq!(stamps(&request), vec![(1, 0, 0)]);
+        answer_produce(&mut peer, &request, &[Err(ErrorCode::OutOfOrderSequence)]).await;
+        c.await.expect_err("the broker expects another sequence");
+        let d = producer.send(to(0, "d")).await.expect("queued");
+        answer_init(&mut peer, 2).await;
+        let request = peer.receive().await;
+        assert_eq!(stamps(&request), vec![(2, 0, 0)]);
+        answer_produce(&mut peer, &request, &[Ok(0)]).await;
+        d.await.expect("stored");
+        // Partition 1's batch fails for good: under id 1 the partition would continue at 1,
+        // but its next batch goes under id 2, which the broker has not seen there: from 0.
+        answer_produce(&mut peer, &held, &[Err(ErrorCode::InvalidBatch)]).await;
+        b.await.expect_err("failed for good");
+        let e = producer.send(to(1, "e")).await.expect("queued");
+        let request = peer.receive().await;
+        assert_eq!(stamps(&request), vec![(2, 0, 0)]);
+        answer_produce(&mut peer, &request, &[Ok(1)]).await;
+        e.await.expect("stored");
     });
 }
