@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::Rng;
+use common::{Rng, bytes, chance};
 use schema::batch::{self, BatchError, BatchHeader, HEADER_BYTES, RecordError, RecordField, field};
 use schema::varint;
 
@@ -138,13 +138,13 @@ fn every_truncation_is_refused() {
 
 #[test]
 fn random_garbage_never_panics() {
-    let mut rng = Rng::new(common::seed("random_garbage_never_panics"));
+    let mut rng = Rng::with_seed(common::seed("random_garbage_never_panics"));
     for _ in 0..5_000 {
-        let length = match rng.below(10) {
-            0 => rng.index(2_000),
-            _ => rng.index(120),
+        let length = match rng.u64(..10) {
+            0 => rng.usize(..2_000),
+            _ => rng.usize(..120),
         };
-        exercise(&rng.bytes(length));
+        exercise(&bytes(&mut rng, length));
     }
 }
 
@@ -154,10 +154,10 @@ fn random_garbage_never_panics() {
 fn plausible_records_section(rng: &mut Rng, record_count: usize) -> Vec<u8> {
     let mut section = Vec::new();
     for index in 0..record_count {
-        let mut body = vec![rng.next_u64() as u8];
-        varint::encode_varlong(rng.below(2_000) as i64 - 1_000, &mut body);
-        let offset_delta = if rng.chance(5) {
-            rng.below(4) as i32
+        let mut body = vec![rng.u8(..)];
+        varint::encode_varlong(rng.i64(0..2_000) - 1_000, &mut body);
+        let offset_delta = if chance(rng, 5) {
+            rng.i32(0..4)
         } else {
             index as i32
         };
@@ -165,18 +165,14 @@ fn plausible_records_section(rng: &mut Rng, record_count: usize) -> Vec<u8> {
         for _ in 0..2 {
             plausible_bytes(rng, -2, &mut body);
         }
-        let header_count = if rng.chance(5) {
-            -1
-        } else {
-            rng.below(3) as i32
-        };
+        let header_count = if chance(rng, 5) { -1 } else { rng.i32(0..3) };
         varint::encode_varint(header_count, &mut body);
         for _ in 0..header_count.max(0) {
             plausible_bytes(rng, -1, &mut body);
             plausible_bytes(rng, -2, &mut body);
         }
         let length = body.len() as i32
-            + match rng.below(20) {
+            + match rng.u64(..20) {
                 0 => -1,
                 1 => 1,
                 _ => 0,
@@ -184,9 +180,9 @@ fn plausible_records_section(rng: &mut Rng, record_count: usize) -> Vec<u8> {
         varint::encode_varint(length, &mut section);
         section.extend_from_slice(&body);
     }
-    if !section.is_empty() && rng.chance(20) {
-        let index = rng.index(section.len());
-        section[index] = rng.next_u64() as u8;
+    if !section.is_empty() && chance(rng, 20) {
+        let index = rng.usize(..section.len());
+        section[index] = rng.u8(..);
     }
     section
 }
@@ -194,23 +190,23 @@ fn plausible_records_section(rng: &mut Rng, record_count: usize) -> Vec<u8> {
 /// A length (from `minimum_length` up; -1 means null) and that many random bytes, almost always
 /// valid: the length is below -1 only one time in 20.
 fn plausible_bytes(rng: &mut Rng, minimum_length: i32, out: &mut Vec<u8>) {
-    let length = if rng.chance(5) {
+    let length = if chance(rng, 5) {
         minimum_length
     } else {
-        rng.below(6) as i32 - 1
+        rng.i32(0..6) - 1
     };
     varint::encode_varint(length, out);
-    out.extend_from_slice(&rng.bytes(length.max(0) as usize));
+    out.extend_from_slice(&bytes(rng, length.max(0) as usize));
 }
 
 #[test]
 fn sealed_headers_around_garbage_never_panic() {
-    let mut rng = Rng::new(common::seed("sealed_headers_around_garbage_never_panic"));
+    let mut rng = Rng::with_seed(common::seed("sealed_headers_around_garbage_never_panic"));
     let mut accepted = 0;
     for _ in 0..20_000 {
-        let record_count = rng.index(4);
+        let record_count = rng.usize(..4);
         let section = plausible_records_section(&mut rng, record_count);
-        let declared_count = match rng.below(10) {
+        let declared_count = match rng.u64(..10) {
             0 => record_count as i32 - 1,
             1 => record_count as i32 + 1,
             _ => record_count as i32,
@@ -230,19 +226,19 @@ fn sealed_headers_around_garbage_never_panic() {
 
 #[test]
 fn resealed_mutations_never_panic() {
-    let mut rng = Rng::new(common::seed("resealed_mutations_never_panic"));
+    let mut rng = Rng::with_seed(common::seed("resealed_mutations_never_panic"));
     for _ in 0..2_000 {
         let pushed = common::random_records(&mut rng, 0);
         let mut mutated = common::build(0, &pushed).finish();
-        for _ in 0..1 + rng.index(3) {
-            let index = field::ATTRIBUTES + rng.index(mutated.len() - field::ATTRIBUTES);
-            mutated[index] = rng.next_u64() as u8;
+        for _ in 0..1 + rng.usize(..3) {
+            let index = field::ATTRIBUTES + rng.usize(..mutated.len() - field::ATTRIBUTES);
+            mutated[index] = rng.u8(..);
         }
-        if rng.chance(20) {
-            let cut = HEADER_BYTES + rng.index(mutated.len() - HEADER_BYTES + 1);
+        if chance(&mut rng, 20) {
+            let cut = HEADER_BYTES + rng.usize(..mutated.len() - HEADER_BYTES + 1);
             mutated.truncate(cut);
         }
-        if rng.chance(10) {
+        if chance(&mut rng, 10) {
             let extra = plausible_records_section(&mut rng, 1);
             mutated.extend_from_slice(&extra);
         }

@@ -16,7 +16,7 @@ const BATCHES: usize = 300;
 
 fn check_round_trip(rng: &mut Rng, base_timestamp_ms: i64) {
     let pushed: Vec<PushedRecord> = common::random_records(rng, base_timestamp_ms);
-    let producer_id = rng.next_u64() as i64;
+    let producer_id = rng.i64(..);
     let builder = common::build(base_timestamp_ms, &pushed).producer(producer_id, 5, 1_000);
     assert_eq!(builder.record_count(), pushed.len());
     let expected_bytes = builder.encoded_bytes();
@@ -45,7 +45,7 @@ fn check_round_trip(rng: &mut Rng, base_timestamp_ms: i64) {
     assert_eq!(BatchHeader::parse(&encoded), Ok(header));
 
     // The broker assigns the base offset on append; the CRC must not notice.
-    let base_offset = (rng.next_u64() >> 2) as i64;
+    let base_offset = (rng.u64(..) >> 2) as i64;
     batch::set_base_offset(&mut encoded, base_offset);
     let rebased = batch::verify_with_records(&encoded).expect("re-based batch still verifies");
     assert_eq!(rebased.base_offset, base_offset);
@@ -81,9 +81,9 @@ fn check_round_trip(rng: &mut Rng, base_timestamp_ms: i64) {
 #[test]
 fn random_batches_round_trip() {
     let seed = common::seed("random_batches_round_trip");
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::with_seed(seed);
     for _ in 0..BATCHES {
-        let base_timestamp_ms = (rng.next_u64() >> 14) as i64 - (1 << 49);
+        let base_timestamp_ms = (rng.u64(..) >> 14) as i64 - (1 << 49);
         check_round_trip(&mut rng, base_timestamp_ms);
     }
 }

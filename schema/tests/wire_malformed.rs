@@ -18,6 +18,7 @@
 mod common;
 mod wire_common;
 
+use common::{bytes, chance};
 use flatbuffers::{FlatBufferBuilder, InvalidFlatbuffer, VerifierOptions, WIPOffset};
 use schema::generated::{
     Assignor, CreateTopicRequest, CreateTopicRequestArgs, JoinGroupRequest, JoinGroupRequestArgs,
@@ -260,13 +261,13 @@ fn frame_prefixes_past_the_limits_are_refused() {
 #[test]
 fn random_frame_prefixes_are_parsed_or_refused_consistently() {
     let seed = common::seed("random_frame_prefixes_are_parsed_or_refused_consistently");
-    let mut rng = common::Rng::new(seed);
+    let mut rng = common::Rng::with_seed(seed);
     let mut accepted = 0;
     for _ in 0..RANDOM_PREFIXES {
         // Mostly small values, so that both outcomes are common.
-        let mut value = || match rng.below(3) {
-            0 => rng.next_u64() as u32,
-            _ => rng.below(64) as u32,
+        let mut value = || match rng.u64(..3) {
+            0 => rng.u32(..),
+            _ => rng.u32(..64),
         };
         let (frame_bytes, message_bytes, max) = (value(), value(), value());
         let mut prefix = [0; 8];
@@ -358,21 +359,21 @@ fn every_byte_flip_is_refused_or_keeps_the_rules() {
 #[test]
 fn random_garbage_is_refused_without_panic() {
     let seed = common::seed("random_garbage_is_refused_without_panic");
-    let mut rng = common::Rng::new(seed);
+    let mut rng = common::Rng::with_seed(seed);
     let mut outcomes = Outcomes::default();
     for _ in 0..RANDOM_GARBAGE {
-        let length = match rng.below(10) {
-            0 => rng.index(MESSAGE_BYTES_MIN as usize),
-            1 => rng.index(4_096),
-            _ => rng.index(256),
+        let length = match rng.u64(..10) {
+            0 => rng.usize(..MESSAGE_BYTES_MIN as usize),
+            1 => rng.usize(..4_096),
+            _ => rng.usize(..256),
         };
-        let mut garbage = rng.bytes(length);
+        let mut garbage = bytes(&mut rng, length);
         // Half the time, a small aligned root offset, so the verifier gets past the root.
-        if length >= 8 && rng.chance(50) {
-            let root = (rng.index(length / 4) * 4) as u32;
+        if length >= 8 && chance(&mut rng, 50) {
+            let root = (rng.usize(..length / 4) * 4) as u32;
             garbage[..4].copy_from_slice(&root.to_le_bytes());
         }
-        let payload_bytes = rng.index(1_000);
+        let payload_bytes = rng.usize(..1_000);
         outcomes.decode(&garbage, payload_bytes);
     }
     eprintln!("{RANDOM_GARBAGE} garbage messages: {outcomes:?}");
@@ -382,13 +383,13 @@ fn random_garbage_is_refused_without_panic() {
 #[test]
 fn random_damage_to_valid_messages_is_refused_or_keeps_the_rules() {
     let seed = common::seed("random_damage_to_valid_messages_is_refused_or_keeps_the_rules");
-    let mut rng = common::Rng::new(seed);
+    let mut rng = common::Rng::with_seed(seed);
     let mut outcomes = Outcomes::default();
     for _ in 0..RANDOM_DAMAGE {
-        let (message, payload_bytes) = if rng.chance(50) {
+        let (message, payload_bytes) = if chance(&mut rng, 50) {
             let (body, payload) = wire_common::random_request(&mut rng);
             (
-                wire_common::request_message(rng.next_u64(), &body),
+                wire_common::request_message(rng.u64(..), &body),
                 payload.len(),
             )
         } else {
@@ -396,17 +397,17 @@ fn random_damage_to_valid_messages_is_refused_or_keeps_the_rules() {
             (wire_common::response_message(&response), payload.len())
         };
         let mut damaged = message;
-        for _ in 0..1 + rng.index(4) {
-            let index = rng.index(damaged.len());
-            damaged[index] = match rng.below(3) {
+        for _ in 0..1 + rng.usize(..4) {
+            let index = rng.usize(..damaged.len());
+            damaged[index] = match rng.u64(..3) {
                 0 => 0,
                 1 => 0xff,
-                _ => rng.next_u64() as u8,
+                _ => rng.u8(..),
             };
         }
         // Sometimes a shorter payload than the message was built for.
-        let payload_bytes = if rng.chance(20) {
-            rng.index(payload_bytes + 1)
+        let payload_bytes = if chance(&mut rng, 20) {
+            rng.usize(..payload_bytes + 1)
         } else {
             payload_bytes
         };
@@ -1056,7 +1057,7 @@ fn legitimate_messages_fit_the_default_limits_with_room() {
         .map(|(body, _)| body)
         .collect();
     let seed = common::seed("legitimate_messages_fit_the_default_limits_with_room");
-    let mut rng = common::Rng::new(seed);
+    let mut rng = common::Rng::with_seed(seed);
     for _ in 0..200 {
         requests.push(wire_common::random_request(&mut rng).0);
         responses.push(wire_common::random_response(&mut rng).0);

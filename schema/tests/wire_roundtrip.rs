@@ -107,11 +107,11 @@ fn every_response_variant_round_trips() {
 #[test]
 fn random_messages_round_trip_through_one_builder() {
     let seed = common::seed("random_messages_round_trip_through_one_builder");
-    let mut rng = common::Rng::new(seed);
+    let mut rng = common::Rng::with_seed(seed);
     let mut builder = FlatBufferBuilder::new();
     for _ in 0..RANDOM_MESSAGES {
         let (body, payload) = wire_common::random_request(&mut rng);
-        let correlation_id = rng.next_u64();
+        let correlation_id = rng.u64(..);
         check_request(&mut builder, correlation_id, &body, &payload);
         let (response, payload) = wire_common::random_response(&mut rng);
         check_response(&mut builder, &response, &payload);

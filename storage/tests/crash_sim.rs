@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::Rng;
+use common::{Rng, chance};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,15 +32,19 @@ use storage::{FlushPolicy, Log, LogConfig, Offset};
 
 fn config(rng: &mut Rng) -> LogConfig {
     LogConfig {
-        segment_bytes_max: [16 << 10, 64 << 10, 1 << 20][rng.below(3) as usize],
+        segment_bytes_max: [16 << 10, 64 << 10, 1 << 20][rng.usize(..3)],
         segment_age_ms_max: Some(1_000),
         retention_ms: None,
-        retention_bytes: if rng.chance(30) { Some(48 << 10) } else { None },
+        retention_bytes: if chance(rng, 30) {
+            Some(48 << 10)
+        } else {
+            None
+        },
         index_interval_bytes: 1024,
-        write_chunk_bytes: [4096, 8192, 16384][rng.below(3) as usize],
-        write_ahead_chunks: 1 + rng.below(3) as usize,
+        write_chunk_bytes: [4096, 8192, 16384][rng.usize(..3)],
+        write_ahead_chunks: 1 + rng.usize(..3),
         preallocate_bytes: 16 << 10,
-        cache_bytes_max: [0, 8 << 10, 1 << 20][rng.below(3) as usize],
+        cache_bytes_max: [0, 8 << 10, 1 << 20][rng.usize(..3)],
         batch_bytes_max: 1 << 20,
         flush_policy: FlushPolicy::EveryBatch,
     }
@@ -48,15 +52,15 @@ fn config(rng: &mut Rng) -> LogConfig {
 
 fn random_batch(rng: &mut Rng, now_ms: i64) -> BytesMut {
     let mut builder = BatchBuilder::new(now_ms);
-    let records = 1 + rng.below(4);
+    let records = 1 + rng.u64(..4);
     for i in 0..records {
-        let value_bytes = match rng.below(10) {
+        let value_bytes = match rng.u64(..10) {
             0 => 0,
-            1..=7 => rng.below(300) as usize,
-            _ => rng.below(5000) as usize,
+            1..=7 => rng.usize(..300),
+            _ => rng.usize(..5000),
         };
-        let value: Vec<u8> = (0..value_bytes).map(|_| rng.next() as u8).collect();
-        let key = format!("key-{}", rng.below(100));
+        let value: Vec<u8> = (0..value_bytes).map(|_| rng.u8(..)).collect();
+        let key = format!("key-{}", rng.u64(..100));
         builder.push(
             Some(key.as_bytes()),
             Some(&value),
@@ -156,7 +160,7 @@ fn check_closed_segments_end_with_data(seed: u64, disk: &SimDisk, dir: &Path, lo
 }
 
 fn run_seed(seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let disk = SimDisk::new(seed);
     let dir = Path::new("/sim/partition-0");
     let config = config(&mut rng);
@@ -184,10 +188,10 @@ fn run_seed(seed: u64) {
         // From here on, what the log holds is the truth the next cycle checks against.
         model.durable_end = log.durable_end().0;
         model.log_start = log.log_start().0;
-        let steps = 5 + rng.below(60);
+        let steps = 5 + rng.u64(..60);
         for _ in 0..steps {
-            now_ms += rng.below(50) as i64;
-            match rng.below(100) {
+            now_ms += rng.i64(0..50);
+            match rng.u64(..100) {
                 0..=59 => {
                     let batch = random_batch(&mut rng, now_ms);
                     let appended = match block_on(log.append(batch.clone(), now_ms)) {
@@ -217,9 +221,9 @@ fn run_seed(seed: u64) {
                     let written = log.written_end();
                     if log.log_start() < written {
                         let from =
-                            Offset(log.log_start().0 + rng.below(written.0 - log.log_start().0));
+                            Offset(log.log_start().0 + rng.u64(..written.0 - log.log_start().0));
                         let read =
-                            block_on(log.read(from, 1 + rng.below(20_000) as usize)).expect("read");
+                            block_on(log.read(from, 1 + rng.u64(..20_000) as usize)).expect("read");
                         for batch in &read.batches {
                             let header = schema::batch::verify(batch).expect("verifies");
                             assert!((header.base_offset as u64) < written.0);
@@ -244,7 +248,7 @@ fn run_seed(seed: u64) {
         // Power loss: the log is dropped without close (no I/O in Drop), unsynced writes fare
         // as the mode says.
         drop(log);
-        let mode = match rng.below(4) {
+        let mode = match rng.u64(..4) {
             0 => CrashMode::DropAll,
             1 => CrashMode::KeepAll,
             2 => CrashMode::Random,

@@ -119,12 +119,12 @@ impl File for CutFile {
 
 fn random_batch(rng: &mut Rng, now_ms: i64) -> BytesMut {
     let mut builder = BatchBuilder::new(now_ms);
-    for i in 0..1 + rng.below(3) {
-        let n = match rng.below(10) {
-            0..=6 => rng.below(300),
-            _ => rng.below(5000),
+    for i in 0..1 + rng.u64(..3) {
+        let n = match rng.u64(..10) {
+            0..=6 => rng.u64(..300),
+            _ => rng.u64(..5000),
         } as usize;
-        let value: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+        let value: Vec<u8> = (0..n).map(|_| rng.u8(..)).collect();
         builder.push(Some(b"k"), Some(&value), now_ms + i as i64, &[]);
     }
     BytesMut::from(&builder.finish()[..])
@@ -146,7 +146,7 @@ fn read_all(log: &Log<CutDisk>) -> Vec<(u64, Bytes)> {
 }
 
 fn run(seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let sim = SimDisk::new(seed);
     let ctl = Ctl {
         ops: Rc::new(Cell::new(0)),
@@ -158,19 +158,19 @@ fn run(seed: u64) {
     };
     let dir = Path::new("/sim/p");
     let config = LogConfig {
-        segment_bytes_max: [16 << 10, 64 << 10][rng.below(2) as usize],
+        segment_bytes_max: [16 << 10, 64 << 10][rng.usize(..2)],
         segment_age_ms_max: Some(1_000),
         retention_ms: None,
-        retention_bytes: if rng.below(2) == 0 {
+        retention_bytes: if rng.u64(..2) == 0 {
             Some(40 << 10)
         } else {
             None
         },
         index_interval_bytes: 1024,
-        write_chunk_bytes: [4096, 8192][rng.below(2) as usize],
-        write_ahead_chunks: 1 + rng.below(3) as usize,
+        write_chunk_bytes: [4096, 8192][rng.usize(..2)],
+        write_ahead_chunks: 1 + rng.usize(..3),
         preallocate_bytes: 16 << 10,
-        cache_bytes_max: [0, 1 << 20][rng.below(2) as usize],
+        cache_bytes_max: [0, 1 << 20][rng.usize(..2)],
         batch_bytes_max: 1 << 20,
         flush_policy: FlushPolicy::EveryBatch,
     };
@@ -181,10 +181,10 @@ fn run(seed: u64) {
     for cycle in 0..6 {
         // Maybe cut the power during this open (recovery) or during the work after it.
         ctl.ops.set(0);
-        ctl.cut.set(if rng.below(4) == 0 {
-            rng.below(12)
+        ctl.cut.set(if rng.u64(..4) == 0 {
+            rng.u64(..12)
         } else {
-            5 + rng.below(150)
+            5 + rng.u64(..150)
         });
         let opened = block_on(Log::open(disk.clone(), dir, config.clone(), now));
         if std::env::var("TRACE").is_ok() {
@@ -234,12 +234,12 @@ fn run(seed: u64) {
         }
         let mut closed = false;
         if let Some(l) = log.as_mut() {
-            for _ in 0..(5 + rng.below(60)) {
+            for _ in 0..(5 + rng.u64(..60)) {
                 if ctl.ops.get() >= ctl.cut.get() {
                     break;
                 }
-                now += rng.below(50) as i64;
-                let op = rng.below(100);
+                now += rng.i64(0..50);
+                let op = rng.u64(..100);
                 if std::env::var("TRACE").is_ok() {
                     eprintln!(
                         "  op {op} ops {} appended {} written {} durable {} segs {:?}",
@@ -293,13 +293,13 @@ fn run(seed: u64) {
             }
         }
         drop(log);
-        let mode = match rng.below(4) {
+        let mode = match rng.u64(..4) {
             0 => CrashMode::DropAll,
             1 => CrashMode::KeepAll,
             2 => CrashMode::Random,
             _ => CrashMode::Torn,
         };
-        if !(closed && rng.below(2) == 0) {
+        if !(closed && rng.u64(..2) == 0) {
             if std::env::var("TRACE").is_ok() {
                 eprintln!("crash {mode:?} closed {closed} ops {}", ctl.ops.get());
             }

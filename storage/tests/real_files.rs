@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use common::{batch, read_all, stored};
+use common::{Rng, batch, read_all, stored};
 use glommio::LocalExecutorBuilder;
 use storage::disk::glommio::{DirectIo, GlommioDisk};
 use storage::{Log, LogConfig, Offset, OpenError, ReadError};
@@ -55,16 +55,6 @@ fn config() -> LogConfig {
         cache_bytes_max: 0,
         batch_bytes_max: 1 << 20,
         flush_policy: storage::FlushPolicy::EveryBatch,
-    }
-}
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 
@@ -182,8 +172,8 @@ fn a_truncated_active_segment_keeps_every_whole_batch_before_the_cut() {
                 let active = segment_files(&path, "log").pop().expect("a segment");
                 // Past the data the file holds its preallocated zero tail; cut inside the data.
                 let size = data_end(&active);
-                let mut rng = Rng(seed * 7919 + 1);
-                let cut = 4096 + rng.below(size - 4096);
+                let mut rng = Rng::with_seed(seed * 7919 + 1);
+                let cut = 4096 + rng.u64(..size - 4096);
                 std::fs::OpenOptions::new()
                     .write(true)
                     .open(&active)
@@ -216,10 +206,10 @@ fn a_corrupted_segment_is_never_served_and_corruption_is_named() {
                 {
                     let expected = write_log(&path, clean).await;
                     let segments = segment_files(&path, "log");
-                    let mut rng = Rng(seed * 104_729 + u64::from(clean));
-                    let victim = &segments[rng.below(segments.len() as u64) as usize];
+                    let mut rng = Rng::with_seed(seed * 104_729 + u64::from(clean));
+                    let victim = &segments[rng.usize(..segments.len())];
                     let size = std::fs::metadata(victim).expect("stat").len();
-                    let position = rng.below(size);
+                    let position = rng.u64(..size);
                     let file = std::fs::OpenOptions::new()
                         .read(true)
                         .write(true)
@@ -227,7 +217,7 @@ fn a_corrupted_segment_is_never_served_and_corruption_is_named() {
                         .expect("open");
                     let mut byte = [0u8; 1];
                     file.read_exact_at(&mut byte, position).expect("read");
-                    byte[0] ^= 1 << rng.below(8);
+                    byte[0] ^= 1 << rng.u64(..8);
                     file.write_all_at(&byte, position).expect("write");
                     drop(file);
                     // Either it opens and serves only intact batches (the damage was in
@@ -262,29 +252,29 @@ fn damaged_or_missing_index_files_are_rebuilt_and_lose_nothing() {
             let path = dir.path().to_path_buf();
             {
                 let expected = write_log(&path, true).await;
-                let mut rng = Rng(seed * 31 + 5);
+                let mut rng = Rng::with_seed(seed * 31 + 5);
                 let mut indexes = segment_files(&path, "index");
                 indexes.extend(segment_files(&path, "timeindex"));
-                let victim = &indexes[rng.below(indexes.len() as u64) as usize];
+                let victim = &indexes[rng.usize(..indexes.len())];
                 // Damage only the bytes the file's CRC covers (16-byte prefix, payload, CRC);
                 // the zeros that fill the rest of its block carry nothing.
                 let contents = std::fs::read(victim).expect("read index");
                 let payload_bytes = u32::from_le_bytes(contents[12..16].try_into().unwrap());
                 let used = 16 + u64::from(payload_bytes) + 4;
-                match rng.below(3) {
+                match rng.u64(..3) {
                     0 => std::fs::remove_file(victim).expect("remove"),
                     1 => std::fs::OpenOptions::new()
                         .write(true)
                         .open(victim)
                         .expect("open")
-                        .set_len(rng.below(used))
+                        .set_len(rng.u64(..used))
                         .expect("truncate"),
                     _ => {
                         let file = std::fs::OpenOptions::new()
                             .write(true)
                             .open(victim)
                             .expect("open");
-                        let position = rng.below(used);
+                        let position = rng.u64(..used);
                         let flipped = [contents[position as usize] ^ 0x40];
                         file.write_all_at(&flipped, position).expect("write");
                     }

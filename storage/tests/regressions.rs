@@ -210,14 +210,14 @@ fn a_failed_roll_then_a_clean_close_keeps_every_offset() {
 }
 
 fn enospc_seed(seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let disk = SimDisk::new(seed);
     let mut config = small_config();
-    config.segment_bytes_max = [16 << 10, 64 << 10][rng.below(2) as usize];
-    config.write_chunk_bytes = [4096, 8192][rng.below(2) as usize];
-    config.write_ahead_chunks = 1 + rng.below(3) as usize;
-    config.cache_bytes_max = [0, 8 << 10, 1 << 20][rng.below(3) as usize];
-    config.retention_bytes = if rng.below(2) == 0 {
+    config.segment_bytes_max = [16 << 10, 64 << 10][rng.usize(..2)];
+    config.write_chunk_bytes = [4096, 8192][rng.usize(..2)];
+    config.write_ahead_chunks = 1 + rng.usize(..3);
+    config.cache_bytes_max = [0, 8 << 10, 1 << 20][rng.usize(..3)];
+    config.retention_bytes = if rng.u64(..2) == 0 {
         Some(40 << 10)
     } else {
         None
@@ -226,14 +226,14 @@ fn enospc_seed(seed: u64) {
     let mut model: Vec<(u64, bytes::Bytes)> = Vec::new();
     let mut durable = 0u64;
     for step in 0..200 {
-        match rng.below(10) {
+        match rng.u64(..10) {
             0 => {
                 let used = disk.space_used();
-                disk.set_space_limit(Some(used + rng.below(40_000)));
+                disk.set_space_limit(Some(used + rng.u64(..40_000)));
             }
             1 => disk.set_space_limit(None),
             2..=6 => {
-                let b = batch(1 + rng.below(3) as usize, rng.below(6000) as usize, 1_000);
+                let b = batch(1 + rng.usize(..3), rng.usize(..6000), 1_000);
                 match block_on(log.append(b.clone(), 1_000)) {
                     Ok(a) => {
                         let mut s = b.clone();

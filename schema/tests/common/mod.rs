@@ -1,57 +1,26 @@
-//! Helpers shared by the batch integration tests: a seeded PRNG, random batches that remember
-//! what was pushed, and byte surgery on headers (which must re-seal the CRC to get past it).
+//! Helpers shared by the batch integration tests: the seeded PRNG and the seed it replays
+//! from, random batches that remember what was pushed, and byte surgery on headers (which must
+//! re-seal the CRC to get past it).
 //!
 //! Each test binary uses a different subset of these, hence the dead-code allowance below.
 #![allow(dead_code)]
 
 use schema::batch::{self, BatchBuilder, field};
 
-/// xorshift64*: tiny, good enough to pick lengths and bytes, and fully determined by its seed so
-/// that a failure replays exactly.
-pub struct Rng {
-    state: u64,
+/// The one PRNG (fastrand's wyrand), always made with `Rng::with_seed`: a failure replays
+/// exactly from its printed seed. Tests never use fastrand's unseeded global generator.
+pub use fastrand::Rng;
+
+/// True with probability `percent` / 100.
+pub fn chance(rng: &mut Rng, percent: u64) -> bool {
+    rng.u64(..100) < percent
 }
 
-impl Rng {
-    /// A generator for `seed`; any seed works (0 is remapped, xorshift has no zero state).
-    pub fn new(seed: u64) -> Self {
-        // splitmix64 of the seed, so nearby seeds start far apart.
-        let mut mixed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        mixed ^= mixed >> 31;
-        Rng {
-            state: if mixed == 0 { 1 } else { mixed },
-        }
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        self.state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform-ish in `0..bound` (modulo bias is irrelevant here). `bound` must be > 0.
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next_u64() % bound
-    }
-
-    /// A random index in `0..length`.
-    pub fn index(&mut self, length: usize) -> usize {
-        self.below(length as u64) as usize
-    }
-
-    /// True with probability `percent` / 100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    /// `length` random bytes.
-    pub fn bytes(&mut self, length: usize) -> Vec<u8> {
-        (0..length).map(|_| self.next_u64() as u8).collect()
-    }
+/// `length` random bytes.
+pub fn bytes(rng: &mut Rng, length: usize) -> Vec<u8> {
+    let mut out = vec![0; length];
+    rng.fill(&mut out);
+    out
 }
 
 /// The seed for a randomised test: `RINGBUS_SEED` if set (to replay a failure), else fresh from
@@ -80,20 +49,20 @@ pub struct PushedRecord {
 /// Mostly short byte strings, with nulls, empties, and sometimes lengths that need 2- and
 /// 3-byte varints (64+ and 8,192+ bytes zig-zagged).
 fn random_payload(rng: &mut Rng) -> Option<Vec<u8>> {
-    match rng.below(50) {
+    match rng.u64(..50) {
         0..=4 => None,
         5..=9 => Some(Vec::new()),
         10..=14 => {
-            let length = 64 + rng.index(300);
-            Some(rng.bytes(length))
+            let length = 64 + rng.usize(..300);
+            Some(bytes(rng, length))
         }
         15 => {
-            let length = 8_192 + rng.index(4_000);
-            Some(rng.bytes(length))
+            let length = 8_192 + rng.usize(..4_000);
+            Some(bytes(rng, length))
         }
         _ => {
-            let length = rng.index(20);
-            Some(rng.bytes(length))
+            let length = rng.usize(..20);
+            Some(bytes(rng, length))
         }
     }
 }
@@ -101,22 +70,22 @@ fn random_payload(rng: &mut Rng) -> Option<Vec<u8>> {
 /// A random batch and what was pushed into it, with timestamps around `base_timestamp_ms`
 /// (before and after it, sometimes far, so timestamp deltas take 1 to 9 varlong bytes).
 pub fn random_records(rng: &mut Rng, base_timestamp_ms: i64) -> Vec<PushedRecord> {
-    let record_count = 1 + match rng.below(10) {
-        0 => rng.index(200),
-        _ => rng.index(8),
+    let record_count = 1 + match rng.u64(..10) {
+        0 => rng.usize(..200),
+        _ => rng.usize(..8),
     };
     (0..record_count)
         .map(|_| {
-            let spread = 1i64 << rng.below(50);
-            let offset = (rng.next_u64() as i64) % spread;
-            let header_count = match rng.below(4) {
-                0 => rng.index(5),
+            let spread = 1i64 << rng.u64(..50);
+            let offset = rng.i64(..) % spread;
+            let header_count = match rng.u64(..4) {
+                0 => rng.usize(..5),
                 _ => 0,
             };
             let headers = (0..header_count)
                 .map(|_| {
-                    let key_length = rng.index(10);
-                    let key = rng.bytes(key_length);
+                    let key_length = rng.usize(..10);
+                    let key = bytes(rng, key_length);
                     (key, random_payload(rng).unwrap_or_default())
                 })
                 .collect();

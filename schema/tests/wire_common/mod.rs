@@ -18,7 +18,7 @@ use schema::wire::{
     TopicMetadataOwned, TopicPartitionsOwned,
 };
 
-use crate::common::Rng;
+use crate::common::{Rng, bytes};
 
 /// A request body with the payload its ranges point into.
 pub type RequestSample = (RequestBodyOwned, Vec<u8>);
@@ -666,37 +666,37 @@ pub fn sample_responses() -> Vec<ResponseSample> {
 
 fn random_string(rng: &mut Rng) -> String {
     const PIECES: [&str; 8] = ["a", "orders", "-", "_", "ü", "主题", "0", "."];
-    let pieces = match rng.below(10) {
+    let pieces = match rng.u64(..10) {
         0 => 0,
-        1 => 50 + rng.index(100),
-        _ => 1 + rng.index(6),
+        1 => 50 + rng.usize(..100),
+        _ => 1 + rng.usize(..6),
     };
     (0..pieces)
-        .map(|_| PIECES[rng.index(PIECES.len())])
+        .map(|_| PIECES[rng.usize(..PIECES.len())])
         .collect()
 }
 
 fn random_count(rng: &mut Rng) -> usize {
-    match rng.below(10) {
+    match rng.u64(..10) {
         0 => 0,
-        1 => 20 + rng.index(200),
-        _ => 1 + rng.index(5),
+        1 => 20 + rng.usize(..200),
+        _ => 1 + rng.usize(..5),
     }
 }
 
 fn random_u64(rng: &mut Rng) -> u64 {
-    match rng.below(4) {
+    match rng.u64(..4) {
         0 => 0,
         1 => u64::MAX,
-        _ => rng.next_u64() >> rng.below(64),
+        _ => rng.u64(..) >> rng.u64(..64),
     }
 }
 
 fn random_error(rng: &mut Rng) -> ErrorCode {
-    match rng.below(10) {
+    match rng.u64(..10) {
         0..=4 => ErrorCode::None,
-        5 => ErrorCode(rng.next_u64() as u16),
-        _ => ErrorCode(rng.below(31) as u16),
+        5 => ErrorCode(rng.u16(..)),
+        _ => ErrorCode(rng.u16(..31)),
     }
 }
 
@@ -708,9 +708,7 @@ fn random_topic_partitions(rng: &mut Rng) -> Vec<TopicPartitionsOwned> {
     (0..random_count(rng))
         .map(|_| TopicPartitionsOwned {
             topic: random_string(rng),
-            partitions: (0..random_count(rng))
-                .map(|_| rng.next_u64() as u32)
-                .collect(),
+            partitions: (0..random_count(rng)).map(|_| rng.u32(..)).collect(),
         })
         .collect()
 }
@@ -719,7 +717,7 @@ fn random_partition_offsets(rng: &mut Rng) -> Vec<PartitionOffsetOwned> {
     (0..random_count(rng))
         .map(|_| PartitionOffsetOwned {
             topic: random_string(rng),
-            partition: rng.next_u64() as u32,
+            partition: rng.u32(..),
             offset: random_u64(rng),
         })
         .collect()
@@ -730,7 +728,7 @@ fn random_group_state(rng: &mut Rng) -> GroupState {
         GroupState::Empty,
         GroupState::PreparingRebalance,
         GroupState::Stable,
-    ][rng.index(3)]
+    ][rng.usize(..3)]
 }
 
 fn random_config(rng: &mut Rng) -> TopicConfigOwned {
@@ -743,25 +741,25 @@ fn random_config(rng: &mut Rng) -> TopicConfigOwned {
 
 /// A range inside a payload of `payload_bytes` bytes.
 fn random_range(rng: &mut Rng, payload_bytes: usize) -> PayloadRange {
-    let offset = rng.index(payload_bytes + 1);
-    let length = rng.index(payload_bytes - offset + 1);
+    let offset = rng.usize(..payload_bytes + 1);
+    let length = rng.usize(..payload_bytes - offset + 1);
     PayloadRange::new(offset as u32, length as u32)
 }
 
 fn random_payload(rng: &mut Rng) -> Vec<u8> {
-    let length = match rng.below(4) {
+    let length = match rng.u64(..4) {
         0 => 0,
-        _ => rng.index(4_096),
+        _ => rng.usize(..4_096),
     };
-    rng.bytes(length)
+    bytes(rng, length)
 }
 
 /// A random valid request body of a random variant, with its payload.
 pub fn random_request(rng: &mut Rng) -> RequestSample {
     let payload = random_payload(rng);
-    let body = match rng.below(REQUEST_VARIANTS as u64) {
+    let body = match rng.u64(..REQUEST_VARIANTS as u64) {
         0 => RequestBodyOwned::Handshake {
-            version: rng.next_u64() as u16,
+            version: rng.u16(..),
             client_id: random_string(rng),
         },
         1 => RequestBodyOwned::Metadata {
@@ -769,33 +767,33 @@ pub fn random_request(rng: &mut Rng) -> RequestSample {
         },
         2 => RequestBodyOwned::CreateTopic {
             name: random_string(rng),
-            partitions: rng.next_u64() as u32,
+            partitions: rng.u32(..),
             config: random_config(rng),
         },
         3 => RequestBodyOwned::DeleteTopic {
             name: random_string(rng),
         },
         4 => RequestBodyOwned::Produce {
-            acks: [Acks::None, Acks::Written, Acks::Durable][rng.index(3)],
-            timeout_ms: rng.next_u64() as u32,
+            acks: [Acks::None, Acks::Written, Acks::Durable][rng.usize(..3)],
+            timeout_ms: rng.u32(..),
             batches: (0..random_count(rng))
                 .map(|_| ProduceBatchOwned {
                     topic: random_string(rng),
-                    partition: rng.next_u64() as u32,
+                    partition: rng.u32(..),
                     batch: random_range(rng, payload.len()),
                 })
                 .collect(),
         },
         5 => RequestBodyOwned::Fetch {
-            wait_ms_max: rng.next_u64() as u32,
-            bytes_min: rng.next_u64() as u32,
-            bytes_max: rng.next_u64() as u32,
+            wait_ms_max: rng.u32(..),
+            bytes_min: rng.u32(..),
+            bytes_max: rng.u32(..),
             partitions: (0..random_count(rng))
                 .map(|_| FetchPartitionOwned {
                     topic: random_string(rng),
-                    partition: rng.next_u64() as u32,
+                    partition: rng.u32(..),
                     offset: random_u64(rng),
-                    bytes_max: rng.next_u64() as u32,
+                    bytes_max: rng.u32(..),
                 })
                 .collect(),
         },
@@ -805,14 +803,14 @@ pub fn random_request(rng: &mut Rng) -> RequestSample {
             member_id: random_string(rng),
             client_id: random_string(rng),
             topics: random_strings(rng),
-            session_timeout_ms: rng.next_u64() as u32,
-            rebalance_timeout_ms: rng.next_u64() as u32,
-            assignor: [Assignor::Range, Assignor::RoundRobin][rng.index(2)],
+            session_timeout_ms: rng.u32(..),
+            rebalance_timeout_ms: rng.u32(..),
+            assignor: [Assignor::Range, Assignor::RoundRobin][rng.usize(..2)],
         }),
         9 => RequestBodyOwned::Heartbeat {
             group: random_string(rng),
             member_id: random_string(rng),
-            generation: rng.next_u64() as i32,
+            generation: rng.i32(..),
         },
         10 => RequestBodyOwned::LeaveGroup {
             group: random_string(rng),
@@ -821,9 +819,9 @@ pub fn random_request(rng: &mut Rng) -> RequestSample {
         11 => RequestBodyOwned::OffsetCommit {
             group: random_string(rng),
             member_id: random_string(rng),
-            generation: rng.next_u64() as i32,
+            generation: rng.i32(..),
             offsets: random_partition_offsets(rng),
-            reset: rng.below(2) == 0,
+            reset: rng.u64(..2) == 0,
         },
         12 => RequestBodyOwned::OffsetFetch {
             group: random_string(rng),
@@ -837,12 +835,12 @@ pub fn random_request(rng: &mut Rng) -> RequestSample {
             partitions: (0..random_count(rng))
                 .map(|_| ListOffsetsPartitionOwned {
                     topic: random_string(rng),
-                    partition: rng.next_u64() as u32,
+                    partition: rng.u32(..),
                     spec: [
                         OffsetSpec::Earliest,
                         OffsetSpec::Latest,
                         OffsetSpec::Timestamp,
-                    ][rng.index(3)],
+                    ][rng.usize(..3)],
                     timestamp_ms: random_u64(rng) as i64,
                 })
                 .collect(),
@@ -855,13 +853,13 @@ pub fn random_request(rng: &mut Rng) -> RequestSample {
 pub fn random_response(rng: &mut Rng) -> ResponseSample {
     let payload = random_payload(rng);
     let error = random_error(rng);
-    let body = match rng.below(RESPONSE_VARIANTS as u64 + 1) {
+    let body = match rng.u64(..RESPONSE_VARIANTS as u64 + 1) {
         0 => ResponseBodyOwned::Handshake {
             error: random_error(rng),
-            version: rng.next_u64() as u16,
-            shard_count: rng.next_u64() as u16,
-            frame_bytes_max: rng.next_u64() as u32,
-            in_flight_max: rng.next_u64() as u16,
+            version: rng.u16(..),
+            shard_count: rng.u16(..),
+            frame_bytes_max: rng.u32(..),
+            in_flight_max: rng.u16(..),
         },
         1 => ResponseBodyOwned::Metadata {
             error: random_error(rng),
@@ -871,8 +869,8 @@ pub fn random_response(rng: &mut Rng) -> ResponseSample {
                     error: random_error(rng),
                     partitions: (0..random_count(rng))
                         .map(|_| PartitionMetadataOwned {
-                            partition: rng.next_u64() as u32,
-                            shard: rng.next_u64() as u16,
+                            partition: rng.u32(..),
+                            shard: rng.u16(..),
                             error: random_error(rng),
                             log_start: random_u64(rng),
                             log_end: random_u64(rng),
@@ -895,7 +893,7 @@ pub fn random_response(rng: &mut Rng) -> ResponseSample {
             results: (0..random_count(rng))
                 .map(|_| ProduceResultOwned {
                     topic: random_string(rng),
-                    partition: rng.next_u64() as u32,
+                    partition: rng.u32(..),
                     error: random_error(rng),
                     base_offset: random_u64(rng),
                     last_offset: random_u64(rng),
@@ -909,7 +907,7 @@ pub fn random_response(rng: &mut Rng) -> ResponseSample {
             results: (0..random_count(rng))
                 .map(|_| FetchResultOwned {
                     topic: random_string(rng),
-                    partition: rng.next_u64() as u32,
+                    partition: rng.u32(..),
                     error: random_error(rng),
                     log_end: random_u64(rng),
                     log_start: random_u64(rng),
@@ -923,7 +921,7 @@ pub fn random_response(rng: &mut Rng) -> ResponseSample {
             results: (0..random_count(rng))
                 .map(|_| ListOffsetsResultOwned {
                     topic: random_string(rng),
-                    partition: rng.next_u64() as u32,
+                    partition: rng.u32(..),
                     error: random_error(rng),
                     offset: random_u64(rng),
                 })
@@ -933,16 +931,16 @@ pub fn random_response(rng: &mut Rng) -> ResponseSample {
             error: random_error(rng),
             message: random_string(rng),
             producer_id: random_u64(rng) as i64,
-            producer_epoch: rng.next_u64() as i16,
+            producer_epoch: rng.i16(..),
         },
         8 => ResponseBodyOwned::JoinGroup {
             error: random_error(rng),
             message: random_string(rng),
             joined: JoinedOwned {
-                generation: rng.next_u64() as i32,
+                generation: rng.i32(..),
                 member_id: random_string(rng),
                 assignment: random_topic_partitions(rng),
-                member_count: rng.next_u64() as u32,
+                member_count: rng.u32(..),
             },
         },
         9 => ResponseBodyOwned::Heartbeat {
@@ -959,7 +957,7 @@ pub fn random_response(rng: &mut Rng) -> ResponseSample {
             results: (0..random_count(rng))
                 .map(|_| OffsetCommitResultOwned {
                     topic: random_string(rng),
-                    partition: rng.next_u64() as u32,
+                    partition: rng.u32(..),
                     error: random_error(rng),
                     message: random_string(rng),
                 })
@@ -977,7 +975,7 @@ pub fn random_response(rng: &mut Rng) -> ResponseSample {
                 .map(|_| GroupSummaryOwned {
                     group: random_string(rng),
                     state: random_group_state(rng),
-                    member_count: rng.next_u64() as u32,
+                    member_count: rng.u32(..),
                 })
                 .collect(),
         },
@@ -986,8 +984,8 @@ pub fn random_response(rng: &mut Rng) -> ResponseSample {
             message: random_string(rng),
             group: GroupDescriptionOwned {
                 state: random_group_state(rng),
-                generation: rng.next_u64() as i32,
-                assignor: [Assignor::Range, Assignor::RoundRobin][rng.index(2)],
+                generation: rng.i32(..),
+                assignor: [Assignor::Range, Assignor::RoundRobin][rng.usize(..2)],
                 members: (0..random_count(rng))
                     .map(|_| GroupMemberOwned {
                         member_id: random_string(rng),
@@ -1006,7 +1004,7 @@ pub fn random_response(rng: &mut Rng) -> ResponseSample {
                 error
             };
             let response = ResponseOwned {
-                correlation_id: rng.next_u64(),
+                correlation_id: rng.u64(..),
                 error,
                 message: random_string(rng),
                 body: None,
@@ -1015,7 +1013,7 @@ pub fn random_response(rng: &mut Rng) -> ResponseSample {
         }
     };
     let response = ResponseOwned {
-        correlation_id: rng.next_u64(),
+        correlation_id: rng.u64(..),
         error,
         message: random_string(rng),
         body: Some(body),

@@ -237,7 +237,8 @@ struct Counters {
 
 struct State {
     seed: u64,
-    random: SplitMix64,
+    /// Every fault decision is drawn from this, in a fixed order, so a seed replays a run.
+    random: fastrand::Rng,
     /// Bumped by every crash; handles from an older generation are stale.
     generation: u64,
     inode_next: u64,
@@ -247,36 +248,6 @@ struct State {
     sync_failures: Vec<Option<PathBuf>>,
     space_limit_bytes: Option<u64>,
     counters: Counters,
-}
-
-/// SplitMix64 (Steele, Lea and Flood): tiny, fast, and enough for fault injection.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..bound` (multiply-high, no modulo bias worth mentioning).
-    fn below(&mut self, bound: u64) -> u64 {
-        assert!(bound > 0);
-        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
-    }
-
-    fn coin(&mut self) -> bool {
-        self.next_u64() & 1 == 1
-    }
-
-    fn fill(&mut self, bytes: &mut [u8]) {
-        for chunk in bytes.chunks_mut(8) {
-            let random = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&random[..chunk.len()]);
-        }
-    }
 }
 
 impl SimDisk {
@@ -289,7 +260,7 @@ impl SimDisk {
         SimDisk {
             state: Rc::new(RefCell::new(State {
                 seed,
-                random: SplitMix64(seed),
+                random: fastrand::Rng::with_seed(seed),
                 generation: 0,
                 inode_next: 0,
                 inodes: BTreeMap::new(),
@@ -518,7 +489,7 @@ impl State {
                         let keep = match mode {
                             CrashMode::DropAll => false,
                             CrashMode::KeepAll => true,
-                            CrashMode::Random | CrashMode::Torn => random.coin(),
+                            CrashMode::Random | CrashMode::Torn => random.bool(),
                         };
                         if keep {
                             // Synced ranges are cut below, to the surviving size.
@@ -536,9 +507,7 @@ impl State {
             let kept = match mode {
                 CrashMode::DropAll => 0,
                 CrashMode::KeepAll => pending.len(),
-                CrashMode::Random | CrashMode::Torn => {
-                    to_index(random.below(pending.len() as u64 + 1))
-                }
+                CrashMode::Random | CrashMode::Torn => random.usize(..=pending.len()),
             };
             for change in &pending[..kept] {
                 change.apply(&mut directory.durable);
@@ -557,7 +526,7 @@ fn crash_write(
     position: u64,
     bytes: &[u8],
     mode: CrashMode,
-    random: &mut SplitMix64,
+    random: &mut fastrand::Rng,
 ) {
     match mode {
         CrashMode::DropAll => {}
@@ -565,7 +534,7 @@ fn crash_write(
         CrashMode::Random | CrashMode::Torn => {
             // The size change of an appending write may reach the disk without its data:
             // the new tail then reads as zeros (unwritten extents).
-            if random.coin() {
+            if random.bool() {
                 let end = to_index(position) + bytes.len();
                 if durable.len() < end {
                     durable.resize(end, 0);
@@ -575,7 +544,7 @@ fn crash_write(
             for (index, sector) in bytes.chunks(sector_bytes).enumerate() {
                 let sector_position = position + (index * sector_bytes) as u64;
                 let outcomes = if mode == CrashMode::Torn { 3 } else { 2 };
-                match random.below(outcomes) {
+                match random.u8(..outcomes) {
                     0 => write_into(durable, sector_position, sector),
                     1 => {}
                     _ => {
@@ -1053,14 +1022,6 @@ mod tests {
         assert_eq!(ranges, vec![0..4, 8..10]);
         cut_ranges(&mut ranges, 8);
         assert_eq!(ranges, vec![0..4]);
-    }
-
-    #[test]
-    fn below_stays_in_bounds() {
-        let mut random = SplitMix64(7);
-        for bound in 1..100 {
-            assert!(random.below(bound) < bound);
-        }
     }
 
     #[test]

@@ -54,26 +54,11 @@ pub async fn read_all<D: Disk>(log: &Log<D>) -> Vec<Bytes> {
     out
 }
 
-/// A small deterministic PRNG (splitmix64): randomized tests must replay from their seed alone.
-pub struct Rng(pub u64);
+/// The one PRNG, seeded: randomized tests must replay from their seed alone
+/// (`Rng::with_seed`), so they never use fastrand's unseeded global generator.
+pub use fastrand::Rng;
 
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// True with the given probability in percent.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
+/// True with the given probability in percent.
+pub fn chance(rng: &mut Rng, percent: u64) -> bool {
+    rng.u64(..100) < percent
 }
