@@ -875,7 +875,8 @@ async fn with_timeout<T>(future: impl Future<Output = T>, timeout: Duration) -> 
     .await
 }
 
-fn millis_u32(duration: Duration) -> u32 {
+/// `duration` in whole milliseconds for a wire field, at most `u32::MAX` (49 days).
+pub(crate) fn millis_u32(duration: Duration) -> u32 {
     u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
 }
 

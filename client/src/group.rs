@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use schema::wire::{self, ErrorCode, JoinGroupOwned, PartitionOffsetOwned};
 
-use crate::client::{Client, OffsetQuery};
+use crate::client::{Client, OffsetQuery, millis_u32};
 use crate::consumer::ConsumedRecord;
 use crate::coordinator::must_rejoin;
 use crate::error::ClientError;
@@ -367,8 +367,8 @@ impl GroupConsumer {
                 member_id: self.member_id(),
                 client_id: self.client.options().client_id.clone(),
                 topics: self.topics.clone(),
-                session_timeout_ms: millis(self.options.session_timeout),
-                rebalance_timeout_ms: millis(self.options.rebalance_timeout),
+                session_timeout_ms: millis_u32(self.options.session_timeout),
+                rebalance_timeout_ms: millis_u32(self.options.rebalance_timeout),
                 assignor: self.options.assignor,
             };
             match self.client.join_group(join).await {
@@ -459,8 +459,4 @@ async fn heartbeat_loop(
             }
         }
     }
-}
-
-fn millis(duration: Duration) -> u32 {
-    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
 }

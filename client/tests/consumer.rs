@@ -12,23 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use client::{ClientOptions, Consumer, ConsumerOptions, ErrorCode, SeekTo};
-use common::{Peer, Received, connect, run};
-use schema::batch::{BatchBuilder, set_base_offset};
-use schema::wire::{
-    FetchResultOwned, ListOffsetsResultOwned, OffsetSpec, PayloadRange, RequestBodyOwned,
-    ResponseBodyOwned,
-};
-
-/// A stored batch of `count` records at `base_offset`, values "v<offset>".
-fn stored_batch(base_offset: u64, count: u64) -> Bytes {
-    let mut builder = BatchBuilder::new(0);
-    for offset in base_offset..base_offset + count {
-        builder.push(None, Some(format!("v{offset}").as_bytes()), 0, &[]);
-    }
-    let mut batch = builder.finish();
-    set_base_offset(&mut batch, base_offset as i64);
-    Bytes::from(batch)
-}
+use common::{Received, answer_fetch, connect, run, stored_batch};
+use schema::wire::{ListOffsetsResultOwned, OffsetSpec, RequestBodyOwned, ResponseBodyOwned};
 
 /// The offset the fetch asked for, for its single partition.
 fn fetch_offset(request: &Received) -> u64 {
@@ -43,23 +28,6 @@ fn fetch_offset(request: &Received) -> u64 {
     assert_eq!(*bytes_min, 1, "long-poll until anything arrives");
     assert_eq!(partitions.len(), 1);
     partitions[0].offset
-}
-
-async fn answer_fetch(peer: &mut Peer, request: &Received, error: ErrorCode, batch: Bytes) {
-    let result = FetchResultOwned {
-        topic: "t".to_string(),
-        partition: 0,
-        error,
-        log_end: 100,
-        log_start: 0,
-        batches: PayloadRange::new(0, batch.len() as u32),
-        message: String::new(),
-    };
-    let body = ResponseBodyOwned::Fetch {
-        error: ErrorCode::None,
-        results: vec![result],
-    };
-    peer.respond(request.correlation_id, body, &[batch]).await;
 }
 
 #[test]
@@ -87,13 +55,23 @@ fn positions_follow_seeks_and_fetched_batches() {
             // The batch holds 3..7: the consumer at 5 must return 5 and 6 only.
             let fetch = peer.receive().await;
             assert_eq!(fetch_offset(&fetch), 5);
-            answer_fetch(&mut peer, &fetch, ErrorCode::None, stored_batch(3, 4)).await;
+            answer_fetch(
+                &mut peer,
+                &fetch,
+                &[(0, ErrorCode::None, stored_batch(3, 4))],
+            )
+            .await;
             let fetch = peer.receive().await;
             assert_eq!(fetch_offset(&fetch), 7);
-            answer_fetch(&mut peer, &fetch, ErrorCode::Corruption, Bytes::new()).await;
+            answer_fetch(
+                &mut peer,
+                &fetch,
+                &[(0, ErrorCode::Corruption, Bytes::new())],
+            )
+            .await;
             let fetch = peer.receive().await;
             assert_eq!(fetch_offset(&fetch), 7, "a failed poll moves nothing");
-            answer_fetch(&mut peer, &fetch, ErrorCode::None, Bytes::new()).await;
+            answer_fetch(&mut peer, &fetch, &[(0, ErrorCode::None, Bytes::new())]).await;
         });
 
         let mut consumer = Consumer::new(client, ConsumerOptions::default());

@@ -16,23 +16,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use client::{ClientOptions, ErrorCode, GroupConsumer, GroupOptions, OffsetReset};
-use common::{Peer, Received, connect, run};
-use schema::batch::{BatchBuilder, set_base_offset};
+use common::{Peer, Received, answer_fetch, connect, run, stored_batch};
 use schema::wire::{
-    FetchResultOwned, JoinedOwned, ListOffsetsResultOwned, OffsetCommitResultOwned, OffsetSpec,
-    PartitionOffsetOwned, PayloadRange, RequestBodyOwned, ResponseBodyOwned, TopicPartitionsOwned,
+    JoinedOwned, ListOffsetsResultOwned, OffsetCommitResultOwned, OffsetSpec, PartitionOffsetOwned,
+    RequestBodyOwned, ResponseBodyOwned, TopicPartitionsOwned,
 };
-
-/// A stored batch of `count` records at `base_offset`.
-fn stored_batch(base_offset: u64, count: u64) -> Bytes {
-    let mut builder = BatchBuilder::new(0);
-    for offset in base_offset..base_offset + count {
-        builder.push(None, Some(format!("v{offset}").as_bytes()), 0, &[]);
-    }
-    let mut batch = builder.finish();
-    set_base_offset(&mut batch, base_offset as i64);
-    Bytes::from(batch)
-}
 
 /// The (partition, offset) pairs a fetch of topic "t" asks for.
 fn fetch_offsets(request: &Received) -> Vec<(u32, u64)> {
@@ -46,33 +34,6 @@ fn fetch_offsets(request: &Received) -> Vec<(u32, u64)> {
             (entry.partition, entry.offset)
         })
         .collect()
-}
-
-/// Answers a fetch of "t": partition i gets `answers[i]`, an error code and its batches.
-async fn answer_fetch(peer: &mut Peer, request: &Received, answers: &[(u32, ErrorCode, Bytes)]) {
-    let mut at = 0;
-    let results = answers
-        .iter()
-        .map(|(partition, error, batches)| {
-            let range = PayloadRange::new(at, batches.len() as u32);
-            at += batches.len() as u32;
-            FetchResultOwned {
-                topic: "t".to_string(),
-                partition: *partition,
-                error: *error,
-                log_end: 100,
-                log_start: 0,
-                batches: range,
-                message: String::new(),
-            }
-        })
-        .collect();
-    let payload: Vec<Bytes> = answers.iter().map(|(_, _, bytes)| bytes.clone()).collect();
-    let body = ResponseBodyOwned::Fetch {
-        error: ErrorCode::None,
-        results,
-    };
-    peer.respond(request.correlation_id, body, &payload).await;
 }
 
 /// Answers a list-offsets request for `partition` of "t" (earliest) with `offset`.

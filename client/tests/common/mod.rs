@@ -229,3 +229,45 @@ pub fn batch_values(batch: &Bytes) -> Vec<String> {
         })
         .collect()
 }
+
+/// A stored batch of `count` records at `base_offset`, values "v<offset>".
+pub fn stored_batch(base_offset: u64, count: u64) -> Bytes {
+    let mut builder = schema::batch::BatchBuilder::new(0);
+    for offset in base_offset..base_offset + count {
+        builder.push(None, Some(format!("v{offset}").as_bytes()), 0, &[]);
+    }
+    let mut batch = builder.finish();
+    schema::batch::set_base_offset(&mut batch, base_offset as i64);
+    Bytes::from(batch)
+}
+
+/// Answers a fetch of topic "t": one result per `(partition, error, batches)`, in order.
+pub async fn answer_fetch(
+    peer: &mut Peer,
+    request: &Received,
+    answers: &[(u32, ErrorCode, Bytes)],
+) {
+    let mut at = 0;
+    let results = answers
+        .iter()
+        .map(|(partition, error, batches)| {
+            let range = wire::PayloadRange::new(at, batches.len() as u32);
+            at += batches.len() as u32;
+            wire::FetchResultOwned {
+                topic: "t".to_string(),
+                partition: *partition,
+                error: *error,
+                log_end: 100,
+                log_start: 0,
+                batches: range,
+                message: String::new(),
+            }
+        })
+        .collect();
+    let payload: Vec<Bytes> = answers.iter().map(|(_, _, bytes)| bytes.clone()).collect();
+    let body = ResponseBodyOwned::Fetch {
+        error: ErrorCode::None,
+        results,
+    };
+    peer.respond(request.correlation_id, body, &payload).await;
+}
