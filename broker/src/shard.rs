@@ -20,11 +20,11 @@ use storage::disk::glommio::GlommioDisk;
 use storage::{Log, LogConfig};
 
 use crate::error::{ShardGone, Unreachable};
-use crate::group::coordinator::Coordinator;
+use crate::group::coordinator::{Coordinator, Host};
 use crate::group::offsets;
 use crate::metadata::{Metadata, TopicConfig, TopicError, TopicSpec};
 use crate::metrics::Metrics;
-use crate::ops::{ControllerOp, OpError, OpErrorKind, Reply, ShardOp};
+use crate::ops::{ControllerOp, GroupCall, OpError, OpErrorKind, Reply, ShardOp};
 use crate::partition::{self, PartitionHandle, now_ms, partition_dir};
 use crate::producer_ids::ProducerIds;
 use crate::topology::{CONTROLLER, PartitionId, PartitionKey, ShardId, shard_for};
@@ -196,7 +196,7 @@ impl Shard {
                     break;
                 }
                 shard.metrics.tick();
-                shard.groups.tick(&shard);
+                shard.groups.tick(&*shard);
             }
         })
         .detach();
@@ -427,7 +427,55 @@ impl Shard {
                 let result = self.allocate_producer_id().await;
                 self.answer(reply, result).await;
             }
-            ShardOp::Group(call) => Box::pin(crate::group::execute(self, call)).await,
+            ShardOp::Group(call) => Box::pin(self.execute_group(call)).await,
+        }
+    }
+
+    /// Runs a group call on this shard's coordinator and answers it.
+    async fn execute_group(self: &Rc<Self>, call: GroupCall) {
+        let groups = &self.groups;
+        match call {
+            GroupCall::Join { args, reply } => {
+                let result = groups.join(&**self, args).await;
+                self.answer(reply, result).await;
+            }
+            GroupCall::Heartbeat {
+                group,
+                member_id,
+                generation,
+                reply,
+            } => {
+                let result = groups.heartbeat(&group, &member_id, generation);
+                self.answer(reply, result).await;
+            }
+            GroupCall::Leave {
+                group,
+                member_id,
+                reply,
+            } => {
+                let result = groups.leave(&**self, &group, &member_id);
+                self.answer(reply, result).await;
+            }
+            GroupCall::Commit { args, reply } => {
+                let result = groups.commit(&**self, args).await;
+                self.answer(reply, result).await;
+            }
+            GroupCall::FetchOffsets {
+                group,
+                topics,
+                reply,
+            } => {
+                let result = groups.fetch_offsets(&**self, &group, &topics).await;
+                self.answer(reply, result).await;
+            }
+            GroupCall::List { reply } => {
+                let result = groups.list(&**self).await;
+                self.answer(reply, result).await;
+            }
+            GroupCall::Describe { group, reply } => {
+                let result = groups.describe(&**self, &group);
+                self.answer(reply, result).await;
+            }
         }
     }
 
@@ -640,6 +688,32 @@ impl Shard {
             drop(partition.handle);
             partition.task.await;
         }
+    }
+}
+
+impl Host for Shard {
+    fn id(&self) -> ShardId {
+        self.id
+    }
+
+    fn owner(&self, key: &PartitionKey) -> ShardId {
+        Shard::owner(self, key)
+    }
+
+    fn metadata(&self) -> Rc<Metadata> {
+        Shard::metadata(self)
+    }
+
+    fn partition(&self, key: &PartitionKey) -> Result<PartitionHandle, Unreachable> {
+        Shard::partition(self, key)
+    }
+
+    fn data_dir(&self) -> &std::path::Path {
+        Shard::data_dir(self)
+    }
+
+    fn disk(&self) -> &GlommioDisk {
+        Shard::disk(self)
     }
 }
 

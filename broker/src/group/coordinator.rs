@@ -20,23 +20,42 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Instant;
 
 use glommio::channels::local_channel::{self, LocalSender};
 use schema::batch::BatchHeader;
 use storage::Offset;
+use storage::disk::glommio::GlommioDisk;
 
 use super::membership::{Completed, Group, GroupError, GroupState, JoinRequest, Joined};
 use super::offsets::{self, Committed, OffsetKey, OffsetTable};
-use crate::error::ReadFailed;
+use crate::error::{ReadFailed, Unreachable};
+use crate::metadata::Metadata;
 use crate::ops::{
     AckLevel, Appended, CommitArgs, GroupDescription, GroupSummary, JoinArgs, LogBounds, OpError,
     OpErrorKind,
 };
 use crate::partition::{PartitionHandle, now_ms, partition_dir};
-use crate::shard::Shard;
-use crate::topology::{PartitionId, PartitionKey};
+use crate::topology::{PartitionId, PartitionKey, ShardId};
+
+/// What the coordinator needs of the shard it runs on. `Shard` implements it; the coordinator
+/// knows no more of the shard than this, so the dependency runs one way (shard -> coordinator).
+pub trait Host {
+    /// The shard.
+    fn id(&self) -> ShardId;
+    /// The shard that owns a partition.
+    fn owner(&self, key: &PartitionKey) -> ShardId;
+    /// The metadata the shard has applied.
+    fn metadata(&self) -> Rc<Metadata>;
+    /// The actor of a partition the shard owns.
+    fn partition(&self, key: &PartitionKey) -> Result<PartitionHandle, Unreachable>;
+    /// The data directory.
+    fn data_dir(&self) -> &Path;
+    /// The disk partitions and blobs live on.
+    fn disk(&self) -> &GlommioDisk;
+}
 
 /// Groups with members one shard coordinates at once; a join for a new group beyond it is
 /// refused with `GroupFull`.
@@ -117,7 +136,7 @@ fn unknown_member(group: &str, member_id: &str) -> OpError {
 }
 
 /// Every existing topic's partition count, what assignments are computed over.
-fn partition_counts(shard: &Shard) -> BTreeMap<String, u32> {
+fn partition_counts(shard: &dyn Host) -> BTreeMap<String, u32> {
     shard
         .metadata()
         .topics
@@ -128,7 +147,7 @@ fn partition_counts(shard: &Shard) -> BTreeMap<String, u32> {
 }
 
 /// The offsets partition of `group` and the key of that partition.
-pub fn offsets_partition(shard: &Shard, group: &str) -> Result<PartitionKey, OpError> {
+pub fn offsets_partition(shard: &dyn Host, group: &str) -> Result<PartitionKey, OpError> {
     offsets::validate_group(group)
         .map_err(|reason| OpError::new(OpErrorKind::InvalidRequest, reason))?;
     let metadata = shard.metadata();
@@ -159,10 +178,10 @@ fn release(entry: &mut Entry, completed: Completed) {
 }
 
 /// The actor of one of this shard's offsets partitions.
-fn offsets_actor(shard: &Shard, key: &PartitionKey) -> Result<PartitionHandle, OpError> {
+fn offsets_actor(shard: &dyn Host, key: &PartitionKey) -> Result<PartitionHandle, OpError> {
     assert_eq!(
         shard.owner(key),
-        shard.id,
+        shard.id(),
         "the coordinator owns its offsets partitions"
     );
     shard
@@ -172,7 +191,7 @@ fn offsets_actor(shard: &Shard, key: &PartitionKey) -> Result<PartitionHandle, O
 
 impl Coordinator {
     /// Joins `args.group` and waits for the rebalance to complete.
-    pub async fn join(&self, shard: &Rc<Shard>, args: JoinArgs) -> Result<Joined, OpError> {
+    pub async fn join(&self, shard: &dyn Host, args: JoinArgs) -> Result<Joined, OpError> {
         offsets_partition(shard, &args.group)?;
         let invalid = |reason: String| Err(OpError::new(OpErrorKind::InvalidRequest, reason));
         if args.client_id.len() > CLIENT_ID_BYTES_MAX_JOIN {
@@ -254,7 +273,7 @@ impl Coordinator {
         })
     }
 
-    fn new_member_id(&self, shard: &Shard, client_id: &str) -> String {
+    fn new_member_id(&self, shard: &dyn Host, client_id: &str) -> String {
         let counter = self.next_member.get();
         self.next_member.set(counter + 1);
         let mut name: String = client_id
@@ -267,7 +286,7 @@ impl Coordinator {
         if name.is_empty() {
             name.push_str("member");
         }
-        format!("{name}-{}-{:x}-{counter}", shard.id.0, self.boot_nonce)
+        format!("{name}-{}-{:x}-{counter}", shard.id().0, self.boot_nonce)
     }
 
     /// A member's heartbeat.
@@ -283,7 +302,7 @@ impl Coordinator {
     }
 
     /// A member leaves.
-    pub fn leave(&self, shard: &Shard, group: &str, member_id: &str) -> Result<(), OpError> {
+    pub fn leave(&self, shard: &dyn Host, group: &str, member_id: &str) -> Result<(), OpError> {
         let now = Instant::now();
         let mut groups = self.groups.borrow_mut();
         let Some(entry) = groups.get_mut(group) else {
@@ -303,7 +322,7 @@ impl Coordinator {
     }
 
     /// The timer: sessions, rebalance deadlines, changed topics.
-    pub fn tick(&self, shard: &Shard) {
+    pub fn tick(&self, shard: &dyn Host) {
         let mut groups = self.groups.borrow_mut();
         if groups.is_empty() {
             // Most shards coordinate nothing most of the time: no topic map to build.
@@ -343,7 +362,7 @@ impl Coordinator {
     /// The loaded table of an offsets partition this shard owns.
     async fn table(
         &self,
-        shard: &Rc<Shard>,
+        shard: &dyn Host,
         key: &PartitionKey,
     ) -> Result<Rc<OffsetsPartition>, OpError> {
         let partition = self
@@ -381,7 +400,7 @@ impl Coordinator {
     /// durably in one batch and then applied. One outcome per offset, in request order.
     pub async fn commit(
         &self,
-        shard: &Rc<Shard>,
+        shard: &dyn Host,
         args: CommitArgs,
     ) -> Result<Vec<Result<(), OpError>>, OpError> {
         let key = offsets_partition(shard, &args.group)?;
@@ -540,7 +559,7 @@ impl Coordinator {
     /// The committed offsets of a group (of `topics`; all when empty).
     pub async fn fetch_offsets(
         &self,
-        shard: &Rc<Shard>,
+        shard: &dyn Host,
         group: &str,
         topics: &[String],
     ) -> Result<Vec<(String, u32, u64)>, OpError> {
@@ -555,7 +574,7 @@ impl Coordinator {
     }
 
     /// The groups this shard coordinates: with members, or with committed offsets.
-    pub async fn list(&self, shard: &Rc<Shard>) -> Result<Vec<GroupSummary>, OpError> {
+    pub async fn list(&self, shard: &dyn Host) -> Result<Vec<GroupSummary>, OpError> {
         let metadata = shard.metadata();
         let Some(topic) = metadata.topics.get(offsets::OFFSETS_TOPIC) else {
             return Ok(Vec::new());
@@ -566,7 +585,7 @@ impl Coordinator {
                 topic: offsets::OFFSETS_TOPIC.to_string(),
                 partition: PartitionId(partition),
             };
-            if shard.owner(&key) != shard.id {
+            if shard.owner(&key) != shard.id() {
                 continue;
             }
             let loaded = self.table(shard, &key).await?;
@@ -596,7 +615,7 @@ impl Coordinator {
     }
 
     /// A group's state and members (an unknown group is empty, generation 0).
-    pub fn describe(&self, shard: &Shard, group: &str) -> Result<GroupDescription, OpError> {
+    pub fn describe(&self, shard: &dyn Host, group: &str) -> Result<GroupDescription, OpError> {
         offsets_partition(shard, group)?;
         let groups = self.groups.borrow();
         Ok(match groups.get(group) {
@@ -623,7 +642,7 @@ impl Coordinator {
 
 /// Loads an offsets table: the snapshot, then the records after it. Returns the table and
 /// the records replayed (what counts towards the next snapshot).
-async fn load(shard: &Rc<Shard>, key: &PartitionKey) -> Result<(OffsetTable, u64), OpError> {
+async fn load(shard: &dyn Host, key: &PartitionKey) -> Result<(OffsetTable, u64), OpError> {
     let path = partition_dir(shard.data_dir(), key).join(offsets::SNAPSHOT_FILE);
     let (through, mut table) = match storage::load_blob(shard.disk(), &path).await {
         Ok(Some(bytes)) => OffsetTable::decode(&bytes).map_err(|error| {
@@ -704,12 +723,7 @@ async fn load(shard: &Rc<Shard>, key: &PartitionKey) -> Result<(OffsetTable, u64
 
 /// Stores the snapshot of `table` as of `through`, then deletes the segments below it.
 /// Returns whether the snapshot was stored (failures are logged; the next commit retries).
-async fn snapshot(
-    shard: &Rc<Shard>,
-    key: &PartitionKey,
-    table: &OffsetTable,
-    through: u64,
-) -> bool {
+async fn snapshot(shard: &dyn Host, key: &PartitionKey, table: &OffsetTable, through: u64) -> bool {
     let dir = partition_dir(shard.data_dir(), key);
     if let Err(error) = storage::store_blob(
         shard.disk(),

@@ -1,5 +1,5 @@
 //! The wire side of consumer groups: turns a group request into a [`GroupCall`] for the
-//! group's coordinator (through [`group::call`]; for `ListGroups`, every shard) and the answer
+//! group's coordinator (through [`call`]; for `ListGroups`, every shard) and the answer
 //! into the response body. Error codes come from [`super::errors`], as everywhere.
 
 use std::rc::Rc;
@@ -12,14 +12,27 @@ use schema::wire::{
 };
 
 use super::errors;
-use crate::group::{
-    self,
-    assign::{Assignment, Assignor},
-    membership::GroupState,
-};
-use crate::ops::{CommitArgs, GroupCall, JoinArgs, OpError, OpErrorKind, ShardOp};
+use crate::group::assign::{Assignment, Assignor};
+use crate::group::coordinator;
+use crate::group::membership::GroupState;
+use crate::ops::{CommitArgs, GroupCall, JoinArgs, OpError, OpErrorKind, Reply, ShardOp};
 use crate::shard::Shard;
 use crate::topology::ShardId;
+
+/// Runs the group call `make` builds (around its reply route) on the coordinator shard of
+/// `group`, and returns its answer.
+async fn call<T: Send + 'static>(
+    shard: &Rc<Shard>,
+    group: &str,
+    make: impl FnOnce(Reply<Result<T, OpError>>) -> GroupCall,
+) -> Result<T, OpError> {
+    let key = coordinator::offsets_partition(&**shard, group)?;
+    let target = shard.owner(&key);
+    shard
+        .call(target, |reply| ShardOp::Group(make(reply)))
+        .await
+        .map_err(|gone| OpError::new(OpErrorKind::ShuttingDown, gone.to_string()))?
+}
 
 fn wire_assignor(assignor: Assignor) -> wire::Assignor {
     match assignor {
@@ -69,7 +82,7 @@ pub async fn handle(shard: &Rc<Shard>, body: RequestBodyOwned) -> ResponseBodyOw
                 rebalance_timeout: Duration::from_millis(u64::from(join.rebalance_timeout_ms)),
                 assignor,
             };
-            let result = group::call(shard, &group, |reply| GroupCall::Join { args, reply }).await;
+            let result = call(shard, &group, |reply| GroupCall::Join { args, reply }).await;
             let (joined, error) = match result {
                 Ok(joined) => (
                     JoinedOwned {
@@ -108,7 +121,7 @@ pub async fn handle(shard: &Rc<Shard>, body: RequestBodyOwned) -> ResponseBodyOw
                 generation,
                 reply,
             };
-            let result = group::call(shard, &group, heartbeat).await;
+            let result = call(shard, &group, heartbeat).await;
             let (error, message) = code_and_message(result.err());
             ResponseBodyOwned::Heartbeat { error, message }
         }
@@ -118,7 +131,7 @@ pub async fn handle(shard: &Rc<Shard>, body: RequestBodyOwned) -> ResponseBodyOw
                 member_id,
                 reply,
             };
-            let result = group::call(shard, &group, leave).await;
+            let result = call(shard, &group, leave).await;
             let (error, message) = code_and_message(result.err());
             ResponseBodyOwned::LeaveGroup { error, message }
         }
@@ -143,8 +156,7 @@ pub async fn handle(shard: &Rc<Shard>, body: RequestBodyOwned) -> ResponseBodyOw
                     .collect(),
                 reset,
             };
-            let outcome =
-                group::call(shard, &group, |reply| GroupCall::Commit { args, reply }).await;
+            let outcome = call(shard, &group, |reply| GroupCall::Commit { args, reply }).await;
             match outcome {
                 Ok(outcomes) => ResponseBodyOwned::OffsetCommit {
                     error: ErrorCode::None,
@@ -179,7 +191,7 @@ pub async fn handle(shard: &Rc<Shard>, body: RequestBodyOwned) -> ResponseBodyOw
                 topics,
                 reply,
             };
-            let result = group::call(shard, &group, fetch).await;
+            let result = call(shard, &group, fetch).await;
             let (offsets, error) = match result {
                 Ok(offsets) => (offsets, None),
                 Err(error) => (Vec::new(), Some(error)),
@@ -234,7 +246,7 @@ pub async fn handle(shard: &Rc<Shard>, body: RequestBodyOwned) -> ResponseBodyOw
                 group: group.clone(),
                 reply,
             };
-            let result = group::call(shard, &group, describe).await;
+            let result = call(shard, &group, describe).await;
             let (description, error) = match result {
                 Ok(description) => (
                     GroupDescriptionOwned {
