@@ -8,6 +8,7 @@
 
 mod common;
 mod consume;
+mod cores;
 mod group;
 mod loadgen;
 mod produce;
@@ -160,12 +161,20 @@ fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> Result<(), String> {
     let cores = match &args.cores {
-        Some(list) => broker::server::parse_cores(list)?,
+        Some(list) => cores::parse_cores(list)?,
         None => {
             let count = std::thread::available_parallelism().map_or(1, |n| n.get());
             (0..count).collect()
         }
     };
+    // Shard ids are u16 (`broker::topology::ShardId`): one shard per core.
+    if cores.len() > usize::from(u16::MAX) {
+        return Err(format!(
+            "{} cores: at most {} shards",
+            cores.len(),
+            u16::MAX
+        ));
+    }
     let config = broker::server::ServeConfig {
         data_dir: args.data_dir,
         listen: args.listen,

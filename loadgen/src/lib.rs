@@ -1,7 +1,7 @@
 //! loadgen: the ringbus load generator behind `ringbus loadgen`.
 //!
-//! Producers and consumers run as tasks on glommio executors pinned to `--cores` (one executor
-//! per core, tasks spread round-robin, each task its own [`client::Client`] connection). Every
+//! Producers and consumers run as tasks on glommio executors pinned to the cores given (one
+//! executor per core, tasks spread round-robin, each task its own [`client::Client`] connection). Every
 //! message starts with a [`payload::Header`] (producer id, sequence, send timestamp) so the
 //! consumers can check it ([`checker::SequenceChecker`]) and measure end-to-end latency.
 //!
@@ -24,7 +24,7 @@ pub mod report;
 mod run;
 
 pub use report::{Percentiles, Report, Throughput};
-pub use run::{Config, parse_cores, run};
+pub use run::{Config, run};
 
 use std::path::PathBuf;
 
@@ -78,9 +78,6 @@ pub struct Args {
     /// Seconds of load before measuring.
     #[arg(long, default_value_t = 5.0)]
     pub warmup: f64,
-    /// Cores for the load's executors, one executor per core, e.g. 1 or 2-3,5.
-    #[arg(long, default_value = "0")]
-    pub cores: String,
     /// Message keys: none, round-robin (over 10,000 keys, so murmur2 spreads them over the
     /// partitions as Kafka would) or random (a fresh random key per message).
     #[arg(long, default_value = "none")]
@@ -112,11 +109,12 @@ pub struct Args {
     pub request_timeout_ms: u64,
 }
 
-/// Runs `ringbus loadgen`: the live line to stderr each second, the table to stdout at the end,
-/// the JSON to `--json`. Fails on bad options, a failed connection, or when messages were lost,
+/// Runs `ringbus loadgen` on executors pinned to `cores` (the command line's `--cores`, parsed
+/// by the binary): the live line to stderr each second, the table to stdout at the end, the
+/// JSON to `--json`. Fails on bad options, a failed connection, or when messages were lost,
 /// duplicated or failed (after printing everything).
-pub fn run_cli(args: Args) -> Result<Report, String> {
-    let config = Config::from_args(&args)?;
+pub fn run_cli(args: Args, cores: Vec<usize>) -> Result<Report, String> {
+    let config = Config::from_args(&args, cores)?;
     let report = if args.find_max {
         find_max::find_max(config)?
     } else {

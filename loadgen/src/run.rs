@@ -93,8 +93,9 @@ pub enum Keys {
 const ROUND_ROBIN_KEYS: u64 = 10_000;
 
 impl Config {
-    /// Checks and converts the command-line options.
-    pub fn from_args(args: &Args) -> Result<Config, String> {
+    /// Checks and converts the command-line options; `cores` (at least one) get an executor
+    /// each.
+    pub fn from_args(args: &Args, cores: Vec<usize>) -> Result<Config, String> {
         let broker = args
             .broker
             .to_socket_addrs()
@@ -132,6 +133,9 @@ impl Config {
                 ));
             }
         };
+        if cores.is_empty() {
+            return Err("no cores to run the load on".to_string());
+        }
         if args.messages == Some(0) {
             return Err("--messages must be at least 1".to_string());
         }
@@ -166,7 +170,7 @@ impl Config {
             rate: args.rate,
             duration: Duration::from_secs_f64(args.duration),
             warmup: Duration::from_secs_f64(args.warmup),
-            cores: parse_cores(&args.cores)?,
+            cores,
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             keys,
             messages: args.messages,
@@ -218,34 +222,6 @@ impl Config {
         .map(|(name, value)| (name.to_string(), value))
         .collect()
     }
-}
-
-/// Parses a core list such as `0-3,6` (sorted, without repeats).
-pub fn parse_cores(list: &str) -> Result<Vec<usize>, String> {
-    let mut cores = Vec::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let parse = |s: &str| {
-            s.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("invalid core {s:?} in {list:?}"))
-        };
-        match part.split_once('-') {
-            Some((low, high)) => {
-                let (low, high) = (parse(low)?, parse(high)?);
-                if low > high {
-                    return Err(format!("invalid core range {part:?}"));
-                }
-                cores.extend(low..=high);
-            }
-            None => cores.push(parse(part)?),
-        }
-    }
-    cores.sort_unstable();
-    cores.dedup();
-    if cores.is_empty() {
-        return Err("the core list is empty".to_string());
-    }
-    Ok(cores)
 }
 
 /// State every executor thread and the main thread share.

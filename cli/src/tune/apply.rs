@@ -14,6 +14,7 @@ use std::path::Path;
 
 use super::checks::{Report, Status};
 use super::probe;
+use crate::cores;
 
 /// What `apply` did, for the exit code.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,7 +49,7 @@ fn same_value(path: &Path, a: &str, b: &str) -> bool {
     if name.ends_with("_cpus") || name == "smp_affinity" {
         sets(probe::parse_cpu_mask)
     } else if name.ends_with("_list") {
-        sets(probe::parse_cpu_list)
+        sets(cores::parse_cpu_list)
     } else {
         a.split_whitespace().eq(b.split_whitespace())
     }

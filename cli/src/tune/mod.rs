@@ -159,7 +159,7 @@ fn print(text: &str) {
 
 fn check(machine: &MachineArgs) -> Result<Report, String> {
     let cores = match &machine.cores {
-        Some(list) => Some(broker::server::parse_cores(list)?.into_iter().collect()),
+        Some(list) => Some(crate::cores::parse_cores(list)?.into_iter().collect()),
         None => None,
     };
     let roots = probe::Roots {

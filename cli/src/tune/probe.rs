@@ -16,6 +16,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::cores;
+
 /// Where the kernel's trees are: `/sys` and `/proc`, or a fixture's stand-ins for them.
 #[derive(Clone, Debug)]
 pub struct Roots {
@@ -99,57 +101,6 @@ pub fn choices(text: &str) -> Vec<String> {
     text.split_whitespace()
         .map(|word| word.trim_matches(|c| c == '[' || c == ']').to_string())
         .collect()
-}
-
-/// A kernel CPU list (`0-3,6,8-9`; empty text is the empty set).
-pub fn parse_cpu_list(text: &str) -> Result<BTreeSet<usize>, String> {
-    let mut cpus = BTreeSet::new();
-    for part in text
-        .trim()
-        .split(',')
-        .filter(|part| !part.trim().is_empty())
-    {
-        let part = part.trim();
-        let bad = || format!("{text:?} is not a CPU list");
-        match part.split_once('-') {
-            Some((first, last)) => {
-                let first: usize = first.parse().map_err(|_| bad())?;
-                let last: usize = last.parse().map_err(|_| bad())?;
-                if first > last {
-                    return Err(bad());
-                }
-                cpus.extend(first..=last);
-            }
-            None => {
-                cpus.insert(part.parse().map_err(|_| bad())?);
-            }
-        }
-    }
-    Ok(cpus)
-}
-
-/// `cpus` as a kernel CPU list, with ranges: {0, 1, 2, 3, 6} -> `0-3,6`; the empty set is
-/// `none`.
-pub fn format_cpu_list(cpus: &BTreeSet<usize>) -> String {
-    let mut parts = Vec::new();
-    let mut iter = cpus.iter().copied().peekable();
-    while let Some(first) = iter.next() {
-        let mut last = first;
-        while iter.peek() == Some(&(last + 1)) {
-            last += 1;
-            iter.next();
-        }
-        parts.push(if first == last {
-            first.to_string()
-        } else {
-            format!("{first}-{last}")
-        });
-    }
-    if parts.is_empty() {
-        "none".to_string()
-    } else {
-        parts.join(",")
-    }
 }
 
 /// A kernel CPU mask in hex, as in `rps_cpus` or `smp_affinity`: comma-separated 32-bit
@@ -531,7 +482,7 @@ pub fn irq_cpus(roots: &Roots, irq: u32) -> Result<BTreeSet<usize>, String> {
     roots
         .read(&format!("/proc/irq/{irq}/effective_affinity_list"))
         .or_else(|_| roots.read(&format!("/proc/irq/{irq}/smp_affinity_list")))
-        .and_then(|text| parse_cpu_list(&text))
+        .and_then(|text| cores::parse_cpu_list(&text))
 }
 
 /// Whether a process named `name` runs (by `/proc/PID/comm`).
@@ -783,17 +734,6 @@ mod tests {
             choices("always [madvise] never"),
             vec!["always", "madvise", "never"]
         );
-    }
-
-    #[test]
-    fn cpu_lists_round_trip() {
-        let cpus = parse_cpu_list("0-3,6,8-9").unwrap();
-        assert_eq!(cpus, BTreeSet::from([0, 1, 2, 3, 6, 8, 9]));
-        assert_eq!(format_cpu_list(&cpus), "0-3,6,8-9");
-        assert_eq!(parse_cpu_list("").unwrap(), BTreeSet::new());
-        assert_eq!(format_cpu_list(&BTreeSet::new()), "none");
-        assert!(parse_cpu_list("3-1").is_err());
-        assert!(parse_cpu_list("x").is_err());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::{Cpus, Row};
-use crate::tune::probe::{self, Roots};
+use crate::cores;
+use crate::tune::probe::Roots;
 
 /// Idle states slower to leave than this are disabled on shard cores for latency.
 const IDLE_EXIT_LATENCY_US_MAX: u64 = 10;
@@ -115,7 +116,7 @@ pub(super) fn rows(roots: &Roots, cpus: &Cpus, cores_named: bool, rows: &mut Vec
             .recommended(format!("states with exit latency > {IDLE_EXIT_LATENCY_US_MAX} us off on shard cores"))
             .ok_if(deep.is_empty(), "a shard idles between requests; waking from a deep C-state costs its exit latency on the next request (and the wake-up of an fdatasync completion)")
             .fix(
-                format!("cpupower -c {} idle-set -D {IDLE_EXIT_LATENCY_US_MAX}", probe::format_cpu_list(&cpus.shards)),
+                format!("cpupower -c {} idle-set -D {IDLE_EXIT_LATENCY_US_MAX}", cores::format_cpu_list(&cpus.shards)),
                 "a unit running the same at boot, or the kernel parameter processor.max_cstate=1 / intel_idle.max_cstate=1 (all cores)",
             );
         for path in deep {
@@ -150,16 +151,16 @@ pub(super) fn rows(roots: &Roots, cpus: &Cpus, cores_named: bool, rows: &mut Vec
     let row = Row::new("cpu", "isolated shard cores");
     let isolated = roots
         .read("/sys/devices/system/cpu/isolated")
-        .and_then(|t| probe::parse_cpu_list(&t))
+        .and_then(|t| cores::parse_cpu_list(&t))
         .unwrap_or_default();
     let nohz = roots
         .read("/sys/devices/system/cpu/nohz_full")
         .ok()
-        .and_then(|t| probe::parse_cpu_list(&t).ok())
+        .and_then(|t| cores::parse_cpu_list(&t).ok())
         .unwrap_or_default();
-    let shards = probe::format_cpu_list(&cpus.shards);
+    let shards = cores::format_cpu_list(&cpus.shards);
     rows.push(if cpus.free.is_empty() {
-        row.current(format!("isolated {}, nohz_full {}", probe::format_cpu_list(&isolated), probe::format_cpu_list(&nohz)))
+        row.current(format!("isolated {}, nohz_full {}", cores::format_cpu_list(&isolated), cores::format_cpu_list(&nohz)))
             .not_applicable(if cores_named {
                 "--cores names every online core: isolating them all would leave no core for the kernel"
             } else {
@@ -167,7 +168,7 @@ pub(super) fn rows(roots: &Roots, cpus: &Cpus, cores_named: bool, rows: &mut Vec
             })
     } else {
         let isolated_all = cpus.shards.is_subset(&isolated) || cpus.shards.is_subset(&nohz);
-        row.current(format!("isolated {}, nohz_full {}", probe::format_cpu_list(&isolated), probe::format_cpu_list(&nohz)))
+        row.current(format!("isolated {}, nohz_full {}", cores::format_cpu_list(&isolated), cores::format_cpu_list(&nohz)))
             .recommended(format!("{shards} in nohz_full (and isolcpus)"))
             .ok_if(isolated_all, "keeps the scheduler tick, other tasks and RCU callbacks off the shard cores: each shard's loop is the only thing there")
             .fix(
@@ -187,7 +188,7 @@ pub(super) fn rows(roots: &Roots, cpus: &Cpus, cores_named: bool, rows: &mut Vec
             .read(&format!(
                 "/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list"
             ))
-            .and_then(|t| probe::parse_cpu_list(&t))
+            .and_then(|t| cores::parse_cpu_list(&t))
         {
             let others: Vec<usize> = siblings
                 .iter()
@@ -225,7 +226,7 @@ pub(super) fn rows(roots: &Roots, cpus: &Cpus, cores_named: bool, rows: &mut Vec
         .filter_map(|n| {
             let cpus = roots
                 .read(&format!("/sys/devices/system/node/{n}/cpulist"))
-                .and_then(|t| probe::parse_cpu_list(&t))
+                .and_then(|t| cores::parse_cpu_list(&t))
                 .ok()?;
             Some((n, cpus))
         })
@@ -243,7 +244,7 @@ pub(super) fn rows(roots: &Roots, cpus: &Cpus, cores_named: bool, rows: &mut Vec
             .recommended("one node per broker")
             .ok_if(spanned.len() <= 1, "a shard is pinned, but its partitions' data arrives from a NIC and a disk attached to one node; shards on the far node pay remote memory and cross-socket interrupts. Run one broker per node (--cores from that node, data dir on that node's disks)")
             .fix(
-                format!("ringbus serve --cores {}", nodes.first().map(|(_, c)| probe::format_cpu_list(c)).unwrap_or_default()),
+                format!("ringbus serve --cores {}", nodes.first().map(|(_, c)| cores::format_cpu_list(c)).unwrap_or_default()),
                 "numactl --cpunodebind=N --membind=N in the unit, one broker per node",
             )
     });

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{Cpus, Row};
+use crate::cores;
 use crate::tune::probe::{self, Roots};
 
 /// IRQs listed one by one in a row's current value; more are summarised.
@@ -32,7 +33,7 @@ pub(super) fn affinity_row(
     for irq in &irqs {
         match probe::irq_cpus(roots, *irq) {
             Ok(irq_cpus) => {
-                placements.push(format!("{irq}:{}", probe::format_cpu_list(&irq_cpus)));
+                placements.push(format!("{irq}:{}", cores::format_cpu_list(&irq_cpus)));
                 if !irq_cpus.is_disjoint(&cpus.shards) {
                     on_shards.push(*irq);
                 }
@@ -48,7 +49,7 @@ pub(super) fn affinity_row(
         format!(
             "{} IRQs on cores {}",
             placements.len(),
-            probe::format_cpu_list(&targets)
+            cores::format_cpu_list(&targets)
         )
     };
     let row = row.current(current);
@@ -67,7 +68,7 @@ pub(super) fn affinity_row(
             "every online core runs a shard, so the IRQs must land on one; leaving a core out of --cores for IRQs is the alternative on large machines.{balancer}"
         ));
     }
-    let free = probe::format_cpu_list(&cpus.free);
+    let free = cores::format_cpu_list(&cpus.free);
     let mut row = row
         .recommended(format!("cores {free} (not shards)"))
         .ok_if(

@@ -27,6 +27,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::probe::{self, Ethtool, Roots};
+use crate::cores;
 
 /// How a setting compares with the recommendation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,7 +191,7 @@ pub fn check(roots: &Roots, ethtool: &Ethtool, request: &Request) -> Report {
     let mut rows = Vec::new();
     let online = roots
         .read("/sys/devices/system/cpu/online")
-        .and_then(|text| probe::parse_cpu_list(&text));
+        .and_then(|text| cores::parse_cpu_list(&text));
     let online_cpus = online.clone().unwrap_or_default();
     let (shards, cores_named) = match &request.cores {
         Some(cores) => (cores.clone(), true),
@@ -199,9 +200,9 @@ pub fn check(roots: &Roots, ethtool: &Ethtool, request: &Request) -> Report {
     facts.push((
         "shard cores".to_string(),
         if cores_named {
-            format!("{} (--cores)", probe::format_cpu_list(&shards))
+            format!("{} (--cores)", cores::format_cpu_list(&shards))
         } else {
-            format!("{} (every online core)", probe::format_cpu_list(&shards))
+            format!("{} (every online core)", cores::format_cpu_list(&shards))
         },
     ));
     let free: BTreeSet<usize> = online_cpus.difference(&shards).copied().collect();

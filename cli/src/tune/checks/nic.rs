@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::{Cpus, Row, irq};
+use crate::cores;
 use crate::tune::probe::{self, Ethtool, EthtoolError, Roots};
 
 pub(super) fn rows(
@@ -116,8 +117,8 @@ pub(super) fn rows(
             (cpus.free.clone(), "fewer RX queues than shard cores: RPS moves protocol processing to the cores that run no shard")
         };
         let mut row = row
-            .current(probe::format_cpu_list(&current))
-            .recommended(probe::format_cpu_list(&recommended))
+            .current(cores::format_cpu_list(&current))
+            .recommended(cores::format_cpu_list(&recommended))
             .ok_if(current == recommended, why)
             .fix(
                 rps.iter()
