@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use storage::Offset;
 
+use crate::metadata::TopicError;
+use crate::producer_ids::ProducerIdError;
 use crate::producer_state::SequenceError;
 use crate::topology::{PartitionKey, ShardId};
 
@@ -157,4 +159,43 @@ impl From<ShardGone> for ReadFailed {
     fn from(gone: ShardGone) -> ReadFailed {
         ReadFailed::Unreachable(gone.into())
     }
+}
+
+/// Why a topic change (create, delete) failed on the controller.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopicChangeFailed {
+    /// The change itself is refused (invalid, exists, unknown).
+    #[error(transparent)]
+    Refused(#[from] TopicError),
+    /// The metadata could not be stored.
+    #[error("storing the metadata failed: {0}")]
+    Store(Arc<storage::IoFailure>),
+    /// Stored, but some shards failed to open or close their partitions.
+    #[error("{0}")]
+    Apply(#[from] ApplyFailed),
+    /// The controller is stopping.
+    #[error(transparent)]
+    Unreachable(#[from] Unreachable),
+}
+
+/// Why a shard could not fully apply a metadata snapshot: each partition it failed to open or
+/// to remove (the rest of the snapshot is applied).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .failures.join("; "))]
+pub struct ApplyFailed {
+    /// One line per partition.
+    pub failures: Vec<String>,
+}
+
+/// Why no producer id was handed out.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProducerIdFailed {
+    /// Storing the next block of ids failed.
+    #[error(transparent)]
+    Storage(Arc<ProducerIdError>),
+    /// The controller is stopping.
+    #[error(transparent)]
+    Unreachable(#[from] Unreachable),
 }

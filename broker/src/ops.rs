@@ -3,17 +3,18 @@
 //! (shard.rs); a call to the shard itself runs the same op without the hop.
 //!
 //! Each op carries its own typed [`Reply`] route, so an op can only be answered with its own
-//! reply type: a mismatch does not compile. Errors are the families of error.rs, except the
-//! group and topic-admin ops, which still use [`OpError`].
+//! reply type: a mismatch does not compile. Errors are the typed families of error.rs and
+//! group/error.rs, mapped to wire codes only by the front-end (handler/errors.rs).
 
 use std::marker::PhantomData;
 
 use bytes::{Bytes, BytesMut};
 use storage::Offset;
 
-use crate::error::{AppendFailed, ReadFailed};
+use crate::error::{AppendFailed, ApplyFailed, ProducerIdFailed, ReadFailed, TopicChangeFailed};
 
 use crate::group::assign::Assignor;
+use crate::group::error::GroupFailed;
 use crate::group::membership::{GroupState, Joined, MemberView};
 use crate::metadata::Metadata;
 use crate::metrics::MetricsSnapshot;
@@ -39,124 +40,6 @@ pub enum OffsetQuery {
     Latest,
     /// The first batch with a timestamp at or after this (ms).
     Timestamp(i64),
-}
-
-/// Errors as plain values that cross shards; mapped to wire codes in handler.rs only.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpErrorKind {
-    /// The partition is not owned here or does not exist.
-    UnknownPartition,
-    /// The batch failed validation.
-    InvalidBatch,
-    /// The batch is too large.
-    BatchTooLarge,
-    /// Offset outside [log start, log end].
-    OffsetOutOfRange,
-    /// Disk full: not stored, retry later.
-    StorageFull,
-    /// The partition's log failed and stopped.
-    StorageFailed,
-    /// Corrupt data.
-    Corruption,
-    /// Too many waiters or requests.
-    Throttled,
-    /// The broker is shutting down.
-    ShuttingDown,
-    /// Invalid topic request.
-    InvalidTopic,
-    /// Topic exists.
-    TopicAlreadyExists,
-    /// Topic missing.
-    UnknownTopic,
-    /// An idempotent batch is not the next in its producer's sequence.
-    OutOfOrderSequence,
-    /// The partition has no state for the batch's producer and the batch does not start at 0.
-    UnknownProducerId,
-    /// The batch's producer epoch is older than one seen.
-    ProducerFenced,
-    /// A duplicate too old for its offsets to be remembered; stored before, not again.
-    DuplicateSequence,
-    /// The topic is internal to the broker.
-    InternalTopic,
-    /// The group does not know the member.
-    UnknownMemberId,
-    /// Not the group's current generation.
-    IllegalGeneration,
-    /// The group is rebalancing: rejoin.
-    RebalanceInProgress,
-    /// The member's assignor differs from the group's.
-    InconsistentAssignor,
-    /// A session or rebalance timeout out of bounds.
-    InvalidSessionTimeout,
-    /// The group has members, and the operation needs none.
-    GroupNotEmpty,
-    /// A commit would move an offset backwards.
-    OffsetCommitRewind,
-    /// The group, or the coordinator, is full.
-    GroupFull,
-    /// A malformed request (e.g. an invalid group name).
-    InvalidRequest,
-    /// Anything else.
-    Internal,
-}
-
-/// A failed operation: its kind and a message for humans.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpError {
-    /// What kind of failure.
-    pub kind: OpErrorKind,
-    /// Details.
-    pub message: String,
-}
-
-impl OpError {
-    /// Builds an error.
-    pub fn new(kind: OpErrorKind, message: impl Into<String>) -> OpError {
-        OpError {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-// The group coordinator stores commits in, and loads them from, its offsets partitions, and
-// answers with `OpError`: partition failures are folded in here until the group operations
-// get an error family of their own (issue #13, item 2).
-impl From<AppendFailed> for OpError {
-    fn from(error: AppendFailed) -> OpError {
-        use crate::error::Unreachable;
-        let kind = match &error {
-            AppendFailed::Unreachable(Unreachable::ShuttingDown { .. }) => {
-                OpErrorKind::ShuttingDown
-            }
-            AppendFailed::Unreachable(_) => OpErrorKind::UnknownPartition,
-            AppendFailed::Storage { error, .. }
-                if matches!(error.as_ref(), storage::AppendError::StorageFull { .. }) =>
-            {
-                OpErrorKind::StorageFull
-            }
-            AppendFailed::RolledBack { .. } => OpErrorKind::StorageFull,
-            _ => OpErrorKind::StorageFailed,
-        };
-        OpError::new(kind, error.to_string())
-    }
-}
-
-impl From<ReadFailed> for OpError {
-    fn from(error: ReadFailed) -> OpError {
-        use crate::error::Unreachable;
-        let kind = match &error {
-            ReadFailed::Unreachable(Unreachable::ShuttingDown { .. }) => OpErrorKind::ShuttingDown,
-            ReadFailed::Unreachable(_) => OpErrorKind::UnknownPartition,
-            ReadFailed::Storage { error, .. }
-                if matches!(error.as_ref(), storage::ReadError::Corruption(_)) =>
-            {
-                OpErrorKind::Corruption
-            }
-            _ => OpErrorKind::StorageFailed,
-        };
-        OpError::new(kind, error.to_string())
-    }
 }
 
 /// Batches and positions returned by a read.
@@ -282,14 +165,14 @@ pub enum ShardOp {
         /// The change.
         change: ControllerOp,
         /// The answer.
-        reply: Reply<Result<(), OpError>>,
+        reply: Reply<Result<(), TopicChangeFailed>>,
     },
     /// Adopt this metadata snapshot: open new partitions, close deleted ones.
     ApplyMetadata {
         /// The snapshot.
         metadata: Metadata,
         /// The answer.
-        reply: Reply<Result<(), OpError>>,
+        reply: Reply<Result<(), ApplyFailed>>,
     },
     /// Report this shard's metrics.
     Metrics {
@@ -299,7 +182,7 @@ pub enum ShardOp {
     /// Hand out a producer id and its epoch (only the controller receives these).
     InitProducerId {
         /// The answer.
-        reply: Reply<Result<(i64, i16), OpError>>,
+        reply: Reply<Result<(i64, i16), ProducerIdFailed>>,
     },
     /// A consumer-group operation (only the group's coordinator receives these).
     Group(GroupCall),
@@ -343,7 +226,7 @@ pub struct CommitArgs {
 pub type CommittedOffset = (String, u32, u64);
 
 /// One offset's commit outcome.
-pub type CommitOutcome = Result<(), OpError>;
+pub type CommitOutcome = Result<(), GroupFailed>;
 
 /// A group as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,7 +261,7 @@ pub enum GroupCall {
         /// The join.
         args: JoinArgs,
         /// The answer.
-        reply: Reply<Result<Joined, OpError>>,
+        reply: Reply<Result<Joined, GroupFailed>>,
     },
     /// A member's sign of life.
     Heartbeat {
@@ -389,7 +272,7 @@ pub enum GroupCall {
         /// Its generation.
         generation: i32,
         /// The answer.
-        reply: Reply<Result<(), OpError>>,
+        reply: Reply<Result<(), GroupFailed>>,
     },
     /// A member leaves.
     Leave {
@@ -398,14 +281,14 @@ pub enum GroupCall {
         /// The member.
         member_id: String,
         /// The answer.
-        reply: Reply<Result<(), OpError>>,
+        reply: Reply<Result<(), GroupFailed>>,
     },
     /// Commit offsets durably: one outcome per offset, in request order.
     Commit {
         /// The commit.
         args: CommitArgs,
         /// The answer.
-        reply: Reply<Result<Vec<CommitOutcome>, OpError>>,
+        reply: Reply<Result<Vec<CommitOutcome>, GroupFailed>>,
     },
     /// The committed offsets of a group (of `topics`; all when empty): (topic, partition,
     /// offset).
@@ -415,18 +298,18 @@ pub enum GroupCall {
         /// Topics to report.
         topics: Vec<String>,
         /// The answer.
-        reply: Reply<Result<Vec<CommittedOffset>, OpError>>,
+        reply: Reply<Result<Vec<CommittedOffset>, GroupFailed>>,
     },
     /// The groups this shard coordinates.
     List {
         /// The answer.
-        reply: Reply<Result<Vec<GroupSummary>, OpError>>,
+        reply: Reply<Result<Vec<GroupSummary>, GroupFailed>>,
     },
     /// One group's state and members.
     Describe {
         /// The group.
         group: String,
         /// The answer.
-        reply: Reply<Result<GroupDescription, OpError>>,
+        reply: Reply<Result<GroupDescription, GroupFailed>>,
     },
 }

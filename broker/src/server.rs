@@ -356,8 +356,7 @@ async fn run_shard(
         && let Err(error) = shard.ensure_internal_topics().await
     {
         let _ = ready.send(Err(fail(format!(
-            "creating the internal topics failed: {}",
-            error.message
+            "creating the internal topics failed: {error}"
         ))));
         return;
     }

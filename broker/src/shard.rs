@@ -12,6 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::{Receivers, Senders};
@@ -19,12 +20,13 @@ use glommio::channels::local_channel::{self, LocalSender};
 use storage::disk::glommio::GlommioDisk;
 use storage::{Log, LogConfig};
 
+use crate::error::{ApplyFailed, ProducerIdFailed, TopicChangeFailed};
 use crate::error::{ShardGone, Unreachable};
 use crate::group::coordinator::{Coordinator, Host};
 use crate::group::offsets;
-use crate::metadata::{Metadata, TopicConfig, TopicError, TopicSpec};
+use crate::metadata::{Metadata, TopicConfig, TopicSpec};
 use crate::metrics::Metrics;
-use crate::ops::{ControllerOp, GroupCall, OpError, OpErrorKind, Reply, ShardOp};
+use crate::ops::{ControllerOp, GroupCall, Reply, ShardOp};
 use crate::partition::{self, PartitionHandle, now_ms, partition_dir};
 use crate::producer_ids::ProducerIds;
 use crate::topology::{CONTROLLER, PartitionId, PartitionKey, ShardId, shard_for};
@@ -182,7 +184,7 @@ impl Shard {
         // A partition that refuses to open (corruption) stays offline with its reason logged;
         // the rest of the broker serves.
         if let Err(error) = shard.apply_metadata(metadata).await {
-            tracing::error!(shard = %id, error = %error.message, "some partitions are offline");
+            tracing::error!(shard = %id, %error, "some partitions are offline");
         }
         // The group coordinator's timer; it holds the shard weakly and ends with it.
         let weak = Rc::downgrade(&shard);
@@ -204,7 +206,7 @@ impl Shard {
     }
 
     /// On the controller, at start-up: creates the internal offsets topic if it is missing.
-    pub async fn ensure_internal_topics(self: &Rc<Self>) -> Result<(), OpError> {
+    pub async fn ensure_internal_topics(self: &Rc<Self>) -> Result<(), TopicChangeFailed> {
         assert_eq!(self.id, CONTROLLER, "only the controller changes topics");
         if self.metadata().topics.contains_key(offsets::OFFSETS_TOPIC) {
             return Ok(());
@@ -480,15 +482,15 @@ impl Shard {
     }
 
     /// On the controller: the next producer id (see producer_ids.rs).
-    async fn allocate_producer_id(&self) -> Result<(i64, i16), OpError> {
+    async fn allocate_producer_id(&self) -> Result<(i64, i16), ProducerIdFailed> {
         assert_eq!(self.id, CONTROLLER, "producer ids come from the controller");
         let _permit = self
             .producer_ids_gate
             .acquire_permit(1)
             .await
-            .map_err(|_| OpError::new(OpErrorKind::ShuttingDown, "controller is shutting down"))?;
+            .map_err(|_| controller_stopping())?;
         let failed = |error: crate::producer_ids::ProducerIdError| {
-            OpError::new(OpErrorKind::StorageFailed, error.to_string())
+            ProducerIdFailed::Storage(Arc::new(error))
         };
         let loaded = self.producer_ids.borrow_mut().take();
         let mut ids = match loaded {
@@ -504,25 +506,18 @@ impl Shard {
 
     /// On the controller: validates a topic change, persists it, then has every shard apply
     /// it. The change is acknowledged only after every shard opened or closed its partitions.
-    async fn change_topics(self: &Rc<Self>, op: ControllerOp) -> Result<(), OpError> {
+    async fn change_topics(self: &Rc<Self>, op: ControllerOp) -> Result<(), TopicChangeFailed> {
         assert_eq!(self.id, CONTROLLER, "topic changes run on the controller");
-        let _permit =
-            self.controller_gate.acquire_permit(1).await.map_err(|_| {
-                OpError::new(OpErrorKind::ShuttingDown, "controller is shutting down")
-            })?;
+        let _permit = self
+            .controller_gate
+            .acquire_permit(1)
+            .await
+            .map_err(|_| controller_stopping())?;
         let current = self.metadata();
         let next = match op {
             ControllerOp::Create(spec) => current.with_topic(spec),
             ControllerOp::Delete(name) => current.without_topic(&name),
-        }
-        .map_err(|error| {
-            let kind = match &error {
-                TopicError::AlreadyExists { .. } => OpErrorKind::TopicAlreadyExists,
-                TopicError::Unknown { .. } => OpErrorKind::UnknownTopic,
-                _ => OpErrorKind::InvalidTopic,
-            };
-            OpError::new(kind, error.to_string())
-        })?;
+        }?;
         storage::store_blob(
             &self.disk,
             &self.data_dir.join("metadata"),
@@ -530,7 +525,7 @@ impl Shard {
             &next.encode(),
         )
         .await
-        .map_err(|error| OpError::new(OpErrorKind::StorageFailed, error.to_string()))?;
+        .map_err(|error| TopicChangeFailed::Store(Arc::new(error)))?;
         let mut failures = Vec::new();
         for shard in 0..self.shard_count {
             let metadata = next.clone();
@@ -538,23 +533,26 @@ impl Shard {
             // Boxed: call -> execute -> change_topics -> call is a cycle of async fns.
             match Box::pin(self.call(ShardId(shard), apply)).await {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => failures.push(error.message),
+                Ok(Err(error)) => failures.extend(error.failures),
                 Err(gone) => failures.push(gone.to_string()),
             }
         }
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(OpError::new(OpErrorKind::Internal, failures.join("; ")))
+            Err(ApplyFailed { failures }.into())
         }
     }
 
     /// Adopts a snapshot: opens the partitions this shard owns in new topics, closes (and
     /// deletes the files of) those of removed topics. Older snapshots are ignored.
-    async fn apply_metadata(self: &Rc<Self>, next: Metadata) -> Result<(), OpError> {
-        let _permit =
-            self.apply_gate.acquire_permit(1).await.map_err(|_| {
-                OpError::new(OpErrorKind::ShuttingDown, "the shard is shutting down")
+    async fn apply_metadata(self: &Rc<Self>, next: Metadata) -> Result<(), ApplyFailed> {
+        let _permit = self
+            .apply_gate
+            .acquire_permit(1)
+            .await
+            .map_err(|_| ApplyFailed {
+                failures: vec![format!("{} is shutting down", self.id)],
             })?;
         let current = self.metadata();
         if next.epoch < current.epoch {
@@ -635,7 +633,7 @@ impl Shard {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(OpError::new(OpErrorKind::StorageFailed, errors.join("; ")))
+            Err(ApplyFailed { failures: errors })
         }
     }
 
@@ -714,6 +712,13 @@ impl Host for Shard {
 
     fn disk(&self) -> &GlommioDisk {
         Shard::disk(self)
+    }
+}
+
+/// The controller's gates close when it stops.
+fn controller_stopping() -> Unreachable {
+    Unreachable::ShuttingDown {
+        what: "the controller",
     }
 }
 

@@ -24,6 +24,7 @@ const RANKS: &[&str] = &[
     "group::assign",
     "group::offsets",
     "group::membership",
+    "group::error",
     "ops",
     "partition",
     "group::coordinator",

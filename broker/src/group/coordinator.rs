@@ -22,6 +22,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use glommio::channels::local_channel::{self, LocalSender};
@@ -29,13 +30,14 @@ use schema::batch::BatchHeader;
 use storage::Offset;
 use storage::disk::glommio::GlommioDisk;
 
+use super::error::GroupFailed;
 use super::membership::{Completed, Group, GroupError, GroupState, JoinRequest, Joined};
 use super::offsets::{self, Committed, OffsetKey, OffsetTable};
-use crate::error::{ReadFailed, Unreachable};
+use crate::error::Unreachable;
 use crate::metadata::Metadata;
 use crate::ops::{
-    AckLevel, Appended, CommitArgs, GroupDescription, GroupSummary, JoinArgs, LogBounds, OpError,
-    OpErrorKind,
+    AckLevel, Appended, CommitArgs, CommitOutcome, CommittedOffset, GroupDescription, GroupSummary,
+    JoinArgs, LogBounds,
 };
 use crate::partition::{PartitionHandle, now_ms, partition_dir};
 use crate::topology::{PartitionId, PartitionKey, ShardId};
@@ -77,7 +79,7 @@ const CLIENT_ID_BYTES_MAX: usize = 64;
 /// A group and the joins waiting for its rebalance to complete.
 struct Entry {
     group: Group,
-    waiters: HashMap<String, LocalSender<Result<Joined, OpError>>>,
+    waiters: HashMap<String, LocalSender<Result<Joined, GroupFailed>>>,
 }
 
 /// One partition of the offsets topic owned by this shard.
@@ -113,26 +115,19 @@ impl Default for Coordinator {
     }
 }
 
-/// Membership errors as operation errors.
-fn group_error(error: GroupError) -> OpError {
-    let kind = match &error {
-        GroupError::UnknownMember { .. } => OpErrorKind::UnknownMemberId,
-        GroupError::IllegalGeneration { .. } => OpErrorKind::IllegalGeneration,
-        GroupError::RebalanceInProgress => OpErrorKind::RebalanceInProgress,
-        GroupError::InconsistentAssignor { .. } => OpErrorKind::InconsistentAssignor,
-        GroupError::InvalidSessionTimeout { .. } => OpErrorKind::InvalidSessionTimeout,
-        GroupError::GroupFull { .. } => OpErrorKind::GroupFull,
-        GroupError::GroupNotEmpty { .. } => OpErrorKind::GroupNotEmpty,
-        GroupError::TooManyTopics { .. } => OpErrorKind::InvalidRequest,
-    };
-    OpError::new(kind, error.to_string())
+/// A membership rule's refusal of an operation on `group`.
+fn refused(group: &str) -> impl Fn(GroupError) -> GroupFailed + '_ {
+    move |error| GroupFailed::Membership {
+        group: group.to_string(),
+        error,
+    }
 }
 
-fn unknown_member(group: &str, member_id: &str) -> OpError {
-    OpError::new(
-        OpErrorKind::UnknownMemberId,
-        format!("group {group:?} has no member {member_id:?}"),
-    )
+fn unknown_member(group: &str, member_id: &str) -> GroupFailed {
+    GroupFailed::UnknownMember {
+        group: group.to_string(),
+        member_id: member_id.to_string(),
+    }
 }
 
 /// Every existing topic's partition count, what assignments are computed over.
@@ -147,15 +142,13 @@ fn partition_counts(shard: &dyn Host) -> BTreeMap<String, u32> {
 }
 
 /// The offsets partition of `group` and the key of that partition.
-pub fn offsets_partition(shard: &dyn Host, group: &str) -> Result<PartitionKey, OpError> {
-    offsets::validate_group(group)
-        .map_err(|reason| OpError::new(OpErrorKind::InvalidRequest, reason))?;
+pub fn offsets_partition(shard: &dyn Host, group: &str) -> Result<PartitionKey, GroupFailed> {
+    offsets::validate_group(group).map_err(|reason| GroupFailed::InvalidRequest { reason })?;
     let metadata = shard.metadata();
     let Some(topic) = metadata.topics.get(offsets::OFFSETS_TOPIC) else {
-        return Err(OpError::new(
-            OpErrorKind::Internal,
-            format!("the {} topic does not exist yet", offsets::OFFSETS_TOPIC),
-        ));
+        return Err(GroupFailed::NoOffsetsTopic {
+            topic: offsets::OFFSETS_TOPIC,
+        });
     };
     Ok(PartitionKey {
         topic: offsets::OFFSETS_TOPIC.to_string(),
@@ -177,23 +170,29 @@ fn release(entry: &mut Entry, completed: Completed) {
     }
 }
 
+/// A damaged record or batch in an offsets partition.
+fn corrupt(key: &PartitionKey, error: &dyn std::fmt::Display) -> GroupFailed {
+    GroupFailed::Corrupt {
+        what: key.to_string(),
+        reason: error.to_string(),
+    }
+}
+
 /// The actor of one of this shard's offsets partitions.
-fn offsets_actor(shard: &dyn Host, key: &PartitionKey) -> Result<PartitionHandle, OpError> {
+fn offsets_actor(shard: &dyn Host, key: &PartitionKey) -> Result<PartitionHandle, GroupFailed> {
     assert_eq!(
         shard.owner(key),
         shard.id(),
         "the coordinator owns its offsets partitions"
     );
-    shard
-        .partition(key)
-        .map_err(|error| OpError::from(ReadFailed::from(error)))
+    Ok(shard.partition(key)?)
 }
 
 impl Coordinator {
     /// Joins `args.group` and waits for the rebalance to complete.
-    pub async fn join(&self, shard: &dyn Host, args: JoinArgs) -> Result<Joined, OpError> {
+    pub async fn join(&self, shard: &dyn Host, args: JoinArgs) -> Result<Joined, GroupFailed> {
         offsets_partition(shard, &args.group)?;
-        let invalid = |reason: String| Err(OpError::new(OpErrorKind::InvalidRequest, reason));
+        let invalid = |reason: String| Err(GroupFailed::InvalidRequest { reason });
         if args.client_id.len() > CLIENT_ID_BYTES_MAX_JOIN {
             return invalid(format!(
                 "a client id of {} bytes is over the limit of {CLIENT_ID_BYTES_MAX_JOIN}",
@@ -214,20 +213,20 @@ impl Coordinator {
         let receiver = {
             let mut groups = self.groups.borrow_mut();
             if !groups.contains_key(&args.group) && groups.len() >= GROUPS_MAX {
-                return Err(OpError::new(
-                    OpErrorKind::GroupFull,
-                    format!("this coordinator holds {GROUPS_MAX} groups"),
-                ));
+                return Err(GroupFailed::CoordinatorFull {
+                    what: "groups on this coordinator",
+                    limit: GROUPS_MAX,
+                });
             }
             let members: usize = groups
                 .values()
                 .map(|entry| entry.group.member_count())
                 .sum();
             if args.member_id.is_empty() && members >= MEMBERS_PER_SHARD_MAX {
-                return Err(OpError::new(
-                    OpErrorKind::GroupFull,
-                    format!("this coordinator holds {MEMBERS_PER_SHARD_MAX} members"),
-                ));
+                return Err(GroupFailed::CoordinatorFull {
+                    what: "members on this coordinator",
+                    limit: MEMBERS_PER_SHARD_MAX,
+                });
             }
             let entry = groups.entry(args.group.clone()).or_insert_with(|| Entry {
                 group: Group::new(args.group.clone()),
@@ -248,29 +247,26 @@ impl Coordinator {
                     if entry.group.is_empty() {
                         groups.remove(&args.group);
                     }
-                    return Err(group_error(error));
+                    return Err(refused(&args.group)(error));
                 }
             };
             let (sender, receiver) = local_channel::new_bounded(1);
             if let Some(earlier) = entry.waiters.insert(member_id, sender) {
                 // The same member joined again before its first join was answered (its client
                 // gave up on it): the earlier one can only be refused.
-                let _ = earlier.try_send(Err(OpError::new(
-                    OpErrorKind::RebalanceInProgress,
-                    "superseded by a later join of the same member",
-                )));
+                let _ = earlier.try_send(Err(GroupFailed::Superseded {
+                    group: args.group.clone(),
+                }));
             }
             if let Some(completed) = entry.group.try_complete(now, &counts) {
                 release(entry, completed);
             }
             receiver
         };
-        receiver.recv().await.unwrap_or_else(|| {
-            Err(OpError::new(
-                OpErrorKind::ShuttingDown,
-                "the coordinator is shutting down",
-            ))
-        })
+        receiver
+            .recv()
+            .await
+            .unwrap_or_else(|| Err(GroupFailed::shutting_down()))
     }
 
     fn new_member_id(&self, shard: &dyn Host, client_id: &str) -> String {
@@ -290,7 +286,12 @@ impl Coordinator {
     }
 
     /// A member's heartbeat.
-    pub fn heartbeat(&self, group: &str, member_id: &str, generation: i32) -> Result<(), OpError> {
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+    ) -> Result<(), GroupFailed> {
         let mut groups = self.groups.borrow_mut();
         let Some(entry) = groups.get_mut(group) else {
             return Err(unknown_member(group, member_id));
@@ -298,17 +299,17 @@ impl Coordinator {
         entry
             .group
             .heartbeat(member_id, generation, Instant::now())
-            .map_err(group_error)
+            .map_err(refused(group))
     }
 
     /// A member leaves.
-    pub fn leave(&self, shard: &dyn Host, group: &str, member_id: &str) -> Result<(), OpError> {
+    pub fn leave(&self, shard: &dyn Host, group: &str, member_id: &str) -> Result<(), GroupFailed> {
         let now = Instant::now();
         let mut groups = self.groups.borrow_mut();
         let Some(entry) = groups.get_mut(group) else {
             return Err(unknown_member(group, member_id));
         };
-        entry.group.leave(member_id, now).map_err(group_error)?;
+        entry.group.leave(member_id, now).map_err(refused(group))?;
         if let Some(waiter) = entry.waiters.remove(member_id) {
             let _ = waiter.try_send(Err(unknown_member(group, member_id)));
         }
@@ -364,7 +365,7 @@ impl Coordinator {
         &self,
         shard: &dyn Host,
         key: &PartitionKey,
-    ) -> Result<Rc<OffsetsPartition>, OpError> {
+    ) -> Result<Rc<OffsetsPartition>, GroupFailed> {
         let partition = self
             .partitions
             .borrow_mut()
@@ -379,12 +380,11 @@ impl Coordinator {
             })
             .clone();
         if !partition.loaded.get() {
-            let _permit = partition.gate.acquire_permit(1).await.map_err(|_| {
-                OpError::new(
-                    OpErrorKind::ShuttingDown,
-                    "the coordinator is shutting down",
-                )
-            })?;
+            let _permit = partition
+                .gate
+                .acquire_permit(1)
+                .await
+                .map_err(|_| GroupFailed::shutting_down())?;
             if !partition.loaded.get() {
                 let (table, records) = load(shard, key).await?;
                 *partition.table.borrow_mut() = table;
@@ -402,24 +402,22 @@ impl Coordinator {
         &self,
         shard: &dyn Host,
         args: CommitArgs,
-    ) -> Result<Vec<Result<(), OpError>>, OpError> {
+    ) -> Result<Vec<CommitOutcome>, GroupFailed> {
         let key = offsets_partition(shard, &args.group)?;
         if args.offsets.len() > OFFSETS_PER_COMMIT_MAX {
-            return Err(OpError::new(
-                OpErrorKind::InvalidRequest,
-                format!(
+            return Err(GroupFailed::InvalidRequest {
+                reason: format!(
                     "{} offsets in one commit, over the limit of {OFFSETS_PER_COMMIT_MAX}",
                     args.offsets.len()
                 ),
-            ));
+            });
         }
         let partition = self.table(shard, &key).await?;
-        let _permit = partition.gate.acquire_permit(1).await.map_err(|_| {
-            OpError::new(
-                OpErrorKind::ShuttingDown,
-                "the coordinator is shutting down",
-            )
-        })?;
+        let _permit = partition
+            .gate
+            .acquire_permit(1)
+            .await
+            .map_err(|_| GroupFailed::shutting_down())?;
         // Checked with the gate held and no await before the append starts, so a reset that
         // passed while the group was empty cannot wait behind other commits while a member
         // joins. (A join during the append itself still reads the offset before it, as in
@@ -431,21 +429,21 @@ impl Coordinator {
         let mut accepted: Vec<(usize, OffsetKey, Committed)> = Vec::new();
         for (index, (topic, topic_partition, offset)) in args.offsets.iter().enumerate() {
             let outcome = match metadata.topics.get(topic) {
-                _ if offsets::is_internal(topic) => Err(OpError::new(
-                    OpErrorKind::InternalTopic,
-                    format!("{topic} is internal"),
-                )),
-                None => Err(OpError::new(
-                    OpErrorKind::UnknownTopic,
-                    format!("unknown topic {topic:?}"),
-                )),
-                Some(spec) if *topic_partition >= spec.partitions => Err(OpError::new(
-                    OpErrorKind::UnknownPartition,
-                    format!(
-                        "topic {topic:?} has {} partitions, not {topic_partition}",
-                        spec.partitions
-                    ),
-                )),
+                _ if offsets::is_internal(topic) => Err(GroupFailed::InternalTopic {
+                    topic: topic.clone(),
+                }),
+                None => Err(Unreachable::UnknownTopic {
+                    topic: topic.clone(),
+                }
+                .into()),
+                Some(spec) if *topic_partition >= spec.partitions => {
+                    Err(Unreachable::UnknownPartition {
+                        topic: topic.clone(),
+                        partition: *topic_partition,
+                        partitions: spec.partitions,
+                    }
+                    .into())
+                }
                 Some(_) => {
                     let offset_key = OffsetKey {
                         group: args.group.clone(),
@@ -461,22 +459,20 @@ impl Coordinator {
                         .or_else(|| partition.table.borrow().get(&offset_key));
                     match current {
                         Some(current) if current.offset > *offset && !args.reset => {
-                            Err(OpError::new(
-                                OpErrorKind::OffsetCommitRewind,
-                                format!(
-                                    "{topic}/{topic_partition}: committed offset is {}, refusing {offset} \
-                                 (only a reset of a group without members moves it back)",
-                                    current.offset
-                                ),
-                            ))
+                            Err(GroupFailed::CommitRewind {
+                                topic: topic.clone(),
+                                partition: *topic_partition,
+                                committed: current.offset,
+                                asked: *offset,
+                            })
                         }
                         None if partition.table.borrow().len() + accepted.len()
                             >= OFFSET_ENTRIES_MAX =>
                         {
-                            Err(OpError::new(
-                                OpErrorKind::GroupFull,
-                                format!("the offsets partition holds {OFFSET_ENTRIES_MAX} offsets"),
-                            ))
+                            Err(GroupFailed::CoordinatorFull {
+                                what: "offsets in this offsets partition",
+                                limit: OFFSET_ENTRIES_MAX,
+                            })
                         }
                         _ => {
                             accepted.push((
@@ -506,7 +502,7 @@ impl Coordinator {
             Ok(partition) => partition
                 .append(batch, AckLevel::Durable)
                 .await
-                .map_err(OpError::from),
+                .map_err(GroupFailed::from),
             Err(error) => Err(error),
         };
         match appended {
@@ -539,14 +535,14 @@ impl Coordinator {
     }
 
     /// Whether the commit's sender may commit for its group now.
-    fn check_commit(&self, args: &CommitArgs) -> Result<(), OpError> {
+    fn check_commit(&self, args: &CommitArgs) -> Result<(), GroupFailed> {
         let mut groups = self.groups.borrow_mut();
         match groups.get_mut(&args.group) {
             Some(entry) => {
                 entry
                     .group
                     .check_commit(&args.member_id, args.generation, args.reset)
-                    .map_err(group_error)?;
+                    .map_err(refused(&args.group))?;
                 entry.group.touch(&args.member_id, Instant::now());
                 Ok(())
             }
@@ -562,7 +558,7 @@ impl Coordinator {
         shard: &dyn Host,
         group: &str,
         topics: &[String],
-    ) -> Result<Vec<(String, u32, u64)>, OpError> {
+    ) -> Result<Vec<CommittedOffset>, GroupFailed> {
         let key = offsets_partition(shard, group)?;
         let partition = self.table(shard, &key).await?;
         let table = partition.table.borrow();
@@ -574,7 +570,7 @@ impl Coordinator {
     }
 
     /// The groups this shard coordinates: with members, or with committed offsets.
-    pub async fn list(&self, shard: &dyn Host) -> Result<Vec<GroupSummary>, OpError> {
+    pub async fn list(&self, shard: &dyn Host) -> Result<Vec<GroupSummary>, GroupFailed> {
         let metadata = shard.metadata();
         let Some(topic) = metadata.topics.get(offsets::OFFSETS_TOPIC) else {
             return Ok(Vec::new());
@@ -615,7 +611,7 @@ impl Coordinator {
     }
 
     /// A group's state and members (an unknown group is empty, generation 0).
-    pub fn describe(&self, shard: &dyn Host, group: &str) -> Result<GroupDescription, OpError> {
+    pub fn describe(&self, shard: &dyn Host, group: &str) -> Result<GroupDescription, GroupFailed> {
         offsets_partition(shard, group)?;
         let groups = self.groups.borrow();
         Ok(match groups.get(group) {
@@ -642,37 +638,37 @@ impl Coordinator {
 
 /// Loads an offsets table: the snapshot, then the records after it. Returns the table and
 /// the records replayed (what counts towards the next snapshot).
-async fn load(shard: &dyn Host, key: &PartitionKey) -> Result<(OffsetTable, u64), OpError> {
+async fn load(shard: &dyn Host, key: &PartitionKey) -> Result<(OffsetTable, u64), GroupFailed> {
     let path = partition_dir(shard.data_dir(), key).join(offsets::SNAPSHOT_FILE);
     let (through, mut table) = match storage::load_blob(shard.disk(), &path).await {
-        Ok(Some(bytes)) => OffsetTable::decode(&bytes).map_err(|error| {
-            OpError::new(
-                OpErrorKind::Corruption,
-                format!("{}: {error}", path.display()),
-            )
+        Ok(Some(bytes)) => OffsetTable::decode(&bytes).map_err(|error| GroupFailed::Corrupt {
+            what: path.display().to_string(),
+            reason: error.to_string(),
         })?,
         Ok(None) => (0, OffsetTable::default()),
-        Err(error) => return Err(OpError::new(OpErrorKind::StorageFailed, error.to_string())),
+        Err(error) => {
+            return Err(GroupFailed::Snapshot {
+                path: path.display().to_string(),
+                error: Arc::new(error),
+            });
+        }
     };
     let partition = offsets_actor(shard, key)?;
     let LogBounds { log_start, log_end } = partition.describe().await?;
     if through > log_end.0 {
-        return Err(OpError::new(
-            OpErrorKind::Corruption,
-            format!(
-                "{}: covers offsets up to {through}, past the log end {log_end}",
-                path.display()
-            ),
-        ));
+        return Err(GroupFailed::Corrupt {
+            what: path.display().to_string(),
+            reason: format!("covers offsets up to {through}, past the log end {log_end}"),
+        });
     }
     if log_start.0 > through {
         // Segments were deleted that no snapshot covers: offsets would be lost silently.
-        return Err(OpError::new(
-            OpErrorKind::Corruption,
-            format!(
-                "{key}: the log starts at {log_start} but the snapshot covers only up to {through}"
+        return Err(GroupFailed::Corrupt {
+            what: key.to_string(),
+            reason: format!(
+                "the log starts at {log_start} but the snapshot covers only up to {through}"
             ),
-        ));
+        });
     }
     let mut offset = Offset(through);
     let mut records = 0u64;
@@ -682,19 +678,13 @@ async fn load(shard: &dyn Host, key: &PartitionKey) -> Result<(OffsetTable, u64)
             break;
         }
         for batch in &read.batches {
-            let header = BatchHeader::parse(batch).map_err(|error| {
-                OpError::new(OpErrorKind::Corruption, format!("{key}: {error}"))
-            })?;
-            let records_in = schema::batch::records(batch).map_err(|error| {
-                OpError::new(OpErrorKind::Corruption, format!("{key}: {error}"))
-            })?;
+            let header = BatchHeader::parse(batch).map_err(|error| corrupt(key, &error))?;
+            let records_in = schema::batch::records(batch).map_err(|error| corrupt(key, &error))?;
             for (delta, record) in records_in.enumerate() {
                 if (header.base_offset as u64) + (delta as u64) < through {
                     continue;
                 }
-                let record = record.map_err(|error| {
-                    OpError::new(OpErrorKind::Corruption, format!("{key}: {error}"))
-                })?;
+                let record = record.map_err(|error| corrupt(key, &error))?;
                 let (Some(record_key), Some(value)) = (record.key, record.value) else {
                     continue;
                 };
@@ -703,12 +693,7 @@ async fn load(shard: &dyn Host, key: &PartitionKey) -> Result<(OffsetTable, u64)
                         table.apply(offset_key, committed);
                         records += 1;
                     }
-                    Err(error) => {
-                        return Err(OpError::new(
-                            OpErrorKind::Corruption,
-                            format!("{key}: {error}"),
-                        ));
-                    }
+                    Err(error) => return Err(corrupt(key, &error)),
                 }
             }
         }
@@ -740,7 +725,7 @@ async fn snapshot(shard: &dyn Host, key: &PartitionKey, table: &OffsetTable, thr
         Ok(partition) => partition
             .delete_before(Offset(through))
             .await
-            .map_err(OpError::from),
+            .map_err(GroupFailed::from),
         Err(error) => Err(error),
     };
     match deleted {
@@ -750,7 +735,7 @@ async fn snapshot(shard: &dyn Host, key: &PartitionKey, table: &OffsetTable, thr
         }
         Err(error) => {
             // The snapshot stands; the segments go at the next snapshot.
-            tracing::warn!(partition = %key, error = %error.message, "deleting segments below the snapshot failed");
+            tracing::warn!(partition = %key, %error, "deleting segments below the snapshot failed");
         }
     }
     true

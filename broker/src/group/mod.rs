@@ -15,5 +15,6 @@
 
 pub mod assign;
 pub mod coordinator;
+pub mod error;
 pub mod membership;
 pub mod offsets;

@@ -5,8 +5,10 @@
 
 use schema::wire::ErrorCode;
 
-use crate::error::{AppendFailed, ReadFailed, Unreachable};
-use crate::ops::OpErrorKind;
+use crate::error::{AppendFailed, ProducerIdFailed, ReadFailed, TopicChangeFailed, Unreachable};
+use crate::group::error::GroupFailed;
+use crate::group::membership::GroupError;
+use crate::metadata::TopicError;
 use crate::producer_state::SequenceError;
 
 /// A partition that could not be reached.
@@ -69,35 +71,52 @@ pub fn read(error: &ReadFailed) -> ErrorCode {
     }
 }
 
-/// The group and topic-admin operations' errors.
-pub fn op(kind: &OpErrorKind) -> ErrorCode {
-    match kind {
-        OpErrorKind::UnknownPartition => ErrorCode::UnknownPartition,
-        OpErrorKind::InvalidBatch => ErrorCode::InvalidBatch,
-        OpErrorKind::BatchTooLarge => ErrorCode::BatchTooLarge,
-        OpErrorKind::OffsetOutOfRange => ErrorCode::OffsetOutOfRange,
-        OpErrorKind::StorageFull => ErrorCode::StorageFull,
-        OpErrorKind::StorageFailed => ErrorCode::StorageFailed,
-        OpErrorKind::Corruption => ErrorCode::Corruption,
-        OpErrorKind::Throttled => ErrorCode::Throttled,
-        OpErrorKind::ShuttingDown => ErrorCode::ShuttingDown,
-        OpErrorKind::InvalidTopic => ErrorCode::InvalidTopicConfig,
-        OpErrorKind::TopicAlreadyExists => ErrorCode::TopicAlreadyExists,
-        OpErrorKind::UnknownTopic => ErrorCode::UnknownTopic,
-        OpErrorKind::OutOfOrderSequence => ErrorCode::OutOfOrderSequence,
-        OpErrorKind::UnknownProducerId => ErrorCode::UnknownProducerId,
-        OpErrorKind::ProducerFenced => ErrorCode::ProducerFenced,
-        OpErrorKind::DuplicateSequence => ErrorCode::DuplicateSequence,
-        OpErrorKind::InternalTopic => ErrorCode::InternalTopic,
-        OpErrorKind::UnknownMemberId => ErrorCode::UnknownMemberId,
-        OpErrorKind::IllegalGeneration => ErrorCode::IllegalGeneration,
-        OpErrorKind::RebalanceInProgress => ErrorCode::RebalanceInProgress,
-        OpErrorKind::InconsistentAssignor => ErrorCode::InconsistentAssignor,
-        OpErrorKind::InvalidSessionTimeout => ErrorCode::InvalidSessionTimeout,
-        OpErrorKind::GroupNotEmpty => ErrorCode::GroupNotEmpty,
-        OpErrorKind::OffsetCommitRewind => ErrorCode::OffsetCommitRewind,
-        OpErrorKind::GroupFull => ErrorCode::GroupFull,
-        OpErrorKind::InvalidRequest => ErrorCode::InvalidRequest,
-        OpErrorKind::Internal => ErrorCode::Internal,
+/// A consumer-group operation's failure.
+pub fn group(error: &GroupFailed) -> ErrorCode {
+    match error {
+        GroupFailed::Membership { error, .. } => match error {
+            GroupError::UnknownMember { .. } => ErrorCode::UnknownMemberId,
+            GroupError::IllegalGeneration { .. } => ErrorCode::IllegalGeneration,
+            GroupError::RebalanceInProgress => ErrorCode::RebalanceInProgress,
+            GroupError::InconsistentAssignor { .. } => ErrorCode::InconsistentAssignor,
+            GroupError::InvalidSessionTimeout { .. } => ErrorCode::InvalidSessionTimeout,
+            GroupError::GroupFull { .. } => ErrorCode::GroupFull,
+            GroupError::GroupNotEmpty { .. } => ErrorCode::GroupNotEmpty,
+            GroupError::TooManyTopics { .. } => ErrorCode::InvalidRequest,
+        },
+        GroupFailed::UnknownMember { .. } => ErrorCode::UnknownMemberId,
+        GroupFailed::Superseded { .. } => ErrorCode::RebalanceInProgress,
+        GroupFailed::InvalidRequest { .. } => ErrorCode::InvalidRequest,
+        GroupFailed::CoordinatorFull { .. } => ErrorCode::GroupFull,
+        GroupFailed::CommitRewind { .. } => ErrorCode::OffsetCommitRewind,
+        GroupFailed::InternalTopic { .. } => ErrorCode::InternalTopic,
+        GroupFailed::Unreachable(error) => unreachable(error),
+        GroupFailed::Append(error) => append(error),
+        GroupFailed::Read(error) => read(error),
+        GroupFailed::Snapshot { .. } => ErrorCode::StorageFailed,
+        GroupFailed::Corrupt { .. } => ErrorCode::Corruption,
+        GroupFailed::NoOffsetsTopic { .. } => ErrorCode::Internal,
+    }
+}
+
+/// A topic change refused or failed.
+pub fn topic_change(error: &TopicChangeFailed) -> ErrorCode {
+    match error {
+        TopicChangeFailed::Refused(error) => match error {
+            TopicError::AlreadyExists { .. } => ErrorCode::TopicAlreadyExists,
+            TopicError::Unknown { .. } => ErrorCode::UnknownTopic,
+            _ => ErrorCode::InvalidTopicConfig,
+        },
+        TopicChangeFailed::Store(_) => ErrorCode::StorageFailed,
+        TopicChangeFailed::Apply(_) => ErrorCode::Internal,
+        TopicChangeFailed::Unreachable(error) => unreachable(error),
+    }
+}
+
+/// No producer id handed out.
+pub fn producer_id(error: &ProducerIdFailed) -> ErrorCode {
+    match error {
+        ProducerIdFailed::Storage(_) => ErrorCode::StorageFailed,
+        ProducerIdFailed::Unreachable(error) => unreachable(error),
     }
 }

@@ -14,8 +14,9 @@ use schema::wire::{
 use super::errors;
 use crate::group::assign::{Assignment, Assignor};
 use crate::group::coordinator;
+use crate::group::error::GroupFailed;
 use crate::group::membership::GroupState;
-use crate::ops::{CommitArgs, GroupCall, JoinArgs, OpError, OpErrorKind, Reply, ShardOp};
+use crate::ops::{CommitArgs, GroupCall, JoinArgs, Reply, ShardOp};
 use crate::shard::Shard;
 use crate::topology::ShardId;
 
@@ -24,14 +25,14 @@ use crate::topology::ShardId;
 async fn call<T: Send + 'static>(
     shard: &Rc<Shard>,
     group: &str,
-    make: impl FnOnce(Reply<Result<T, OpError>>) -> GroupCall,
-) -> Result<T, OpError> {
+    make: impl FnOnce(Reply<Result<T, GroupFailed>>) -> GroupCall,
+) -> Result<T, GroupFailed> {
     let key = coordinator::offsets_partition(&**shard, group)?;
     let target = shard.owner(&key);
     shard
         .call(target, |reply| ShardOp::Group(make(reply)))
         .await
-        .map_err(|gone| OpError::new(OpErrorKind::ShuttingDown, gone.to_string()))?
+        .map_err(|gone| GroupFailed::Unreachable(gone.into()))?
 }
 
 fn wire_assignor(assignor: Assignor) -> wire::Assignor {
@@ -56,10 +57,10 @@ fn wire_assignment(assignment: Assignment) -> Vec<TopicPartitionsOwned> {
         .collect()
 }
 
-fn code_and_message(error: Option<OpError>) -> (ErrorCode, String) {
+fn code_and_message(error: Option<GroupFailed>) -> (ErrorCode, String) {
     match error {
         None => (ErrorCode::None, String::new()),
-        Some(error) => (errors::op(&error.kind), error.message),
+        Some(error) => (errors::group(&error), error.to_string()),
     }
 }
 
@@ -221,8 +222,7 @@ pub async fn handle(shard: &Rc<Shard>, body: RequestBodyOwned) -> ResponseBodyOw
                         failure.get_or_insert(error);
                     }
                     Err(gone) => {
-                        let error = OpError::new(OpErrorKind::ShuttingDown, gone.to_string());
-                        failure.get_or_insert(error);
+                        failure.get_or_insert(GroupFailed::Unreachable(gone.into()));
                     }
                 }
             }

@@ -292,7 +292,7 @@ async fn dispatch(shard: &Rc<Shard>, frame: net::Frame) -> (Api, Outcome, bool) 
             let (error, message, (producer_id, producer_epoch)) =
                 match shard.call(CONTROLLER, init).await {
                     Ok(Ok(id)) => (ErrorCode::None, String::new(), id),
-                    Ok(Err(error)) => (errors::op(&error.kind), error.message, (-1, -1)),
+                    Ok(Err(error)) => (errors::producer_id(&error), error.to_string(), (-1, -1)),
                     Err(gone) => (ErrorCode::ShuttingDown, gone.to_string(), (-1, -1)),
                 };
             let body = ResponseBodyOwned::InitProducerId {
@@ -352,7 +352,7 @@ async fn controller(shard: &Rc<Shard>, change: ControllerOp) -> (ErrorCode, Stri
     let change_topics = |reply| ShardOp::ChangeTopics { change, reply };
     match shard.call(CONTROLLER, change_topics).await {
         Ok(Ok(())) => (ErrorCode::None, String::new()),
-        Ok(Err(error)) => (errors::op(&error.kind), error.message),
+        Ok(Err(error)) => (errors::topic_change(&error), error.to_string()),
         Err(gone) => (ErrorCode::ShuttingDown, gone.to_string()),
     }
 }
