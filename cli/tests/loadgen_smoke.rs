@@ -3,23 +3,22 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
-fn field(json: &str, name: &str, after: &str) -> u64 {
-    let start = json
-        .find(after)
-        .unwrap_or_else(|| panic!("{after} in {json}"));
-    let rest = &json[start..];
-    let key = format!("\"{name}\": ");
-    let at = rest
-        .find(&key)
-        .unwrap_or_else(|| panic!("{name} in {json}"))
-        + key.len();
-    rest[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or_else(|| panic!("a number for {name} in {json}"))
+use serde_json::Value;
+
+/// The `--json` report at `path`, parsed.
+fn report(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("the JSON report");
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"))
+}
+
+/// The unsigned integer at `pointer` (`/produce/messages`) in `json`.
+fn number(json: &Value, pointer: &str) -> u64 {
+    json.pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("an unsigned integer at {pointer} in {json}"))
 }
 
 #[test]
@@ -61,12 +60,12 @@ fn loadgen_closed_loop_loses_nothing() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let json = std::fs::read_to_string(&json_path).expect("the JSON report");
-    assert!(field(&json, "messages", "\"produce\"") > 0, "{json}");
-    assert!(field(&json, "messages", "\"consume\"") > 0, "{json}");
-    assert_eq!(field(&json, "lost", "\"lost\""), 0, "{json}");
-    assert_eq!(field(&json, "duplicates", "\"duplicates\""), 0, "{json}");
-    assert_eq!(field(&json, "errors", "\"errors\""), 0, "{json}");
+    let json = report(&json_path);
+    assert!(number(&json, "/produce/messages") > 0, "{json}");
+    assert!(number(&json, "/consume/messages") > 0, "{json}");
+    assert_eq!(number(&json, "/lost"), 0, "{json}");
+    assert_eq!(number(&json, "/duplicates"), 0, "{json}");
+    assert_eq!(number(&json, "/errors"), 0, "{json}");
     broker.stop();
 }
 
@@ -115,8 +114,8 @@ fn loadgen_writes_a_backlog_and_a_catch_up_read_gets_all_of_it() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let json = std::fs::read_to_string(&produce_json).expect("the JSON report");
-    assert_eq!(field(&json, "messages", "\"produce\""), 5000, "{json}");
+    let json = report(&produce_json);
+    assert_eq!(number(&json, "/produce/messages"), 5000, "{json}");
     let svg = std::fs::read_to_string(out.join("produce.svg")).expect("the plot");
     assert!(svg.contains("<polyline"), "{svg}");
     let hgrm = std::fs::read_to_string(out.join("hgrm/publish.hgrm")).expect("the histogram");
@@ -146,10 +145,10 @@ fn loadgen_writes_a_backlog_and_a_catch_up_read_gets_all_of_it() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let json = std::fs::read_to_string(&consume_json).expect("the JSON report");
-    assert_eq!(field(&json, "messages", "\"consume\""), 5000, "{json}");
-    assert_eq!(field(&json, "lost", "\"lost\""), 0, "{json}");
-    assert_eq!(field(&json, "duplicates", "\"duplicates\""), 0, "{json}");
+    let json = report(&consume_json);
+    assert_eq!(number(&json, "/consume/messages"), 5000, "{json}");
+    assert_eq!(number(&json, "/lost"), 0, "{json}");
+    assert_eq!(number(&json, "/duplicates"), 0, "{json}");
 
     // Asking for more than the backlog holds is reported as lost, and fails the run.
     let output = loadgen(
@@ -197,12 +196,17 @@ fn find_max_reports_its_trials_and_a_sustained_rate() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let json = std::fs::read_to_string(&json_path).expect("the JSON report");
-    let rate = field(&json, "max_sustained_rate", "\"find_max\"");
+    let json = report(&json_path);
+    let rate = number(&json, "/find_max/max_sustained_rate");
     assert!(rate > 0, "{json}");
     // The reported run is the open-loop trial at that rate, and it met it.
-    assert_eq!(field(&json, "rate", "\"config\""), rate, "{json}");
-    assert!(json.contains("\"mode\": \"open-loop\""), "{json}");
-    assert!(json.matches("\"sustained\": ").count() >= 2, "{json}");
+    assert_eq!(json["config"]["rate"].as_f64(), Some(rate as f64), "{json}");
+    assert_eq!(json["config"]["mode"], "open-loop", "{json}");
+    let trials = json["find_max"]["trials"].as_array().expect("trials");
+    assert!(trials.len() >= 2, "{json}");
+    assert!(
+        trials.iter().all(|trial| trial["sustained"].is_boolean()),
+        "{json}"
+    );
     broker.stop();
 }

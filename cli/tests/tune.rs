@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 
+use serde_json::Value;
+
 /// Held while a process is spawned and while a script is written: a fork that happens while
 /// another thread has a script open for writing would make exec'ing that script fail with
 /// ETXTBSY.
@@ -274,21 +276,10 @@ fn status<'a>(table: &'a str, setting: &str) -> &'a str {
     row(table, setting).split_whitespace().next().unwrap()
 }
 
-/// The value of the string field `name` in one line of JSON (no escapes inside the values
-/// this test reads, other than \" which it skips over).
-fn json_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let key = format!("\"{name}\": \"");
-    let start = line.find(&key)? + key.len();
-    let rest = &line[start..];
-    let mut escaped = false;
-    for (index, c) in rest.char_indices() {
-        match c {
-            '\\' if !escaped => escaped = true,
-            '"' if !escaped => return Some(&rest[..index]),
-            _ => escaped = false,
-        }
-    }
-    None
+/// The `--json` output, parsed.
+fn parse_json(output: &Output) -> Value {
+    let text = stdout(output);
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"))
 }
 
 #[test]
@@ -423,18 +414,15 @@ fn json_has_the_same_rows_as_the_table() {
     let table = stdout(&fixture.run("check", &[]));
     let output = fixture.run("check", &["--json"]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    let json = stdout(&output);
-    assert!(
-        json.trim_start().starts_with('{') && json.trim_end().ends_with('}'),
-        "{json}"
-    );
-    let rows: Vec<(&str, &str)> = json
-        .lines()
-        .filter(|line| line.trim_start().starts_with("{\"area\""))
-        .map(|line| {
+    let json = parse_json(&output);
+    let rows: Vec<(&str, &str)> = json["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
             (
-                json_field(line, "setting").expect("setting"),
-                json_field(line, "status").expect("status"),
+                row["setting"].as_str().expect("setting"),
+                row["status"].as_str().expect("status"),
             )
         })
         .collect();
@@ -451,13 +439,30 @@ fn json_has_the_same_rows_as_the_table() {
     assert!(rows.contains(&("nvme0n1 scheduler", "warn")));
     assert!(rows.contains(&("nvme0n1 TRIM", "n/a")));
     let warns = rows.iter().filter(|(_, s)| *s == "warn").count();
-    assert!(json.contains(&format!("\"warn\": {warns},")), "{json}");
-    assert!(json.contains("\"exit_code\": 1"), "{json}");
+    assert_eq!(json["summary"]["warn"], warns, "{json}");
+    assert_eq!(json["exit_code"], 1, "{json}");
+    let scheduler = json["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|row| row["setting"] == "nvme0n1 scheduler")
+        .expect("the scheduler row");
+    let apply = scheduler["apply"].as_array().expect("apply");
+    assert_eq!(apply.len(), 1, "{scheduler}");
     assert!(
-        json.contains("\"apply\": [{\"path\": ")
-            && json.contains("queue/scheduler\", \"value\": \"none\"}]"),
-        "{json}"
+        apply[0]["path"]
+            .as_str()
+            .is_some_and(|path| path.ends_with("queue/scheduler")),
+        "{scheduler}"
     );
+    assert_eq!(apply[0]["value"], "none", "{scheduler}");
+    for field in ["area", "current", "recommended", "fix", "persist", "why"] {
+        assert!(scheduler[field].is_string(), "{field} in {scheduler}");
+    }
+    for field in ["ok", "n/a", "unknown"] {
+        assert!(json["summary"][field].is_u64(), "{field} in {json}");
+    }
+    assert!(json["facts"]["shard cores"].is_string(), "{json}");
 }
 
 #[test]
@@ -790,11 +795,7 @@ fn real_machine_check_and_dry_run_exit_0_or_1_and_print_the_table() {
         describe(&json)
     );
     let code = json.status.code().unwrap();
-    assert!(
-        stdout(&json).contains(&format!("\"exit_code\": {code}")),
-        "{}",
-        describe(&json)
-    );
+    assert_eq!(parse_json(&json)["exit_code"], code, "{}", describe(&json));
     let dry_run = spawn(
         Command::new(env!("CARGO_BIN_EXE_ringbus"))
             .args(["tune", "apply", "--dry-run", "--data-dir"])

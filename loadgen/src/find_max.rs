@@ -8,7 +8,7 @@
 //! [`TRIALS_MAX`] trials ran. The report is the best sustained trial's, with every trial in
 //! its JSON (`find_max`).
 
-use crate::report::Report;
+use crate::report::{FindMax, FindMaxTrial, Report};
 use crate::run::{Config, run};
 
 /// Open-loop trials after the closed-loop one, at most.
@@ -100,21 +100,6 @@ pub fn find_max(config: Config) -> Result<Report, String> {
             (low + high) / 2.0
         };
     }
-    let trials_json: Vec<String> = trials
-        .iter()
-        .map(|trial| {
-            format!(
-                "{{\"rate\": {:.0}, \"produce_msgs_per_s\": {:.1}, \"consume_msgs_per_s\": {:.1}, \
-                 \"publish_delay_p99_us\": {}, \"publish_p99_us\": {}, \"sustained\": {}}}",
-                trial.rate,
-                trial.report.produce.msgs_per_s,
-                trial.report.consume.msgs_per_s,
-                trial.report.publish_delay_us.p99,
-                trial.report.publish_latency_us.p99,
-                trial.sustained
-            )
-        })
-        .collect();
     let best = trials
         .iter()
         .filter(|trial| trial.rate > 0.0 && trial.sustained)
@@ -127,13 +112,20 @@ pub fn find_max(config: Config) -> Result<Report, String> {
             )
         })?;
     let mut report = best.report;
-    report.extra.push((
-        "find_max".to_string(),
-        format!(
-            "{{\"max_sustained_rate\": {:.0}, \"closed_loop_msgs_per_s\": {ceiling:.1}, \"trials\": [{}]}}",
-            best.rate,
-            trials_json.join(", ")
-        ),
-    ));
+    report.find_max = Some(FindMax {
+        max_sustained_rate: best.rate,
+        closed_loop_msgs_per_s: ceiling,
+        trials: trials
+            .iter()
+            .map(|trial| FindMaxTrial {
+                rate: trial.rate,
+                produce_msgs_per_s: trial.report.produce.msgs_per_s,
+                consume_msgs_per_s: trial.report.consume.msgs_per_s,
+                publish_delay_p99_us: trial.report.publish_delay_us.p99,
+                publish_p99_us: trial.report.publish_latency_us.p99,
+                sustained: trial.sustained,
+            })
+            .collect(),
+    });
     Ok(report)
 }

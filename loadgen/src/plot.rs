@@ -118,20 +118,10 @@ pub fn latency_svg(report: &Report) -> String {
 }
 
 fn title(report: &Report) -> String {
-    let field = |name: &str| {
-        report
-            .config
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.trim_matches('"').to_string())
-            .unwrap_or_default()
-    };
+    let config = &report.config;
     format!(
         "{}, {} partitions, {} B, acks={}",
-        field("mode"),
-        field("partitions"),
-        field("message_size"),
-        field("acks")
+        config.mode, config.partitions, config.message_size, config.acks
     )
 }
 

@@ -1,10 +1,15 @@
-//! The result of a run: [`Report`], its JSON (`--json`, a contract: field names must not
-//! change) and its text table.
+//! The result of a run: [`Report`], its JSON (`--json`, a contract: field names and nesting must
+//! not change; bench-results/run.sh, soak.sh and tuning-bench.sh read them) and its text table.
+//!
+//! The JSON is written by serde from the types below and from [`ReportJson`], which gives the
+//! report the document's nesting. Rates are rounded as the document has always shown them
+//! (msgs/s to 0.1, MiB/s and seconds to 0.001, asked rates to whole messages).
 
 use hdrhistogram::Histogram;
+use serde::{Serialize, Serializer};
 
 /// Percentiles of a histogram, in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Percentiles {
     /// Median.
     pub p50: u64,
@@ -35,25 +40,20 @@ impl Percentiles {
             max: histogram.max(),
         }
     }
-
-    fn json(&self) -> String {
-        format!(
-            "{{\"p50\": {}, \"p90\": {}, \"p99\": {}, \"p999\": {}, \"p9999\": {}, \"max\": {}}}",
-            self.p50, self.p90, self.p99, self.p999, self.p9999, self.max
-        )
-    }
 }
 
 /// Messages and bytes moved in one direction during the measured window.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Throughput {
     /// Messages.
     pub messages: u64,
     /// Payload bytes.
     pub bytes: u64,
     /// Messages per second.
+    #[serde(serialize_with = "tenths")]
     pub msgs_per_s: f64,
     /// MiB (2^20 bytes) per second.
+    #[serde(serialize_with = "thousandths")]
     pub mib_per_s: f64,
 }
 
@@ -68,21 +68,90 @@ impl Throughput {
             mib_per_s: bytes as f64 / seconds / (1u64 << 20) as f64,
         }
     }
+}
 
-    fn json_fields(&self) -> String {
-        format!(
-            "\"messages\": {}, \"bytes\": {}, \"msgs_per_s\": {:.1}, \"mib_per_s\": {:.3}",
-            self.messages, self.bytes, self.msgs_per_s, self.mib_per_s
-        )
-    }
+/// The configuration of a run, as its JSON reports it (`config`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunConfig {
+    /// The broker as given.
+    pub broker: String,
+    /// The topic.
+    pub topic: String,
+    /// Partitions of the topic.
+    pub partitions: u32,
+    /// Producer tasks.
+    pub producers: u32,
+    /// Consumer tasks.
+    pub consumers: u32,
+    /// Bytes per message.
+    pub message_size: usize,
+    /// Producer batch bytes.
+    pub batch_bytes: usize,
+    /// Producer linger, ms.
+    pub linger_ms: u64,
+    /// Bytes each producer buffers.
+    pub buffer_bytes: usize,
+    /// Acks as given: 0, 1 or all.
+    pub acks: String,
+    /// Idempotent producers.
+    pub idempotence: bool,
+    /// Messages/s over all producers; 0 = closed loop.
+    pub rate: f64,
+    /// `open-loop` or `closed-loop`.
+    pub mode: String,
+    /// Measured seconds asked for.
+    pub duration_s: f64,
+    /// Warm-up seconds.
+    pub warmup_s: f64,
+    /// Cores, one executor each.
+    pub cores: Vec<usize>,
+    /// Message keys: none, round-robin or random.
+    pub keys: String,
+    /// Messages to produce over all producers (or, without producers, to consume).
+    pub messages: Option<u64>,
+    /// Consumers started at the earliest offset.
+    pub from_earliest: bool,
+}
+
+/// What `--find-max` found: the best sustained rate and every trial (`find_max` in the JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FindMax {
+    /// The highest open-loop rate sustained, msgs/s.
+    #[serde(serialize_with = "whole")]
+    pub max_sustained_rate: f64,
+    /// What the producers pushed in the closed-loop trial, msgs/s.
+    #[serde(serialize_with = "tenths")]
+    pub closed_loop_msgs_per_s: f64,
+    /// Every trial, in the order run (the closed-loop one first, with rate 0).
+    pub trials: Vec<FindMaxTrial>,
+}
+
+/// One `--find-max` trial.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FindMaxTrial {
+    /// The rate asked, msgs/s (0: closed loop).
+    #[serde(serialize_with = "whole")]
+    pub rate: f64,
+    /// Produced, msgs/s.
+    #[serde(serialize_with = "tenths")]
+    pub produce_msgs_per_s: f64,
+    /// Consumed, msgs/s.
+    #[serde(serialize_with = "tenths")]
+    pub consume_msgs_per_s: f64,
+    /// p99 publish delay, us.
+    pub publish_delay_p99_us: u64,
+    /// p99 publish latency, us.
+    pub publish_p99_us: u64,
+    /// Whether the trial met its rate.
+    pub sustained: bool,
 }
 
 /// Everything a run measured. The histograms cover the window after the warm-up; the message
 /// checks (`lost`, `duplicates`, `out_of_order`) cover the whole run.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    /// The configuration, as (name, JSON value) pairs.
-    pub config: Vec<(String, String)>,
+    /// The configuration.
+    pub config: RunConfig,
     /// Acknowledged messages.
     pub produce: Throughput,
     /// Publish latency: ack - intended send (open loop) or ack - send (closed loop).
@@ -108,40 +177,37 @@ pub struct Report {
     pub measured_s: f64,
     /// The non-empty histograms by name (publish, publish-delay, end-to-end, fetch), in us.
     pub histograms: Vec<(String, Histogram<u64>)>,
-    /// More top-level JSON fields as (name, JSON value), e.g. the trials of `--find-max`.
-    pub extra: Vec<(String, String)>,
+    /// The search, when the run was a `--find-max`.
+    pub find_max: Option<FindMax>,
 }
 
 impl Report {
-    /// The `--json` document.
+    /// The `--json` document, on one line:
+    /// `{"config": {...}, "produce": {"messages", "bytes", "msgs_per_s", "mib_per_s",
+    /// "latency_us": {"p50", "p90", "p99", "p999", "p9999", "max"}}, "publish_delay_us",
+    /// "consume": {"messages", "bytes", "msgs_per_s", "mib_per_s"}, "e2e_latency_us", "errors",
+    /// "lost", "duplicates", "out_of_order", "measured_s", "fetch_latency_us", ["find_max"]}`.
     pub fn to_json(&self) -> String {
-        let config: Vec<String> = self
-            .config
-            .iter()
-            .map(|(name, value)| format!("\"{}\": {}", json_escape(name), value))
-            .collect();
-        format!(
-            "{{\"config\": {{{}}}, \"produce\": {{{}, \"latency_us\": {}}}, \"publish_delay_us\": {}, \
-             \"consume\": {{{}}}, \"e2e_latency_us\": {}, \"errors\": {}, \"lost\": {}, \
-             \"duplicates\": {}, \"out_of_order\": {}, \"measured_s\": {:.3}, \
-             \"fetch_latency_us\": {}{}}}\n",
-            config.join(", "),
-            self.produce.json_fields(),
-            self.publish_latency_us.json(),
-            self.publish_delay_us.json(),
-            self.consume.json_fields(),
-            self.e2e_latency_us.json(),
-            self.errors,
-            self.lost,
-            self.duplicates,
-            self.out_of_order,
-            self.measured_s,
-            self.fetch_latency_us.json(),
-            self.extra
-                .iter()
-                .map(|(name, value)| format!(", \"{}\": {}", json_escape(name), value))
-                .collect::<String>(),
-        )
+        let document = ReportJson {
+            config: &self.config,
+            produce: ProduceJson {
+                throughput: &self.produce,
+                latency_us: &self.publish_latency_us,
+            },
+            publish_delay_us: &self.publish_delay_us,
+            consume: &self.consume,
+            e2e_latency_us: &self.e2e_latency_us,
+            errors: self.errors,
+            lost: self.lost,
+            duplicates: self.duplicates,
+            out_of_order: self.out_of_order,
+            measured_s: self.measured_s,
+            fetch_latency_us: &self.fetch_latency_us,
+            find_max: self.find_max.as_ref(),
+        };
+        let mut json = serde_json::to_string(&document).expect("a report serializes");
+        json.push('\n');
+        json
     }
 
     /// The final table.
@@ -180,22 +246,52 @@ impl Report {
     }
 }
 
-/// `text` as a JSON string (with quotes).
-pub fn json_string(text: &str) -> String {
-    format!("\"{}\"", json_escape(text))
+/// A [`Report`] with the nesting of the `--json` document.
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    config: &'a RunConfig,
+    produce: ProduceJson<'a>,
+    publish_delay_us: &'a Percentiles,
+    consume: &'a Throughput,
+    e2e_latency_us: &'a Percentiles,
+    errors: u64,
+    lost: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    #[serde(serialize_with = "thousandths")]
+    measured_s: f64,
+    fetch_latency_us: &'a Percentiles,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    find_max: Option<&'a FindMax>,
 }
 
-fn json_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+/// `produce`: the producers' throughput with their latency inside.
+#[derive(Serialize)]
+struct ProduceJson<'a> {
+    #[serde(flatten)]
+    throughput: &'a Throughput,
+    latency_us: &'a Percentiles,
+}
+
+/// `value` rounded to `places` decimal places. Dividing the rounded integer by the power of
+/// ten gives the double nearest that decimal, which serde_json prints as the decimal itself:
+/// 1023.96 to 1 place is 10240 / 10 = 1024.0.
+fn round_to(value: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (value * scale).round() / scale
+}
+
+fn tenths<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(round_to(*value, 1))
+}
+
+fn thousandths<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(round_to(*value, 3))
+}
+
+/// A rate in whole messages per second, written as an integer (as it always was).
+fn whole<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(value.round() as u64)
 }
 
 /// `histogram` (values in us) in HdrHistogram's percentile distribution text format, values in

@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use crate::Args;
 use crate::checker::SequenceChecker;
 use crate::payload::{self, HEADER_BYTES, Header};
-use crate::report::{Percentiles, Report, Throughput, json_string};
+use crate::report::{Percentiles, Report, RunConfig, Throughput};
 use bytes::Bytes;
 
 /// After the producers stop, consumers read until they have every acknowledged message, or
@@ -178,49 +178,39 @@ impl Config {
         })
     }
 
-    fn json_pairs(&self, partitions: u32) -> Vec<(String, String)> {
-        let cores: Vec<String> = self.cores.iter().map(usize::to_string).collect();
-        [
-            ("broker", json_string(&self.broker_text)),
-            ("topic", json_string(&self.topic)),
-            ("partitions", partitions.to_string()),
-            ("producers", self.producers.to_string()),
-            ("consumers", self.consumers.to_string()),
-            ("message_size", self.message_size.to_string()),
-            ("batch_bytes", self.batch_bytes.to_string()),
-            ("linger_ms", self.linger.as_millis().to_string()),
-            ("buffer_bytes", self.buffer_bytes.to_string()),
-            ("acks", json_string(&self.acks_text)),
-            ("idempotence", self.idempotence.to_string()),
-            ("rate", format!("{}", self.rate)),
-            (
-                "mode",
-                json_string(if self.rate > 0.0 {
-                    "open-loop"
-                } else {
-                    "closed-loop"
-                }),
-            ),
-            ("duration_s", format!("{}", self.duration.as_secs_f64())),
-            ("warmup_s", format!("{}", self.warmup.as_secs_f64())),
-            ("cores", format!("[{}]", cores.join(", "))),
-            (
-                "keys",
-                json_string(match self.keys {
-                    Keys::None => "none",
-                    Keys::RoundRobin => "round-robin",
-                    Keys::Random => "random",
-                }),
-            ),
-            (
-                "messages",
-                self.messages.map_or("null".to_string(), |m| m.to_string()),
-            ),
-            ("from_earliest", self.from_earliest.to_string()),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_string(), value))
-        .collect()
+    /// The configuration as the report gives it, with the topic's actual partition count.
+    fn summary(&self, partitions: u32) -> RunConfig {
+        RunConfig {
+            broker: self.broker_text.clone(),
+            topic: self.topic.clone(),
+            partitions,
+            producers: self.producers,
+            consumers: self.consumers,
+            message_size: self.message_size,
+            batch_bytes: self.batch_bytes,
+            linger_ms: u64::try_from(self.linger.as_millis()).unwrap_or(u64::MAX),
+            buffer_bytes: self.buffer_bytes,
+            acks: self.acks_text.clone(),
+            idempotence: self.idempotence,
+            rate: self.rate,
+            mode: if self.rate > 0.0 {
+                "open-loop"
+            } else {
+                "closed-loop"
+            }
+            .to_string(),
+            duration_s: self.duration.as_secs_f64(),
+            warmup_s: self.warmup.as_secs_f64(),
+            cores: self.cores.clone(),
+            keys: match self.keys {
+                Keys::None => "none",
+                Keys::RoundRobin => "round-robin",
+                Keys::Random => "random",
+            }
+            .to_string(),
+            messages: self.messages,
+            from_earliest: self.from_earliest,
+        }
     }
 }
 
@@ -473,7 +463,7 @@ pub fn run(config: Config) -> Result<Report, String> {
         _ => checker.lost(&acked),
     };
     Ok(Report {
-        config: config.json_pairs(partitions),
+        config: config.summary(partitions),
         produce: Throughput::over(produced, produced_bytes, seconds),
         publish_latency_us: Percentiles::of(&publish),
         publish_delay_us: Percentiles::of(&delay),
@@ -495,7 +485,7 @@ pub fn run(config: Config) -> Result<Report, String> {
         .filter(|(_, histogram)| !histogram.is_empty())
         .map(|(name, histogram)| (name.to_string(), histogram))
         .collect(),
-        extra: Vec::new(),
+        find_max: None,
     })
 }
 

@@ -20,6 +20,7 @@ use std::process::ExitCode;
 
 use checks::{Report, Request, Status};
 use clap::Subcommand;
+use serde::Serialize;
 
 /// `ringbus tune` subcommands.
 #[derive(Subcommand)]
@@ -250,94 +251,132 @@ fn to_table(report: &Report) -> String {
     out
 }
 
-/// `text` as a JSON string literal (quotes, backslashes and control characters escaped).
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// The report as JSON:
 /// `{"facts": {NAME: VALUE, ...}, "rows": [{"area", "setting", "status", "current",
 /// "recommended", "fix", "persist", "why", "apply": [{"path", "value"}]}], "summary": {"ok",
-/// "warn", "n/a", "unknown"}, "exit_code"}`. One row per line, in the table's order.
+/// "warn", "n/a", "unknown"}, "exit_code"}`, rows in the table's order.
 fn to_json(report: &Report) -> String {
-    let mut out = String::from("{\n  \"facts\": {");
-    for (index, (name, value)) in report.facts.iter().enumerate() {
-        let _ = write!(
-            out,
-            "{}{}: {}",
-            if index == 0 { "" } else { ", " },
-            json_string(name),
-            json_string(value)
-        );
-    }
-    out.push_str("},\n  \"rows\": [\n");
-    for (index, row) in report.rows.iter().enumerate() {
-        let writes: Vec<String> = row
-            .writes
-            .iter()
-            .map(|w| {
-                format!(
-                    "{{\"path\": {}, \"value\": {}}}",
-                    json_string(&w.path.display().to_string()),
-                    json_string(&w.value)
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            out,
-            "    {{\"area\": {}, \"setting\": {}, \"status\": {}, \"current\": {}, \
-             \"recommended\": {}, \"fix\": {}, \"persist\": {}, \"why\": {}, \"apply\": [{}]}}{}",
-            json_string(row.area),
-            json_string(&row.setting),
-            json_string(row.status.as_str()),
-            json_string(&row.current),
-            json_string(&row.recommended),
-            json_string(&row.fix),
-            json_string(&row.persist),
-            json_string(&row.why),
-            writes.join(", "),
-            if index + 1 == report.rows.len() {
-                ""
-            } else {
-                ","
-            }
-        );
-    }
     let warn = report.count(Status::Warn);
-    let _ = writeln!(
-        out,
-        "  ],\n  \"summary\": {{\"ok\": {}, \"warn\": {warn}, \"n/a\": {}, \"unknown\": {}}},\n  \
-         \"exit_code\": {}\n}}",
-        report.count(Status::Ok),
-        report.count(Status::NotApplicable),
-        report.count(Status::Unknown),
-        u8::from(warn > 0)
-    );
-    out
+    let document = ReportJson {
+        facts: FactsJson(&report.facts),
+        rows: report
+            .rows
+            .iter()
+            .map(|row| RowJson {
+                area: row.area,
+                setting: &row.setting,
+                status: row.status.as_str(),
+                current: &row.current,
+                recommended: &row.recommended,
+                fix: &row.fix,
+                persist: &row.persist,
+                why: &row.why,
+                apply: row
+                    .writes
+                    .iter()
+                    .map(|write| WriteJson {
+                        path: write.path.display().to_string(),
+                        value: &write.value,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        summary: SummaryJson {
+            ok: report.count(Status::Ok),
+            warn,
+            not_applicable: report.count(Status::NotApplicable),
+            unknown: report.count(Status::Unknown),
+        },
+        exit_code: u8::from(warn > 0),
+    };
+    let mut json = serde_json::to_string_pretty(&document).expect("a report serializes");
+    json.push('\n');
+    json
+}
+
+/// The `--json` document.
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    facts: FactsJson<'a>,
+    rows: Vec<RowJson<'a>>,
+    summary: SummaryJson,
+    exit_code: u8,
+}
+
+/// The facts as one object, in the table's order.
+struct FactsJson<'a>(&'a [(String, String)]);
+
+impl Serialize for FactsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, value)| (name, value)))
+    }
+}
+
+#[derive(Serialize)]
+struct RowJson<'a> {
+    area: &'a str,
+    setting: &'a str,
+    status: &'a str,
+    current: &'a str,
+    recommended: &'a str,
+    fix: &'a str,
+    persist: &'a str,
+    why: &'a str,
+    apply: Vec<WriteJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct WriteJson<'a> {
+    path: String,
+    value: &'a str,
+}
+
+#[derive(Serialize)]
+struct SummaryJson {
+    ok: usize,
+    warn: usize,
+    #[serde(rename = "n/a")]
+    not_applicable: usize,
+    unknown: usize,
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use super::checks::{Report, Row, Status, Write};
     use super::*;
 
     #[test]
     fn json_strings_are_escaped() {
-        assert_eq!(json_string("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
-        assert_eq!(json_string("tcp_rmem\t4096"), "\"tcp_rmem\\t4096\"");
+        let row = Row {
+            area: "disk",
+            setting: "a\"b\\c\n\u{1}".to_string(),
+            current: "tcp_rmem\t4096".to_string(),
+            recommended: String::new(),
+            status: Status::Warn,
+            fix: String::new(),
+            persist: String::new(),
+            why: String::new(),
+            writes: vec![Write {
+                path: PathBuf::from("/sys/x"),
+                value: "v\"".to_string(),
+            }],
+        };
+        let report = Report {
+            facts: vec![("data \"dir\"".to_string(), "/d\tx".to_string())],
+            rows: vec![row],
+        };
+        let text = to_json(&report);
+        assert!(text.contains(r#""setting": "a\"b\\c\n\u0001""#), "{text}");
+        assert!(text.contains(r#""current": "tcp_rmem\t4096""#), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(json["rows"][0]["setting"], "a\"b\\c\n\u{1}");
+        assert_eq!(json["rows"][0]["current"], "tcp_rmem\t4096");
+        assert_eq!(json["rows"][0]["apply"][0]["value"], "v\"");
+        assert_eq!(json["facts"]["data \"dir\""], "/d\tx");
+        assert_eq!(json["summary"]["warn"], 1);
+        assert_eq!(json["summary"]["n/a"], 0);
+        assert_eq!(json["exit_code"], 1);
     }
 }
