@@ -1,0 +1,78 @@
+//! Goal: a broker started with a lowered `--frame-bytes-max` announces that limit in the
+//! handshake (it used to announce the default, so clients sent frames the broker refused), and
+//! a client that honours it stays within it: a CLI producer whose records would make frames
+//! over the limit fails with a clear error, and the broker keeps serving.
+//!
+//! Method: start the real binary with `--frame-bytes-max 65536`, handshake over the raw wire
+//! protocol and read the announced limit; then produce records of 100 KiB through `ringbus
+//! produce`, which must refuse them itself (the frame would exceed the announced limit) and
+//! exit non-zero, and check the broker still answers a request.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{Broker, RawClient, create_topic, data_dir};
+use schema::wire::{ErrorCode, RequestBodyOwned, ResponseBodyOwned};
+
+const FRAME_BYTES_MAX: u32 = 64 << 10;
+
+#[test]
+fn the_handshake_announces_the_configured_frame_limit() {
+    let dir = data_dir();
+    let limit = FRAME_BYTES_MAX.to_string();
+    let broker = Broker::start_with_args(dir.path(), &["--frame-bytes-max", &limit]);
+    let mut client = RawClient::connect(broker.address);
+    let (response, _) = client.request(
+        &RequestBodyOwned::Handshake {
+            version: schema::wire::PROTOCOL_VERSION,
+            client_id: "frame-limit-test".to_string(),
+        },
+        &[],
+    );
+    match response.body {
+        Some(ResponseBodyOwned::Handshake {
+            error,
+            frame_bytes_max,
+            ..
+        }) => {
+            assert_eq!(error, ErrorCode::None);
+            assert_eq!(frame_bytes_max, FRAME_BYTES_MAX);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    create_topic(&mut client, "limited", 1);
+
+    // A record of 100 KiB cannot fit a 64 KiB frame: the producer must say so, not send it.
+    let mut producer = Command::new(env!("CARGO_BIN_EXE_ringbus"))
+        .args(["produce", "--broker", &broker.address.to_string()])
+        .args(["--topic", "limited", "--acks", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the producer");
+    let line = "x".repeat(100 << 10);
+    producer
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{line}\n").as_bytes())
+        .expect("write a record");
+    let output = producer.wait_with_output().expect("the producer exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a record over the frame limit was accepted: {stderr}"
+    );
+    assert!(
+        stderr.contains("frame") || stderr.contains("too large"),
+        "no clear reason: {stderr}"
+    );
+
+    // The broker is unharmed.
+    let (response, _) = client.request(&RequestBodyOwned::Metadata { topics: vec![] }, &[]);
+    assert_eq!(response.error, ErrorCode::None);
+    broker.stop();
+}
