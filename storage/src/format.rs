@@ -5,8 +5,21 @@
 //! version log; this module is its executable form. All integers are little-endian. Every
 //! structure carries a magic, a version and a CRC-32C, and decoding never trusts a length
 //! before the CRC that covers it has been checked.
+//!
+//! Every fixed-size layout is a `#[repr(C)]` struct of zerocopy's little-endian integers
+//! (`*Layout`, private to the crate): alignment 1, so no padding and no alignment
+//! requirement, the field order is the byte order of the diagram, and `const` assertions
+//! pin each size and CRC position to the documented ones. Encoding is `as_bytes`, decoding
+//! `ref_from_prefix` / `ref_from_bytes`, with no offset arithmetic and no `unsafe`. Two
+//! things stay code: a CRC that covers bytes outside its struct (an entry's CRC also covers
+//! the batch's first 21 bytes) and the CRC trailer of a metadata file, which follows a
+//! variable-length payload, so its position is only known at run time.
 
 use std::fmt;
+use std::mem::{offset_of, size_of};
+
+use zerocopy::little_endian::{I64, U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::disk::BLOCK_BYTES;
 
@@ -31,19 +44,6 @@ impl fmt::Display for Offset {
     }
 }
 
-pub(crate) fn read_u16(bytes: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(bytes[at..at + 2].try_into().expect("2 bytes"))
-}
-pub(crate) fn read_u32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
-}
-pub(crate) fn read_u64(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
-}
-pub(crate) fn read_i64(bytes: &[u8], at: usize) -> i64 {
-    i64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Segment file header: the whole first block of every `<base offset>.log` file.
 //
@@ -61,6 +61,24 @@ pub const SEGMENT_HEADER_BYTES: usize = 36;
 pub const SEGMENT_DATA_START: u64 = BLOCK_BYTES;
 const _: () = assert!(SEGMENT_HEADER_BYTES as u64 <= SEGMENT_DATA_START);
 
+/// The segment header's bytes, in the order of the diagram above.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct SegmentHeaderLayout {
+    magic: [u8; 8],
+    version: U16,
+    reserved: U16,
+    block_bytes: U32,
+    base_offset: U64,
+    created_ms: I64,
+    /// CRC-32C over every byte before it.
+    crc: U32,
+}
+const _: () = assert!(size_of::<SegmentHeaderLayout>() == SEGMENT_HEADER_BYTES);
+/// The segment header's CRC covers bytes `0..SEGMENT_CRC_COVERED_BYTES`.
+const SEGMENT_CRC_COVERED_BYTES: usize = offset_of!(SegmentHeaderLayout, crc);
+const _: () = assert!(SEGMENT_CRC_COVERED_BYTES == 32);
+
 /// The decoded first block of a segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
@@ -74,40 +92,45 @@ impl SegmentHeader {
     /// Encodes into the first `SEGMENT_HEADER_BYTES` of `block` (which the caller zeroed).
     pub fn encode(&self, block: &mut [u8]) {
         assert!(block.len() >= SEGMENT_HEADER_BYTES);
-        block[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        block[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        block[10..12].copy_from_slice(&0u16.to_le_bytes());
-        block[12..16].copy_from_slice(&(BLOCK_BYTES as u32).to_le_bytes());
-        block[16..24].copy_from_slice(&self.base_offset.0.to_le_bytes());
-        block[24..32].copy_from_slice(&self.created_ms.to_le_bytes());
-        let crc = crc32c::crc32c(&block[0..32]);
-        block[32..36].copy_from_slice(&crc.to_le_bytes());
+        let mut layout = SegmentHeaderLayout {
+            magic: SEGMENT_MAGIC,
+            version: U16::new(FORMAT_VERSION),
+            reserved: U16::ZERO,
+            block_bytes: U32::new(u32::try_from(BLOCK_BYTES).expect("a block is 4 KiB")),
+            base_offset: U64::new(self.base_offset.0),
+            created_ms: I64::new(self.created_ms),
+            crc: U32::ZERO,
+        };
+        layout.crc = U32::new(crc32c::crc32c(
+            &layout.as_bytes()[..SEGMENT_CRC_COVERED_BYTES],
+        ));
+        block[..SEGMENT_HEADER_BYTES].copy_from_slice(layout.as_bytes());
     }
 
     /// Decodes and checks a segment header.
     pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, FormatError> {
-        if bytes.len() < SEGMENT_HEADER_BYTES {
+        let Ok((layout, _)) = SegmentHeaderLayout::ref_from_prefix(bytes) else {
             return Err(FormatError::Truncated { bytes: bytes.len() });
-        }
-        if bytes[0..8] != SEGMENT_MAGIC {
+        };
+        if layout.magic != SEGMENT_MAGIC {
             return Err(FormatError::BadMagic);
         }
-        let stored = read_u32(bytes, 32);
-        let computed = crc32c::crc32c(&bytes[0..32]);
+        let stored = layout.crc.get();
+        let computed = crc32c::crc32c(&layout.as_bytes()[..SEGMENT_CRC_COVERED_BYTES]);
         if stored != computed {
             return Err(FormatError::CrcMismatch { stored, computed });
         }
-        let version = read_u16(bytes, 8);
+        let version = layout.version.get();
         if version != FORMAT_VERSION {
             return Err(FormatError::UnsupportedVersion { version });
         }
-        let block_bytes = read_u32(bytes, 12);
+        let block_bytes = layout.block_bytes.get();
         if u64::from(block_bytes) != BLOCK_BYTES {
             return Err(FormatError::BlockSize { block_bytes });
         }
         Ok(SegmentHeader {
-            base_offset: Offset(read_u64(bytes, 16)),
-            created_ms: read_i64(bytes, 24),
+            base_offset: Offset(layout.base_offset.get()),
+            created_ms: layout.created_ms.get(),
         })
     }
 }
@@ -132,6 +155,25 @@ pub const ENTRY_MAGIC: u32 = u32::from_le_bytes(*b"RBE1");
 /// Size of an entry header.
 pub const ENTRY_HEADER_BYTES: usize = 24;
 const _: () = assert!((ENTRY_HEADER_BYTES as u64) < BLOCK_BYTES);
+
+/// The entry header's bytes, in the order of the diagram above. Its CRC also covers the
+/// batch's first bytes, which follow the header: that part stays in code (`EntryHeader::crc`).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct EntryHeaderLayout {
+    magic: U32,
+    kind: u8,
+    reserved_byte: u8,
+    reserved: U16,
+    payload_bytes: U32,
+    durable_end_hint: U64,
+    /// CRC-32C over every byte before it, then (batch entries) the batch prefix.
+    crc: U32,
+}
+const _: () = assert!(size_of::<EntryHeaderLayout>() == ENTRY_HEADER_BYTES);
+/// The entry CRC covers header bytes `0..ENTRY_CRC_COVERED_BYTES` (then the batch prefix).
+const ENTRY_CRC_COVERED_BYTES: usize = offset_of!(EntryHeaderLayout, crc);
+const _: () = assert!(ENTRY_CRC_COVERED_BYTES == 20);
 
 /// What an entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,14 +213,21 @@ impl EntryHeader {
     /// first [`ENTRY_CRC_BATCH_PREFIX_BYTES`] of the batch (final baseOffset already set).
     pub fn encode(&self, batch_prefix: &[u8], out: &mut [u8]) {
         assert!(out.len() >= ENTRY_HEADER_BYTES);
-        out[0..4].copy_from_slice(&ENTRY_MAGIC.to_le_bytes());
-        out[4] = self.kind.code();
-        out[5] = 0;
-        out[6..8].copy_from_slice(&0u16.to_le_bytes());
-        out[8..12].copy_from_slice(&self.payload_bytes.to_le_bytes());
-        out[12..20].copy_from_slice(&self.durable_end_hint.0.to_le_bytes());
-        let crc = Self::crc(&out[0..20], self.kind, batch_prefix);
-        out[20..24].copy_from_slice(&crc.to_le_bytes());
+        let mut layout = EntryHeaderLayout {
+            magic: U32::new(ENTRY_MAGIC),
+            kind: self.kind.code(),
+            reserved_byte: 0,
+            reserved: U16::ZERO,
+            payload_bytes: U32::new(self.payload_bytes),
+            durable_end_hint: U64::new(self.durable_end_hint.0),
+            crc: U32::ZERO,
+        };
+        layout.crc = U32::new(Self::crc(
+            &layout.as_bytes()[..ENTRY_CRC_COVERED_BYTES],
+            self.kind,
+            batch_prefix,
+        ));
+        out[..ENTRY_HEADER_BYTES].copy_from_slice(layout.as_bytes());
     }
 
     fn crc(header: &[u8], kind: EntryKind, batch_prefix: &[u8]) -> u32 {
@@ -198,13 +247,13 @@ impl EntryHeader {
     /// Decodes the header at the start of `bytes`. For a batch entry, `bytes` must also hold
     /// the first [`ENTRY_CRC_BATCH_PREFIX_BYTES`] of the payload, or this returns `Truncated`.
     pub fn decode(bytes: &[u8]) -> Result<EntryHeader, FormatError> {
-        if bytes.len() < ENTRY_HEADER_BYTES {
+        let Ok((layout, _)) = EntryHeaderLayout::ref_from_prefix(bytes) else {
             return Err(FormatError::Truncated { bytes: bytes.len() });
-        }
-        if read_u32(bytes, 0) != ENTRY_MAGIC {
+        };
+        if layout.magic.get() != ENTRY_MAGIC {
             return Err(FormatError::BadMagic);
         }
-        let kind = match bytes[4] {
+        let kind = match layout.kind {
             1 => EntryKind::Batch,
             2 => EntryKind::Padding,
             code => return Err(FormatError::UnknownKind { code }),
@@ -219,15 +268,15 @@ impl EntryHeader {
             }
             EntryKind::Padding => &[],
         };
-        let stored = read_u32(bytes, 20);
-        let computed = Self::crc(&bytes[0..20], kind, prefix);
+        let stored = layout.crc.get();
+        let computed = Self::crc(&layout.as_bytes()[..ENTRY_CRC_COVERED_BYTES], kind, prefix);
         if stored != computed {
             return Err(FormatError::CrcMismatch { stored, computed });
         }
         Ok(EntryHeader {
             kind,
-            payload_bytes: read_u32(bytes, 8),
-            durable_end_hint: Offset(read_u64(bytes, 12)),
+            payload_bytes: layout.payload_bytes.get(),
+            durable_end_hint: Offset(layout.durable_end_hint.get()),
         })
     }
 }
@@ -271,6 +320,21 @@ pub fn encode_padding(out: &mut [u8], durable_end_hint: Offset) {
 /// Magic of every metadata and index file.
 pub const META_MAGIC: [u8; 8] = *b"RBUSMETA";
 const META_PREFIX_BYTES: usize = 16;
+/// The CRC-32C that follows a metadata file's payload.
+const META_CRC_BYTES: usize = size_of::<U32>();
+
+/// The fixed prefix of a metadata file, in the order of the diagram above. The payload and
+/// the CRC after it are not part of it: the CRC's position depends on the payload's length.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct MetaPrefixLayout {
+    magic: [u8; 8],
+    version: U16,
+    kind: U16,
+    payload_bytes: U32,
+}
+const _: () = assert!(size_of::<MetaPrefixLayout>() == META_PREFIX_BYTES);
+const _: () = assert!(META_CRC_BYTES == 4);
 
 /// Which metadata file a block holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,41 +353,52 @@ pub enum MetaKind {
 
 /// Encodes a metadata file: returns its bytes padded with zeros to a multiple of a block.
 pub fn encode_meta(kind: MetaKind, payload: &[u8]) -> Vec<u8> {
-    let used = META_PREFIX_BYTES + payload.len() + 4;
+    let covered = META_PREFIX_BYTES + payload.len();
+    let used = covered + META_CRC_BYTES;
     let mut out = vec![0u8; usize::try_from(crate::disk::align_up(used as u64)).expect("fits")];
-    out[0..8].copy_from_slice(&META_MAGIC);
-    out[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out[10..12].copy_from_slice(&(kind as u16).to_le_bytes());
-    out[12..16].copy_from_slice(&u32::try_from(payload.len()).expect("small").to_le_bytes());
-    out[16..16 + payload.len()].copy_from_slice(payload);
-    let crc = crc32c::crc32c(&out[0..16 + payload.len()]);
-    out[16 + payload.len()..used].copy_from_slice(&crc.to_le_bytes());
+    let prefix = MetaPrefixLayout {
+        magic: META_MAGIC,
+        version: U16::new(FORMAT_VERSION),
+        kind: U16::new(kind as u16),
+        payload_bytes: U32::new(u32::try_from(payload.len()).expect("small")),
+    };
+    out[..META_PREFIX_BYTES].copy_from_slice(prefix.as_bytes());
+    out[META_PREFIX_BYTES..covered].copy_from_slice(payload);
+    let crc = U32::new(crc32c::crc32c(&out[..covered]));
+    out[covered..used].copy_from_slice(crc.as_bytes());
     out
 }
 
 /// Decodes a metadata file of the expected kind, returning its payload.
 pub fn decode_meta(kind: MetaKind, bytes: &[u8]) -> Result<&[u8], FormatError> {
-    if bytes.len() < META_PREFIX_BYTES + 4 {
-        return Err(FormatError::Truncated { bytes: bytes.len() });
+    let truncated = || FormatError::Truncated { bytes: bytes.len() };
+    // Not even an empty payload's CRC fits: refused before the magic is looked at.
+    if bytes.len() < META_PREFIX_BYTES + META_CRC_BYTES {
+        return Err(truncated());
     }
-    if bytes[0..8] != META_MAGIC {
+    let (prefix, _) = MetaPrefixLayout::ref_from_prefix(bytes).map_err(|_| truncated())?;
+    if prefix.magic != META_MAGIC {
         return Err(FormatError::BadMagic);
     }
-    let payload_bytes = read_u32(bytes, 12) as usize;
+    let payload_bytes = prefix.payload_bytes.get() as usize;
     let end = META_PREFIX_BYTES
         .checked_add(payload_bytes)
-        .filter(|end| end + 4 <= bytes.len())
-        .ok_or(FormatError::Truncated { bytes: bytes.len() })?;
-    let stored = read_u32(bytes, end);
-    let computed = crc32c::crc32c(&bytes[0..end]);
+        .ok_or_else(truncated)?;
+    // The CRC trailer follows the payload, wherever its length puts it.
+    let (stored, _) = bytes
+        .get(end..)
+        .and_then(|trailer| U32::read_from_prefix(trailer).ok())
+        .ok_or_else(truncated)?;
+    let stored = stored.get();
+    let computed = crc32c::crc32c(&bytes[..end]);
     if stored != computed {
         return Err(FormatError::CrcMismatch { stored, computed });
     }
-    let version = read_u16(bytes, 8);
+    let version = prefix.version.get();
     if version != FORMAT_VERSION {
         return Err(FormatError::UnsupportedVersion { version });
     }
-    let code = read_u16(bytes, 10);
+    let code = prefix.kind.get();
     if code != kind as u16 {
         return Err(FormatError::UnknownKind {
             code: u8::try_from(code).unwrap_or(u8::MAX),
@@ -343,47 +418,86 @@ pub struct CleanShutdown {
     pub end_position: u64,
 }
 
+/// The clean-shutdown marker's payload (kind 2).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct CleanShutdownLayout {
+    active_base: U64,
+    end_offset: U64,
+    end_position: U64,
+}
+const _: () = assert!(size_of::<CleanShutdownLayout>() == 24);
+
 impl CleanShutdown {
     /// Encodes the marker file.
     pub fn encode(&self) -> Vec<u8> {
-        let mut payload = Vec::with_capacity(24);
-        payload.extend_from_slice(&self.active_base.0.to_le_bytes());
-        payload.extend_from_slice(&self.end_offset.0.to_le_bytes());
-        payload.extend_from_slice(&self.end_position.to_le_bytes());
-        encode_meta(MetaKind::CleanShutdown, &payload)
+        let payload = CleanShutdownLayout {
+            active_base: U64::new(self.active_base.0),
+            end_offset: U64::new(self.end_offset.0),
+            end_position: U64::new(self.end_position),
+        };
+        encode_meta(MetaKind::CleanShutdown, payload.as_bytes())
     }
 
     /// Decodes the marker file.
     pub fn decode(bytes: &[u8]) -> Result<CleanShutdown, FormatError> {
         let payload = decode_meta(MetaKind::CleanShutdown, bytes)?;
-        if payload.len() != 24 {
-            return Err(FormatError::Truncated {
+        // Exactly one layout's bytes, no more and no fewer.
+        let layout =
+            CleanShutdownLayout::ref_from_bytes(payload).map_err(|_| FormatError::Truncated {
                 bytes: payload.len(),
-            });
-        }
+            })?;
         Ok(CleanShutdown {
-            active_base: Offset(read_u64(payload, 0)),
-            end_offset: Offset(read_u64(payload, 8)),
-            end_position: read_u64(payload, 16),
+            active_base: Offset(layout.active_base.get()),
+            end_offset: Offset(layout.end_offset.get()),
+            end_position: layout.end_position.get(),
         })
     }
 }
 
-/// Encodes `log.meta`.
+/// Encodes `log.meta` (kind 1: the log start offset, one u64).
 pub fn encode_log_meta(log_start: Offset) -> Vec<u8> {
-    encode_meta(MetaKind::LogMeta, &log_start.0.to_le_bytes())
+    encode_meta(MetaKind::LogMeta, U64::new(log_start.0).as_bytes())
 }
 
 /// Decodes `log.meta`, returning the log start offset.
 pub fn decode_log_meta(bytes: &[u8]) -> Result<Offset, FormatError> {
     let payload = decode_meta(MetaKind::LogMeta, bytes)?;
-    if payload.len() != 8 {
-        return Err(FormatError::Truncated {
-            bytes: payload.len(),
-        });
-    }
-    Ok(Offset(read_u64(payload, 0)))
+    let log_start = U64::read_from_bytes(payload).map_err(|_| FormatError::Truncated {
+        bytes: payload.len(),
+    })?;
+    Ok(Offset(log_start.get()))
 }
+
+/// The fixed start of an offset index file's payload (kind 3): the segment's summary. The
+/// entries follow it, as many as the payload holds.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct IndexSummaryLayout {
+    pub(crate) end_offset: U64,
+    pub(crate) end_position: U64,
+    pub(crate) max_timestamp: I64,
+}
+const _: () = assert!(size_of::<IndexSummaryLayout>() == 24);
+
+/// One offset index entry (kind 3, after the summary).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct OffsetEntryLayout {
+    pub(crate) relative_offset: U32,
+    pub(crate) position: U32,
+}
+const _: () = assert!(size_of::<OffsetEntryLayout>() == 8);
+
+/// One time index entry (kind 4: the whole payload is these).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct TimeEntryLayout {
+    pub(crate) max_timestamp_before: I64,
+    pub(crate) relative_offset: U32,
+    pub(crate) position: U32,
+}
+const _: () = assert!(size_of::<TimeEntryLayout>() == 16);
 
 /// Why bytes failed to decode as one of our formats.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -427,8 +541,110 @@ pub enum FormatError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Bytes from hex, for the pinned encodings below.
+    pub(crate) fn hex(text: &str) -> Vec<u8> {
+        assert!(text.len().is_multiple_of(2));
+        (0..text.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// The bytes of every fixed layout, pinned. They were produced by the hand-written
+    /// encoders that the zerocopy structs replaced, so these structs keep the format byte for
+    /// byte; a later change to a layout fails here, next to docs/storage-format.md's diagrams.
+    #[test]
+    fn encodings_are_pinned_byte_for_byte() {
+        let mut block = vec![0u8; BLOCK_BYTES as usize];
+        let header = SegmentHeader {
+            base_offset: Offset(0x0102_0304_0506_0708),
+            created_ms: -1_700_000_000_123,
+        };
+        header.encode(&mut block);
+        let expected = hex(concat!(
+            "524255534c4f4700", // magic "RBUSLOG\0"
+            "0100",             // version 1
+            "0000",             // reserved
+            "00100000",         // block 4096
+            "0807060504030201", // base_offset
+            "85971a3074feffff", // created_ms
+            "d898ccd0",         // crc of bytes 0..32
+        ));
+        assert_eq!(block[..SEGMENT_HEADER_BYTES], expected[..]);
+        assert!(block[SEGMENT_HEADER_BYTES..].iter().all(|byte| *byte == 0));
+        assert_eq!(SegmentHeader::decode(&block), Ok(header));
+
+        let prefix: Vec<u8> = (0..ENTRY_CRC_BATCH_PREFIX_BYTES as u8).collect();
+        let entry = EntryHeader {
+            kind: EntryKind::Batch,
+            payload_bytes: 0x0a0b_0c0d,
+            durable_end_hint: Offset(0x1112_1314_1516_1718),
+        };
+        let mut bytes = [0u8; ENTRY_HEADER_BYTES];
+        entry.encode(&prefix, &mut bytes);
+        let expected = hex(concat!(
+            "52424531",         // magic "RBE1"
+            "01",               // kind 1: batch
+            "00",               // reserved
+            "0000",             // reserved
+            "0d0c0b0a",         // payload_bytes
+            "1817161514131211", // durable_end_hint
+            "e097a93d",         // crc of bytes 0..20, then the batch prefix
+        ));
+        assert_eq!(bytes[..], expected[..]);
+        assert_eq!(
+            EntryHeader::decode(&[&bytes[..], &prefix].concat()),
+            Ok(entry)
+        );
+
+        let mut gap = vec![0u8; 40];
+        encode_padding(&mut gap, Offset(77));
+        let expected = hex(concat!(
+            "52424531",                         // magic
+            "02",                               // kind 2: padding
+            "00",                               // reserved
+            "0000",                             // reserved
+            "10000000",                         // payload_bytes 16 (40 - 24)
+            "4d00000000000000",                 // durable_end_hint 77
+            "02a801b2",                         // crc of bytes 0..20
+            "00000000000000000000000000000000", // the padding payload: zeros
+        ));
+        assert_eq!(gap, expected);
+
+        let meta = encode_log_meta(Offset(0x2122_2324_2526_2728));
+        let expected = hex(concat!(
+            "524255534d455441", // magic "RBUSMETA"
+            "0100",             // version 1
+            "0100",             // kind 1: log.meta
+            "08000000",         // payload_bytes 8
+            "2827262524232221", // log_start_offset
+            "37e66f37",         // crc of bytes 0..24
+        ));
+        assert_eq!(meta[..expected.len()], expected[..]);
+        assert!(meta[expected.len()..].iter().all(|byte| *byte == 0));
+
+        let marker = CleanShutdown {
+            active_base: Offset(10),
+            end_offset: Offset(0x3132_3334_3536_3738),
+            end_position: 8192,
+        }
+        .encode();
+        let expected = hex(concat!(
+            "524255534d455441", // magic
+            "0100",             // version 1
+            "0200",             // kind 2: clean.shutdown
+            "18000000",         // payload_bytes 24
+            "0a00000000000000", // active_base 10
+            "3837363534333231", // end_offset
+            "0020000000000000", // end_position 8192
+            "d8bdd042",         // crc of bytes 0..40
+        ));
+        assert_eq!(marker[..expected.len()], expected[..]);
+        assert!(marker[expected.len()..].iter().all(|byte| *byte == 0));
+    }
 
     #[test]
     fn segment_header_round_trips_and_rejects_flips() {

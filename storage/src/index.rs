@@ -9,7 +9,12 @@
 //! Invariants (asserted): offsets and positions strictly increase; time entries' timestamps
 //! strictly increase.
 
-use crate::format::{self, FormatError, MetaKind, Offset, read_i64, read_u32, read_u64};
+use zerocopy::little_endian::{I64, U32, U64};
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::format::{
+    self, FormatError, IndexSummaryLayout, MetaKind, Offset, OffsetEntryLayout, TimeEntryLayout,
+};
 
 /// One offset index entry: the batch whose base offset is `base + relative_offset` starts at
 /// file `position`.
@@ -175,23 +180,33 @@ impl SegmentIndex {
 
     /// Encodes the offset index file (with the summary) and the time index file.
     pub fn encode(&self) -> (Vec<u8>, Vec<u8>) {
-        let mut offsets = Vec::with_capacity(24 + self.offsets.len() * 8);
-        offsets.extend_from_slice(&self.summary.end_offset.0.to_le_bytes());
-        offsets.extend_from_slice(&self.summary.end_position.to_le_bytes());
-        offsets.extend_from_slice(&self.summary.max_timestamp.to_le_bytes());
-        for entry in &self.offsets {
-            offsets.extend_from_slice(&entry.relative_offset.to_le_bytes());
-            offsets.extend_from_slice(&entry.position.to_le_bytes());
-        }
-        let mut times = Vec::with_capacity(self.times.len() * 16);
-        for entry in &self.times {
-            times.extend_from_slice(&entry.max_timestamp_before.to_le_bytes());
-            times.extend_from_slice(&entry.relative_offset.to_le_bytes());
-            times.extend_from_slice(&entry.position.to_le_bytes());
-        }
+        let summary = IndexSummaryLayout {
+            end_offset: U64::new(self.summary.end_offset.0),
+            end_position: U64::new(self.summary.end_position),
+            max_timestamp: I64::new(self.summary.max_timestamp),
+        };
+        let offset_entries: Vec<OffsetEntryLayout> = self
+            .offsets
+            .iter()
+            .map(|entry| OffsetEntryLayout {
+                relative_offset: U32::new(entry.relative_offset),
+                position: U32::new(entry.position),
+            })
+            .collect();
+        let time_entries: Vec<TimeEntryLayout> = self
+            .times
+            .iter()
+            .map(|entry| TimeEntryLayout {
+                max_timestamp_before: I64::new(entry.max_timestamp_before),
+                relative_offset: U32::new(entry.relative_offset),
+                position: U32::new(entry.position),
+            })
+            .collect();
+        let offsets = [summary.as_bytes(), offset_entries.as_bytes()].concat();
+        let times = time_entries.as_bytes();
         (
             format::encode_meta(MetaKind::OffsetIndex, &offsets),
-            format::encode_meta(MetaKind::TimeIndex, &times),
+            format::encode_meta(MetaKind::TimeIndex, times),
         )
     }
 
@@ -205,30 +220,31 @@ impl SegmentIndex {
     ) -> Result<SegmentIndex, IndexDecodeError> {
         let offsets_payload = format::decode_meta(MetaKind::OffsetIndex, offset_file)?;
         let times_payload = format::decode_meta(MetaKind::TimeIndex, time_file)?;
-        if offsets_payload.len() < 24 || !(offsets_payload.len() - 24).is_multiple_of(8) {
-            return Err(IndexDecodeError::Shape);
-        }
-        if !times_payload.len().is_multiple_of(16) {
-            return Err(IndexDecodeError::Shape);
-        }
+        // The summary, then whole entries: any other length is not an index of ours.
+        let (summary, offset_entries) = IndexSummaryLayout::ref_from_prefix(offsets_payload)
+            .map_err(|_| IndexDecodeError::Shape)?;
+        let offset_entries = <[OffsetEntryLayout]>::ref_from_bytes(offset_entries)
+            .map_err(|_| IndexDecodeError::Shape)?;
+        let time_entries = <[TimeEntryLayout]>::ref_from_bytes(times_payload)
+            .map_err(|_| IndexDecodeError::Shape)?;
         let summary = SegmentSummary {
-            end_offset: Offset(read_u64(offsets_payload, 0)),
-            end_position: read_u64(offsets_payload, 8),
-            max_timestamp: read_i64(offsets_payload, 16),
+            end_offset: Offset(summary.end_offset.get()),
+            end_position: summary.end_position.get(),
+            max_timestamp: summary.max_timestamp.get(),
         };
-        let offsets: Vec<OffsetEntry> = offsets_payload[24..]
-            .chunks_exact(8)
-            .map(|chunk| OffsetEntry {
-                relative_offset: read_u32(chunk, 0),
-                position: read_u32(chunk, 4),
+        let offsets: Vec<OffsetEntry> = offset_entries
+            .iter()
+            .map(|entry| OffsetEntry {
+                relative_offset: entry.relative_offset.get(),
+                position: entry.position.get(),
             })
             .collect();
-        let times: Vec<TimeEntry> = times_payload
-            .chunks_exact(16)
-            .map(|chunk| TimeEntry {
-                max_timestamp_before: read_i64(chunk, 0),
-                relative_offset: read_u32(chunk, 8),
-                position: read_u32(chunk, 12),
+        let times: Vec<TimeEntry> = time_entries
+            .iter()
+            .map(|entry| TimeEntry {
+                max_timestamp_before: entry.max_timestamp_before.get(),
+                relative_offset: entry.relative_offset.get(),
+                position: entry.position.get(),
             })
             .collect();
         let increasing_offsets = offsets.windows(2).all(|pair| {
@@ -327,6 +343,48 @@ mod tests {
         assert_eq!(
             index.lookup_time(41).map(|hit| hit.offset),
             Some(Offset(140))
+        );
+    }
+
+    /// The index files' bytes, pinned: produced by the hand-written encoder that the zerocopy
+    /// layouts replaced (see `format::tests::encodings_are_pinned_byte_for_byte`).
+    #[test]
+    fn index_files_are_pinned_byte_for_byte() {
+        let mut index = SegmentIndex::new(Offset(100), 4096, 1);
+        index.add_batch(Offset(100), Offset(104), 4096, 4200, -5);
+        index.add_batch(Offset(105), Offset(105), 4200, 4300, 0x0102_0304_0506);
+        index.add_batch(Offset(106), Offset(110), 4300, 8192, 7);
+        let (offsets, times) = index.encode();
+        let expected = crate::format::tests::hex(concat!(
+            "524255534d455441", // magic
+            "0100",             // version 1
+            "0300",             // kind 3: offset index
+            "30000000",         // payload_bytes 48
+            "6f00000000000000", // end_offset 111
+            "0020000000000000", // end_position 8192
+            "0605040302010000", // max_timestamp
+            "0000000000100000", // entry: relative_offset 0, position 4096
+            "0500000068100000", // entry: relative_offset 5, position 4200
+            "06000000cc100000", // entry: relative_offset 6, position 4300
+            "899b74b1",         // crc of bytes 0..64
+        ));
+        assert_eq!(offsets[..expected.len()], expected[..]);
+        assert!(offsets[expected.len()..].iter().all(|byte| *byte == 0));
+        let expected = crate::format::tests::hex(concat!(
+            "524255534d455441",                 // magic
+            "0100",                             // version 1
+            "0400",                             // kind 4: time index
+            "30000000",                         // payload_bytes 48
+            "00000000000000800000000000100000", // entry: max_timestamp_before i64::MIN, relative_offset 0, position 4096
+            "fbffffffffffffff0500000068100000", // entry: -5, relative_offset 5, position 4200
+            "060504030201000006000000cc100000", // entry: 0x0102_0304_0506, relative_offset 6, position 4300
+            "af030af3",                         // crc of bytes 0..64
+        ));
+        assert_eq!(times[..expected.len()], expected[..]);
+        assert!(times[expected.len()..].iter().all(|byte| *byte == 0));
+        assert_eq!(
+            SegmentIndex::decode(Offset(100), 1, &offsets, &times),
+            Ok(index)
         );
     }
 
