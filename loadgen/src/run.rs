@@ -679,7 +679,8 @@ async fn produce_inner(
         let producers = u64::from(config.producers);
         messages / producers + u64::from(u64::from(id) < messages % producers)
     });
-    let mut random = Xorshift(0x9E37_79B9_7F4A_7C15 ^ (u64::from(id) + 1));
+    // Random keys come from a generator seeded by the producer id, so a run can be repeated.
+    let mut random = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15 ^ (u64::from(id) + 1));
     loop {
         let mut now = shared.now_ns();
         if now >= window.end || share.is_some_and(|share| sequence >= share) {
@@ -713,7 +714,7 @@ async fn produce_inner(
             Keys::RoundRobin => Some(Bytes::from(
                 ((u64::from(id) + sequence) % ROUND_ROBIN_KEYS).to_string(),
             )),
-            Keys::Random => Some(Bytes::copy_from_slice(&random.next().to_le_bytes())),
+            Keys::Random => Some(Bytes::copy_from_slice(&random.u64(..).to_le_bytes())),
         };
         sequence += 1;
         match producer.send(record).await {
@@ -920,17 +921,4 @@ async fn consume_inner(
     }
     let _ = client.close().await;
     Ok(())
-}
-
-/// A small deterministic generator for random keys (xorshift64*): no dependency, and a run
-/// can be repeated.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
 }
