@@ -94,36 +94,6 @@ pub enum ServeError {
     Executor(String),
 }
 
-/// Parses a core list such as `0-3,6`.
-pub fn parse_cores(list: &str) -> Result<Vec<usize>, String> {
-    let mut cores = Vec::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let parse = |s: &str| {
-            s.parse::<usize>()
-                .map_err(|_| format!("invalid core {s:?} in {list:?}"))
-        };
-        match part.split_once('-') {
-            Some((low, high)) => {
-                let (low, high) = (parse(low)?, parse(high)?);
-                if low > high {
-                    return Err(format!("invalid core range {part:?}"));
-                }
-                cores.extend(low..=high);
-            }
-            None => cores.push(parse(part)?),
-        }
-    }
-    cores.sort_unstable();
-    cores.dedup();
-    if cores.is_empty() {
-        return Err("the core list is empty".to_string());
-    }
-    if cores.len() > usize::from(u16::MAX) {
-        return Err("too many cores".to_string());
-    }
-    Ok(cores)
-}
-
 /// Blocks SIGINT and SIGTERM in the calling thread (and the threads it spawns afterwards), so
 /// that [`wait_for_signal`] receives them synchronously instead of the default handler killing
 /// the process.
@@ -474,7 +444,7 @@ mod tests {
 
     use futures_lite::future::yield_now;
 
-    use super::{accept_loop, parse_cores, serve_until};
+    use super::{accept_loop, serve_until};
     use crate::topology::ShardId;
 
     /// More wakes than glommio 0.9's i16 waker count holds (32,767).
@@ -561,14 +531,5 @@ mod tests {
             stderr.contains("thread ringbus-shard-7") && stderr.contains("fail-stop"),
             "{stderr}"
         );
-    }
-
-    #[test]
-    fn core_lists_parse_like_taskset() {
-        assert_eq!(parse_cores("0-3,6"), Ok(vec![0, 1, 2, 3, 6]));
-        assert_eq!(parse_cores("1,1,0"), Ok(vec![0, 1]));
-        assert!(parse_cores("").is_err());
-        assert!(parse_cores("3-1").is_err());
-        assert!(parse_cores("a").is_err());
     }
 }
