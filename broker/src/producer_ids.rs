@@ -8,11 +8,15 @@
 //! Every id starts at epoch 0 (the epoch exists for fencing; a non-transactional producer
 //! always gets a fresh id).
 //!
-//! Lives on the controller shard only, behind its own semaphore: one allocation at a time.
+//! A damaged reservation is refused, never guessed at: without it no id is known to be unused.
+//!
+//! Generic over the disk ([`storage::disk::Disk`]), so the crash tests drive it on the simulated
+//! disk (broker/tests/producer_ids_crash.rs). Lives on the controller shard only, behind its
+//! own semaphore: one allocation at a time.
 
 use std::path::{Path, PathBuf};
 
-use storage::disk::glommio::GlommioDisk;
+use storage::disk::Disk;
 
 /// Ids reserved by one durable write.
 pub const BLOCK_IDS: u64 = 1_000;
@@ -53,8 +57,8 @@ pub enum ProducerIdError {
 
 impl ProducerIds {
     /// Loads the reservation from `metadata_dir`: allocation resumes at its end.
-    pub async fn load(
-        disk: &GlommioDisk,
+    pub async fn load<D: Disk>(
+        disk: &D,
         metadata_dir: &Path,
     ) -> Result<ProducerIds, ProducerIdError> {
         let path = metadata_dir.join(PRODUCER_IDS_FILE);
@@ -79,8 +83,10 @@ impl ProducerIds {
         })
     }
 
-    /// The next id (with epoch 0), reserving a new block durably first when needed.
-    pub async fn allocate(&mut self, disk: &GlommioDisk) -> Result<(i64, i16), ProducerIdError> {
+    /// The next id (with epoch 0), reserving a new block durably first when needed. A failed
+    /// reservation hands out nothing and leaves the allocator as it was: the next call stores
+    /// the same block end again (a fresh temporary file, so no failed fdatasync is retried).
+    pub async fn allocate<D: Disk>(&mut self, disk: &D) -> Result<(i64, i16), ProducerIdError> {
         if self.next >= i64::MAX as u64 {
             return Err(ProducerIdError::Exhausted);
         }
