@@ -23,4 +23,5 @@ pub mod producer_ids;
 pub mod producer_state;
 pub mod server;
 pub mod shard;
+pub mod snapshot;
 pub mod topology;

@@ -264,8 +264,8 @@ pub struct MetricsSnapshot {
     pub sent_bytes_total: u64,
     /// Client connections open now.
     pub connections_open: u64,
-    /// Ticks of the shard's timer task (the group coordinator's; each partition's own ticker
-    /// runs at the same interval).
+    /// Ticks of the shard's timer task (the group coordinator's; a busy partition checks its
+    /// own timers at the same interval).
     pub ticks_total: u64,
     /// Partitions this shard serves now.
     pub partitions_owned: u64,
@@ -338,7 +338,7 @@ pub fn render(snapshots: &[MetricsSnapshot]) -> String {
         (
             "ringbus_ticks_total",
             "counter",
-            "Ticks of the shard's timer task (session expiry; partitions tick at the same rate).",
+            "Ticks of the shard's group timer (busy partitions check their timers at the same rate).",
             |s| s.ticks_total,
         ),
         (

@@ -11,7 +11,7 @@
 //! original offsets (at the level its producer asked for) and not stored again; a batch out of
 //! sequence is refused. The state is snapshotted to `producer-state` in the partition
 //! directory (after a sync, so the snapshot never covers bytes that are not durable) every
-//! [`PRODUCER_SNAPSHOT_TICKS`] ticks while the log grows, and on close; on open it is rebuilt
+//! [`HOUSEKEEPING_TICKS`] ticks while the log grows, and on close; on open it is rebuilt
 //! from that snapshot plus the batches written after it ([`load_producer_states`]). A full
 //! disk that rolls back appended batches rebuilds it the same way, so the state never claims a
 //! batch the log does not hold.
@@ -42,11 +42,9 @@ pub const QUEUE_MAX: usize = 1024;
 const DRAIN_MAX: usize = 256;
 /// Long-poll readers parked per partition; more are answered at once.
 const WAITERS_MAX: usize = 1024;
-/// Retention runs every this many ticks.
-const RETENTION_TICKS: u64 = 600;
-/// The producer state is snapshotted (if the log grew) every this many ticks: an unclean
-/// restart then rescans at most about a minute of batches.
-pub const PRODUCER_SNAPSHOT_TICKS: u64 = 600;
+/// Housekeeping (retention, and a producer-state snapshot if the log grew) runs every this
+/// many ticks: an unclean restart then rescans at most about a minute of batches.
+pub const HOUSEKEEPING_TICKS: u32 = 600;
 /// Name of the producer-state snapshot in the partition directory.
 pub const PRODUCER_SNAPSHOT_FILE: &str = "producer-state";
 /// Bytes read per step while rebuilding the producer state from the log.
@@ -101,8 +99,6 @@ pub enum Work {
         /// The answer: the bounds afterwards.
         reply: Answer<Result<LogBounds, ReadFailed>>,
     },
-    /// The timer: check the flush policy and retention.
-    Tick,
     /// Stop: answer parked long-polls, finish this round, close the log cleanly.
     Close,
 }
@@ -221,30 +217,50 @@ pub struct Opened {
 /// Starts the actor for an opened log. Returns its handle and the task that ends when the log
 /// has been closed: dropping every clone of the handle closes the queue, and the actor then
 /// finishes queued work and closes its log cleanly.
-/// `tick_interval`: how often an idle partition checks its flush policy and retention
-/// ([`crate::shard::TICK_INTERVAL_DEFAULT`]).
+///
+/// `tick_interval`: while the partition has bytes not yet durable or parked long-polls, how
+/// often it checks its flush policy and their deadlines (the shard's tick). An idle partition
+/// wakes only every [`HOUSEKEEPING_TICKS`] ticks, for retention: an idle broker costs next to
+/// no CPU.
 pub fn spawn(
     key: PartitionKey,
     opened: Opened,
     tick_interval: Duration,
 ) -> (PartitionHandle, glommio::Task<()>) {
+    assert!(!tick_interval.is_zero(), "a zero tick would spin");
     let (sender, receiver) = local_channel::new_bounded(QUEUE_MAX);
-    let sender = Rc::new(sender);
-    let ticker = Rc::downgrade(&sender);
-    // The ticker holds only a weak handle, so closing the partition is not kept alive by it.
-    glommio::spawn_local(async move {
-        loop {
-            glommio::timer::sleep(tick_interval).await;
-            let Some(sender) = ticker.upgrade() else {
-                break;
-            };
-            // A full queue is busy anyway: the next round checks the policy.
-            let _ = sender.try_send(Work::Tick);
-        }
+    let task = glommio::spawn_local(run(key.clone(), opened, receiver, tick_interval));
+    (
+        PartitionHandle {
+            key,
+            sender: Rc::new(sender),
+        },
+        task,
+    )
+}
+
+/// The next round's work: what is queued, or nothing when `wait` passed first (a tick).
+/// `None` once every sender is gone. Racing the queue against a timer in this task is safe:
+/// a pending local-channel receive keeps one waker however often it is polled
+/// (net/tests/pending_sources.rs), and the actor awaits its file I/O outside this race.
+async fn next_round(receiver: &LocalReceiver<Work>, wait: Duration) -> Option<Vec<Work>> {
+    let first = futures_lite::future::or(async { Some(receiver.recv().await) }, async {
+        glommio::timer::sleep(wait).await;
+        None
     })
-    .detach();
-    let task = glommio::spawn_local(run(key.clone(), opened, receiver));
-    (PartitionHandle { key, sender }, task)
+    .await;
+    let mut commands = match first {
+        Some(Some(command)) => vec![command],
+        Some(None) => return None,
+        None => return Some(Vec::new()),
+    };
+    while commands.len() < DRAIN_MAX {
+        match futures_lite::future::poll_once(receiver.recv()).await {
+            Some(Some(command)) => commands.push(command),
+            _ => break,
+        }
+    }
+    Some(commands)
 }
 
 struct Waiting {
@@ -263,7 +279,12 @@ enum Later {
     DeleteBefore(Offset, Answer<Result<LogBounds, ReadFailed>>),
 }
 
-async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Work>) {
+async fn run(
+    key: PartitionKey,
+    opened: Opened,
+    receiver: LocalReceiver<Work>,
+    tick_interval: Duration,
+) {
     let Opened {
         mut log,
         dir,
@@ -272,28 +293,27 @@ async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Work>) {
         mut snapshot_through,
     } = opened;
     let mut waiters: Vec<(Offset, std::time::Instant, Answer<()>)> = Vec::new();
-    let mut ticks: u64 = 0;
-    while let Some(first) = receiver.recv().await {
-        let mut commands = vec![first];
-        while commands.len() < DRAIN_MAX {
-            match futures_lite::future::poll_once(receiver.recv()).await {
-                Some(Some(command)) => commands.push(command),
-                _ => break,
-            }
-        }
+    let housekeeping_interval = tick_interval * HOUSEKEEPING_TICKS;
+    let mut housekeeping_due = std::time::Instant::now() + housekeeping_interval;
+    loop {
+        // Busy: bytes wait for their fdatasync or readers wait for data; check every tick.
+        let busy = log.appended_end() > log.durable_end() || !waiters.is_empty();
+        let wait = if busy {
+            tick_interval
+        } else {
+            housekeeping_due.saturating_duration_since(std::time::Instant::now())
+        };
+        let Some(commands) = next_round(&receiver, wait).await else {
+            break;
+        };
 
         // 1. Appends, in arrival order.
         let mut appended: Vec<Waiting> = Vec::new();
         let mut later: Vec<Later> = Vec::new();
         let mut durable_wanted = false;
-        let mut tick = false;
         let mut closing = false;
         for command in commands {
             let (batch, acks, reply) = match command {
-                Work::Tick => {
-                    tick = true;
-                    continue;
-                }
                 Work::Close => {
                     closing = true;
                     continue;
@@ -512,17 +532,15 @@ async fn run(key: PartitionKey, opened: Opened, receiver: LocalReceiver<Work>) {
         if closing {
             break;
         }
-        if tick {
-            ticks += 1;
-            if ticks.is_multiple_of(PRODUCER_SNAPSHOT_TICKS) {
-                producers.expire(now_ms());
-                if log.appended_end() > snapshot_through {
-                    snapshot_through = snapshot_producers(&key, &disk, &dir, &mut log, &producers)
-                        .await
-                        .unwrap_or(snapshot_through);
-                }
+        if std::time::Instant::now() >= housekeeping_due {
+            housekeeping_due = std::time::Instant::now() + housekeeping_interval;
+            producers.expire(now_ms());
+            if log.appended_end() > snapshot_through {
+                snapshot_through = snapshot_producers(&key, &disk, &dir, &mut log, &producers)
+                    .await
+                    .unwrap_or(snapshot_through);
             }
-            if ticks.is_multiple_of(RETENTION_TICKS) {
+            {
                 match log.enforce_retention(now_ms()).await {
                     Ok(outcome) if !outcome.deleted_segments.is_empty() => {
                         tracing::info!(partition = %key, deleted = outcome.deleted_segments.len(),

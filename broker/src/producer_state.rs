@@ -22,7 +22,10 @@
 //! a producer that may still retry would let its retry be stored twice.
 //!
 //! The state is rebuilt from the log after a restart: from a snapshot ([`ProducerStates::encode`],
-//! stored by the partition actor as a CRC-checked blob) plus the batches written after it.
+//! stored by the partition actor as a CRC-checked blob) plus the batches written after it
+//! ([`ProducerStates::replay_batch`]). Which snapshot is trusted is [`crate::snapshot`]'s rule
+//! with [`crate::snapshot::OnRefusal::Rescan`]: the retained log alone determines this state,
+//! so a damaged snapshot, or one reaching past the log end, is removed and the log rescanned.
 //! Snapshot layout (little-endian; the blob framing adds magic, length and CRC):
 //!
 //! ```text
@@ -405,6 +408,25 @@ impl ProducerStates {
         }
     }
 
+    /// Replays one stored batch while the state is rebuilt from the log
+    /// ([`crate::snapshot::replay`]): records it if it carries a producer id and starts at or
+    /// after `from`, where the snapshot stops (the first batch a read returns may start below
+    /// that; the snapshot holds it already).
+    pub fn replay_batch(&mut self, batch: &[u8], from: Offset, now_ms: i64) {
+        // Stored batches passed verification on append and again on the read that returned
+        // them; one without a valid identity was appended without a check and is skipped.
+        let Ok(header) = BatchHeader::parse(batch) else {
+            return;
+        };
+        let base = Offset(header.base_offset as u64);
+        if base < from {
+            return;
+        }
+        if let Ok(Some(identity)) = BatchIdentity::of(&header) {
+            self.record(&identity, base, Offset(header.last_offset() as u64), now_ms);
+        }
+    }
+
     /// Forgets producers not seen for [`PRODUCER_EXPIRY_MS`]; returns how many.
     pub fn expire(&mut self, now_ms: i64) -> usize {
         let before = self.producers.len();
@@ -721,6 +743,30 @@ mod tests {
         assert_eq!(
             states.check(&newcomer, 1_000 + PRODUCER_EVICTABLE_IDLE_MS),
             Verdict::Append
+        );
+    }
+
+    #[test]
+    fn replaying_stored_batches_records_those_from_the_snapshot_on() {
+        let stored = |base: u64, producer_id: i64, sequence: i32| {
+            let mut builder =
+                schema::batch::BatchBuilder::new(0).producer(producer_id, 0, sequence);
+            builder.push(None, Some(b"a"), 0, &[]);
+            builder.push(None, Some(b"b"), 0, &[]);
+            let mut bytes = bytes::BytesMut::from(&builder.finish()[..]);
+            schema::batch::set_base_offset(&mut bytes, base as i64);
+            bytes
+        };
+        let mut replayed = ProducerStates::default();
+        replayed.replay_batch(&stored(10, 7, 0), Offset(12), 5);
+        replayed.replay_batch(&stored(12, 7, 2), Offset(12), 5);
+        replayed.replay_batch(&stored(14, -1, -1), Offset(12), 5);
+        replayed.replay_batch(b"not a batch", Offset(12), 5);
+        let mut expected = ProducerStates::default();
+        expected.record(&batch(7, 0, 2, 2), Offset(12), Offset(13), 5);
+        assert_eq!(
+            replayed, expected,
+            "below the snapshot, unstamped and bad batches: skipped"
         );
     }
 

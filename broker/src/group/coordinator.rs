@@ -322,6 +322,11 @@ impl Coordinator {
         Ok(())
     }
 
+    /// True while this shard coordinates no group (nothing for the ticker to watch).
+    pub fn is_empty(&self) -> bool {
+        self.groups.borrow().is_empty()
+    }
+
     /// The timer: sessions, rebalance deadlines, changed topics.
     pub fn tick(&self, shard: &dyn Host) {
         let mut groups = self.groups.borrow_mut();

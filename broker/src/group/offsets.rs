@@ -17,8 +17,12 @@
 //! So the log does not grow forever, the coordinator snapshots the whole table of a partition
 //! once [`SNAPSHOT_RECORDS`] records were appended since the last snapshot, and then deletes
 //! the log's segments below the snapshot (whole segments: `storage::Log::delete_before`).
-//! Recovery loads the snapshot and replays the records after it. The snapshot is a
-//! CRC-checked blob in the partition's directory:
+//! Recovery loads the snapshot and replays the records after it ([`OffsetTable::replay_batch`]).
+//! Which snapshot is trusted is [`crate::snapshot`]'s rule with
+//! [`crate::snapshot::OnRefusal::Fail`]: once segments are deleted below it, the snapshot is the
+//! only copy of those commits, so a damaged one, one reaching past the log end, or a log
+//! starting above what it covers makes the load fail (corruption) rather than serve offsets
+//! that silently went back. The snapshot is a CRC-checked blob in the partition's directory:
 //!
 //! ```text
 //! version u16 = 1 | through_offset u64 | entry_count u32 | entries...
@@ -30,7 +34,7 @@
 
 use std::collections::BTreeMap;
 
-use schema::batch::BatchBuilder;
+use schema::batch::{BatchBuilder, BatchHeader};
 
 use crate::byte_reader::{ByteReader, Truncated};
 use crate::topology::fnv1a;
@@ -285,6 +289,32 @@ impl OffsetTable {
         groups
     }
 
+    /// Replays one stored batch of the offsets topic while the table is rebuilt from the log
+    /// ([`crate::snapshot::replay`]): applies its records at or after `from`, where the
+    /// snapshot stops (the first batch a read returns may start below that; the snapshot holds
+    /// those records already). Returns how many records were applied. A record that does not
+    /// decode is an error: unlike a producer's batch, a commit cannot be skipped without
+    /// serving an offset that went back.
+    pub fn replay_batch(&mut self, batch: &[u8], from: u64) -> Result<u64, OffsetsFormatError> {
+        let damaged = |error: schema::batch::BatchError| format_error(error.to_string());
+        let header = BatchHeader::parse(batch).map_err(damaged)?;
+        let mut applied = 0;
+        for (delta, record) in schema::batch::records(batch).map_err(damaged)?.enumerate() {
+            if (header.base_offset as u64).saturating_add(delta as u64) < from {
+                continue;
+            }
+            let record = record.map_err(damaged)?;
+            // Records without a key or a value are not commits (none is written today).
+            let (Some(key), Some(value)) = (record.key, record.value) else {
+                continue;
+            };
+            let (key, committed) = decode_record(key, value)?;
+            self.apply(key, committed);
+            applied += 1;
+        }
+        Ok(applied)
+    }
+
     /// The snapshot of the table as of `through` (every record below it is in it).
     pub fn encode(&self, through: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(14 + self.offsets.len() * 48);
@@ -403,6 +433,38 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(OffsetTable::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn replaying_a_batch_applies_its_commits_from_the_snapshot_on() {
+        let at = |offset| Committed {
+            offset,
+            timestamp_ms: 3,
+        };
+        let commits = vec![
+            (key("g", "t", 0), at(1)),
+            (key("g", "t", 1), at(2)),
+            (key("g", "t", 0), at(5)),
+        ];
+        let mut batch = commit_batch(&commits, 3);
+        schema::batch::set_base_offset(&mut batch, 40);
+        let mut table = OffsetTable::default();
+        assert_eq!(
+            table.replay_batch(&batch, 41),
+            Ok(2),
+            "offset 40 is in the snapshot"
+        );
+        assert_eq!(table.get(&key("g", "t", 0)), Some(at(5)));
+        assert_eq!(table.get(&key("g", "t", 1)), Some(at(2)));
+        let mut whole = OffsetTable::default();
+        assert_eq!(whole.replay_batch(&batch, 0), Ok(3));
+        assert_eq!(whole, table);
+        let last = batch.len() - 1;
+        batch[last] ^= 1;
+        assert!(
+            OffsetTable::default().replay_batch(&batch, 0).is_err(),
+            "a damaged commit is an error, not skipped"
+        );
     }
 
     /// `partition_for("billing", 8)` as computed by the first release.

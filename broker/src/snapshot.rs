@@ -1,0 +1,483 @@
+//! Snapshot-then-replay: which snapshot of state derived from a partition's log may be
+//! trusted after a restart, written once for every such state (the idempotent-producer table,
+//! the committed-offsets table) and generic over the disk, so the simulated disk's crashes,
+//! torn sectors, bit flips and failed fsyncs exercise the very code the broker runs.
+//!
+//! A snapshot is a blob (`storage::store_blob`: atomic replace, CRC-framed) holding the state
+//! of every batch below its `through` offset and of none at or above it. Loading is [`load`]
+//! (the decision) then [`replay`] (the batches from where the snapshot stops to the log end,
+//! each applied by the caller's own function):
+//!
+//! 1. No snapshot: start from the empty state at the log start.
+//! 2. A snapshot that fails its checks (frame: magic, length, CRC; contents: the caller's
+//!    decoder) is *damaged*; one whose `through` lies past the log's end *reaches past the
+//!    log*: the log lost its tail since (recovery truncated a torn flush after a bit flip in
+//!    the last durable one, see docs/storage-format.md), and once the log regrows past
+//!    `through` the snapshot would describe batches that are not the ones stored there. Both
+//!    are refused, never trusted; what a refusal costs is the [`OnRefusal`] policy.
+//! 3. A trusted snapshot whose `through` lies below the log start leaves a gap (retention or
+//!    `delete_before` removed batches it does not cover): the policy says whether that is
+//!    history the state may forget or a loss.
+//!
+//! A refused snapshot that the policy lets the load go on without is removed *durably*
+//! (remove, then fsync the directory) before the rebuilt state is used: a removal a crash can
+//! undo would bring it back after the log regrew past it, and it would then be trusted.
+//!
+//! An I/O error (reading the snapshot, or removing a refused one) fails the load under either
+//! policy, as an error reading the log does: the partition would serve that error anyway.
+//!
+//! Stateless; runs on the shard that owns the partition, during its open or load.
+
+use std::fmt::Display;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use storage::disk::Disk;
+use storage::{IoFailure, Log, Offset, ReadError};
+
+/// What a refused snapshot costs: the one difference between the states kept this way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRefusal {
+    /// Remove the refused snapshot and rebuild the state from the whole log (from its start).
+    ///
+    /// For state the retained log alone determines: the idempotent-producer table. A rescan is
+    /// always correct, only slower, so a bad snapshot costs time, never a partition. A gap
+    /// below the log start is history retention already forgot: batches there can no longer
+    /// be fetched, and a producer known only from them is simply unknown (its next batch gets
+    /// `UnknownProducer`, as after expiry).
+    Rescan,
+    /// Refuse to load at all (the caller reports corruption) and keep the file for an operator.
+    ///
+    /// For state whose records are deleted once a snapshot covers them: the committed-offsets
+    /// table, whose log loses its segments below each snapshot (`Log::delete_before`). The
+    /// snapshot is then the only copy of those commits, and a rescan would rebuild a table
+    /// that silently went back (consumers would re-read or skip). Likewise a log starting
+    /// above what the snapshot (or, with none, nothing) covers is a loss, not history.
+    Fail,
+}
+
+/// The offsets a log holds when a snapshot is judged: `start..end` (end: the written end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogExtent {
+    /// The first offset stored.
+    pub start: Offset,
+    /// The offset after the last one readable.
+    pub end: Offset,
+}
+
+impl LogExtent {
+    /// The extent of an open log.
+    pub fn of<D: Disk>(log: &Log<D>) -> LogExtent {
+        LogExtent {
+            start: log.log_start(),
+            end: log.written_end(),
+        }
+    }
+}
+
+/// Why a snapshot was not trusted (or, under [`OnRefusal::Fail`], why the load failed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The blob's frame (magic, length, CRC) or its contents failed their checks.
+    #[error("damaged: {reason}")]
+    Damaged {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The snapshot covers offsets the log no longer holds.
+    #[error("covers offsets up to {through}, past the log end {log_end}")]
+    PastLogEnd {
+        /// What the snapshot covers through.
+        through: Offset,
+        /// The log's end.
+        log_end: Offset,
+    },
+    /// The log starts above what the snapshot covers: batches were deleted that no snapshot
+    /// holds (only refused under [`OnRefusal::Fail`]).
+    #[error("the log starts at {log_start} but {}", covered(.through))]
+    LogStartUncovered {
+        /// What the snapshot covers through; `None` when there is no snapshot.
+        through: Option<Offset>,
+        /// The log's start.
+        log_start: Offset,
+    },
+}
+
+fn covered(through: &Option<Offset>) -> String {
+    match through {
+        Some(through) => format!("the snapshot covers only up to {through}"),
+        None => "there is no snapshot".to_string(),
+    }
+}
+
+/// Why a load failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The snapshot was refused and the policy is [`OnRefusal::Fail`].
+    #[error("{}: {refusal}", path.display())]
+    Refused {
+        /// The snapshot file.
+        path: PathBuf,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// Reading the snapshot, or removing a refused one, failed.
+    #[error(transparent)]
+    Io(#[from] IoFailure),
+    /// Reading the log for the replay failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+/// Where a load starts: the snapshot's state (or the empty one) and what is left to replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start<T> {
+    /// The state the trusted snapshot holds; the empty state when there is none.
+    pub state: T,
+    /// What the snapshot on disk covers through: its `through` when trusted, else the log
+    /// start (a caller snapshots again once its log passes this).
+    pub through: Offset,
+    /// Where the replay begins: the later of `through` and the log start.
+    pub replay_from: Offset,
+    /// Why the snapshot on disk was refused and removed ([`OnRefusal::Rescan`] only).
+    pub refused: Option<Refusal>,
+}
+
+/// Decides which snapshot to trust. `path` is the snapshot blob, `log` what the log holds
+/// now, `decode` the state's own decoder (its layout checks; it returns what the snapshot
+/// covers through and the state). See the module documentation for the rules; a refusal is
+/// logged here with its reason and cost.
+///
+/// ```text
+/// let start = snapshot::load(disk, &path, LogExtent::of(&log), OnRefusal::Rescan,
+///     ProducerStates::decode).await?;
+/// ```
+pub async fn load<D, T, E>(
+    disk: &D,
+    path: &Path,
+    log: LogExtent,
+    policy: OnRefusal,
+    decode: impl FnOnce(&[u8]) -> Result<(Offset, T), E>,
+) -> Result<Start<T>, LoadError>
+where
+    D: Disk,
+    T: Default,
+    E: Display,
+{
+    assert!(
+        log.start <= log.end,
+        "log extent {}..{} runs backwards",
+        log.start,
+        log.end
+    );
+    let judged = match storage::load_blob(disk, path).await {
+        Ok(None) => None,
+        Ok(Some(bytes)) => Some(match decode(&bytes) {
+            Ok((through, _)) if through > log.end => Err(Refusal::PastLogEnd {
+                through,
+                log_end: log.end,
+            }),
+            Ok(trusted) => Ok(trusted),
+            Err(error) => Err(Refusal::Damaged {
+                reason: error.to_string(),
+            }),
+        }),
+        Err(storage::BlobError::Io(failure)) => return Err(LoadError::Io(failure)),
+        // The frame failed its checks (and any kind of failure added later is not trust).
+        Err(error) => Some(Err(Refusal::Damaged {
+            reason: error.to_string(),
+        })),
+    };
+    let refuse = |refusal: Refusal| {
+        tracing::warn!(path = %path.display(), %refusal,
+            "snapshot refused: not loading (the state cannot be rebuilt from the log)");
+        LoadError::Refused {
+            path: path.to_path_buf(),
+            refusal,
+        }
+    };
+    match (judged, policy) {
+        (Some(Ok((through, state))), _) if through >= log.start => Ok(Start {
+            state,
+            through,
+            replay_from: through,
+            refused: None,
+        }),
+        (Some(Ok((through, state))), OnRefusal::Rescan) => Ok(Start {
+            state,
+            through,
+            replay_from: log.start,
+            refused: None,
+        }),
+        (Some(Ok((through, _))), OnRefusal::Fail) => Err(refuse(Refusal::LogStartUncovered {
+            through: Some(through),
+            log_start: log.start,
+        })),
+        (None, OnRefusal::Fail) if log.start > Offset(0) => {
+            Err(refuse(Refusal::LogStartUncovered {
+                through: None,
+                log_start: log.start,
+            }))
+        }
+        (None, _) => Ok(Start {
+            state: T::default(),
+            through: log.start,
+            replay_from: log.start,
+            refused: None,
+        }),
+        (Some(Err(refusal)), OnRefusal::Fail) => Err(refuse(refusal)),
+        (Some(Err(refusal)), OnRefusal::Rescan) => {
+            tracing::warn!(path = %path.display(), %refusal,
+                "snapshot refused: removing it and rescanning the log");
+            remove_durably(disk, path).await?;
+            Ok(Start {
+                state: T::default(),
+                through: log.start,
+                replay_from: log.start,
+                refused: Some(refusal),
+            })
+        }
+    }
+}
+
+/// Removes `path` and fsyncs its directory, so no crash brings it back.
+async fn remove_durably<D: Disk>(disk: &D, path: &Path) -> Result<(), IoFailure> {
+    match disk.remove(path).await {
+        Ok(()) => {}
+        // Gone already (removed by a load that crashed before the directory sync): the sync
+        // below is still owed.
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(IoFailure::new("remove", path, None, error)),
+    }
+    Ok(())
+}
+
+/// A log read forward in whole stored batches: storage's [`Log`], or a partition actor in
+/// front of one.
+// Shard-local like the disk seam: no `Send` bound on the future, on purpose.
+#[allow(async_fn_in_trait)]
+pub trait Batches {
+    /// Why a read failed.
+    type Error;
+
+    /// Whole stored batches from the one holding `offset`, about `bytes_max` of them, and the
+    /// offset after the last one (`offset` itself when none is returned).
+    async fn read_batches(
+        &self,
+        offset: Offset,
+        bytes_max: usize,
+    ) -> Result<(Vec<Bytes>, Offset), Self::Error>;
+}
+
+impl<D: Disk> Batches for Log<D> {
+    type Error = ReadError;
+
+    async fn read_batches(
+        &self,
+        offset: Offset,
+        bytes_max: usize,
+    ) -> Result<(Vec<Bytes>, Offset), ReadError> {
+        let read = self.read(offset, bytes_max).await?;
+        Ok((read.batches, read.next_offset))
+    }
+}
+
+/// Replays the batches from `from` to `end` (a [`Start::replay_from`] and the log end the
+/// snapshot was judged against), `bytes_max` at a time, handing each to `apply`, which
+/// interprets it (and skips what lies below `from`: the first batch read may start there).
+/// Stops early if the log returns nothing (it ended sooner).
+pub async fn replay<S, E>(
+    log: &S,
+    from: Offset,
+    end: Offset,
+    bytes_max: usize,
+    mut apply: impl FnMut(&Bytes) -> Result<(), E>,
+) -> Result<(), E>
+where
+    S: Batches,
+    E: From<S::Error>,
+{
+    let mut offset = from;
+    while offset < end {
+        let (batches, next) = log.read_batches(offset, bytes_max).await?;
+        if batches.is_empty() {
+            break;
+        }
+        for batch in &batches {
+            apply(batch)?;
+        }
+        assert!(
+            next > offset,
+            "a read from {offset} returned batches but did not advance (next {next})"
+        );
+        offset = next;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use storage::disk::sim::{CrashMode, SimDisk, block_on};
+
+    use super::*;
+
+    /// A toy state: its snapshot is `through u64` then one byte that must be 7.
+    #[derive(Debug, Default, PartialEq, Eq)]
+    struct Toy(u8);
+
+    fn decode(bytes: &[u8]) -> Result<(Offset, Toy), String> {
+        let (through, rest) = bytes.split_first_chunk::<8>().ok_or("short")?;
+        match rest {
+            [7] => Ok((Offset(u64::from_le_bytes(*through)), Toy(7))),
+            _ => Err(format!("bad body {rest:?}")),
+        }
+    }
+
+    fn toy(through: u64, body: u8) -> Vec<u8> {
+        let mut out = through.to_le_bytes().to_vec();
+        out.push(body);
+        out
+    }
+
+    fn dir() -> PathBuf {
+        PathBuf::from("/data/topic-0")
+    }
+
+    fn store(disk: &SimDisk, bytes: &[u8]) {
+        block_on(storage::store_blob(disk, &dir(), "state", bytes)).expect("store");
+    }
+
+    fn judge(
+        disk: &SimDisk,
+        start: u64,
+        end: u64,
+        policy: OnRefusal,
+    ) -> Result<Start<Toy>, LoadError> {
+        let extent = LogExtent {
+            start: Offset(start),
+            end: Offset(end),
+        };
+        block_on(load(disk, &dir().join("state"), extent, policy, decode))
+    }
+
+    fn refusal(result: Result<Start<Toy>, LoadError>) -> Refusal {
+        match result {
+            Err(LoadError::Refused { refusal, .. }) => refusal,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_snapshot_is_trusted_under_either_policy() {
+        let disk = SimDisk::new(1);
+        store(&disk, &toy(5, 7));
+        for policy in [OnRefusal::Rescan, OnRefusal::Fail] {
+            let start = judge(&disk, 0, 9, policy).expect("loads");
+            assert_eq!(start.state, Toy(7));
+            assert_eq!((start.through, start.replay_from), (Offset(5), Offset(5)));
+            assert_eq!(start.refused, None);
+        }
+        // Exactly at the log end is within it.
+        assert!(judge(&disk, 0, 5, OnRefusal::Fail).is_ok());
+    }
+
+    #[test]
+    fn no_snapshot_starts_at_the_log_start_unless_that_loses_deleted_state() {
+        let disk = SimDisk::new(2);
+        let start = judge(&disk, 3, 9, OnRefusal::Rescan).expect("loads");
+        assert_eq!((start.state, start.through), (Toy(0), Offset(3)));
+        assert!(judge(&disk, 0, 9, OnRefusal::Fail).is_ok());
+        assert_eq!(
+            refusal(judge(&disk, 3, 9, OnRefusal::Fail)),
+            Refusal::LogStartUncovered {
+                through: None,
+                log_start: Offset(3)
+            }
+        );
+    }
+
+    #[test]
+    fn a_gap_below_the_log_start_is_history_or_a_loss_by_policy() {
+        let disk = SimDisk::new(3);
+        store(&disk, &toy(2, 7));
+        let start = judge(&disk, 4, 9, OnRefusal::Rescan).expect("loads");
+        assert_eq!((start.through, start.replay_from), (Offset(2), Offset(4)));
+        assert_eq!(start.state, Toy(7));
+        assert_eq!(
+            refusal(judge(&disk, 4, 9, OnRefusal::Fail)),
+            Refusal::LogStartUncovered {
+                through: Some(Offset(2)),
+                log_start: Offset(4)
+            }
+        );
+    }
+
+    #[test]
+    fn refused_snapshots_fail_the_load_or_are_removed_for_good() {
+        for (bytes, expected_past_end) in [(toy(10, 7), true), (toy(5, 8), false)] {
+            let disk = SimDisk::new(4);
+            store(&disk, &bytes);
+            let path = dir().join("state");
+            let refused = refusal(judge(&disk, 0, 9, OnRefusal::Fail));
+            assert_eq!(
+                matches!(refused, Refusal::PastLogEnd { .. }),
+                expected_past_end,
+                "{refused}"
+            );
+            assert!(
+                disk.durable_contents(&path).is_some(),
+                "Fail keeps the file"
+            );
+
+            let start = judge(&disk, 0, 9, OnRefusal::Rescan).expect("rescans");
+            assert_eq!(start.refused, Some(refused));
+            assert_eq!((start.state, start.replay_from), (Toy(0), Offset(0)));
+            // Removed durably: a power loss right after the load does not bring it back.
+            disk.crash(CrashMode::KeepAll);
+            assert_eq!(disk.durable_contents(&path), None);
+            disk.crash(CrashMode::DropAll);
+            assert_eq!(disk.durable_contents(&path), None);
+        }
+    }
+
+    #[test]
+    fn a_damaged_frame_is_refused() {
+        let disk = SimDisk::new(5);
+        store(&disk, &toy(5, 7));
+        let path = dir().join("state");
+        disk.flip_bit(&path, 20, 0);
+        assert!(matches!(
+            refusal(judge(&disk, 0, 9, OnRefusal::Fail)),
+            Refusal::Damaged { .. }
+        ));
+    }
+
+    #[test]
+    fn replay_reads_forward_until_the_end() {
+        struct Fake(Vec<Bytes>);
+        impl Batches for Fake {
+            type Error = String;
+            async fn read_batches(
+                &self,
+                offset: Offset,
+                bytes_max: usize,
+            ) -> Result<(Vec<Bytes>, Offset), String> {
+                let index = offset.0 as usize;
+                let count = bytes_max.min(self.0.len().saturating_sub(index));
+                let batches = self.0[index..index + count].to_vec();
+                Ok((batches, Offset((index + count) as u64)))
+            }
+        }
+        let log = Fake((0..7u8).map(|n| Bytes::from(vec![n])).collect());
+        let mut seen = Vec::new();
+        block_on(replay(&log, Offset(2), Offset(9), 2, |batch| {
+            seen.push(batch[0]);
+            Ok::<(), String>(())
+        }))
+        .expect("replays");
+        assert_eq!(seen, vec![2, 3, 4, 5, 6], "stops where the log ends");
+    }
+}
