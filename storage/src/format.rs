@@ -244,6 +244,14 @@ impl EntryHeader {
         }
     }
 
+    /// The payload length claimed by the entry header at the start of `bytes`, unverified
+    /// (None if fewer than [`ENTRY_HEADER_BYTES`]): only for sizing a read, never to trust the
+    /// entry, which [`EntryHeader::decode`] checks.
+    pub(crate) fn claimed_payload_bytes(bytes: &[u8]) -> Option<u32> {
+        let (layout, _) = EntryHeaderLayout::ref_from_prefix(bytes).ok()?;
+        Some(layout.payload_bytes.get())
+    }
+
     /// Decodes the header at the start of `bytes`. For a batch entry, `bytes` must also hold
     /// the first [`ENTRY_CRC_BATCH_PREFIX_BYTES`] of the payload, or this returns `Truncated`.
     pub fn decode(bytes: &[u8]) -> Result<EntryHeader, FormatError> {

@@ -169,10 +169,9 @@ impl<'a, F: File> ChunkReader<'a, F> {
             return false;
         }
         let start = usize::try_from(position - self.chunk_position).expect("inside the chunk");
-        let Some(head) = self.chunk.get(start..start + ENTRY_HEADER_BYTES) else {
+        let Some(payload_bytes) = EntryHeader::claimed_payload_bytes(&self.chunk[start..]) else {
             return false;
         };
-        let payload_bytes = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
         position + ENTRY_HEADER_BYTES as u64 + u64::from(payload_bytes) <= chunk_end
     }
 
