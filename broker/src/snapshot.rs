@@ -252,7 +252,10 @@ async fn remove_durably<D: Disk>(disk: &D, path: &Path) -> Result<(), IoFailure>
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         Err(error) => return Err(IoFailure::new("remove", path, None, error)),
     }
-    Ok(())
+    let dir = path.parent().unwrap_or(Path::new(""));
+    disk.sync_dir(dir)
+        .await
+        .map_err(|error| IoFailure::new("fsync directory", dir, None, error))
 }
 
 /// A log read forward in whole stored batches: storage's [`Log`], or a partition actor in

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 const RANKS: &[&str] = &[
     "topology",
     "byte_reader",
+    "snapshot",
     "metrics",
     "metadata",
     "producer_state",
