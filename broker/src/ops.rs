@@ -9,6 +9,7 @@
 use std::marker::PhantomData;
 
 use bytes::{Bytes, BytesMut};
+use schema::batch::Verified;
 use storage::Offset;
 
 use crate::error::{AppendFailed, ApplyFailed, ProducerIdFailed, ReadFailed, TopicChangeFailed};
@@ -114,8 +115,8 @@ pub enum ShardOp {
     Append {
         /// The partition.
         key: PartitionKey,
-        /// The batch; its baseOffset is rewritten in place.
-        batch: BytesMut,
+        /// The batch, verified where it arrived; its baseOffset is rewritten in place.
+        batch: Verified<BytesMut>,
         /// When to answer.
         acks: AckLevel,
         /// The answer.

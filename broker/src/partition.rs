@@ -26,14 +26,14 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use schema::batch::BatchHeader;
+use schema::batch::{BatchHeader, Verified};
 use storage::disk::Disk;
 use storage::disk::glommio::GlommioDisk;
 use storage::{AppendError, Log, Offset, ReadError};
 
 use crate::error::{AppendFailed, ReadFailed, Unreachable};
 use crate::ops::{AckLevel, Appended, LogBounds, OffsetQuery, ReadBatches};
-use crate::producer_state::{BatchIdentity, ProducerStates, SequenceError, Verdict};
+use crate::producer_state::{BatchIdentity, ProducerStates, Verdict};
 use crate::topology::PartitionKey;
 
 /// Commands queued per partition before senders wait.
@@ -54,8 +54,8 @@ const SCAN_BYTES_MAX: usize = 1 << 20;
 pub enum Work {
     /// Append a verified batch; answered at the level asked for.
     Append {
-        /// The batch; its baseOffset is rewritten in place.
-        batch: BytesMut,
+        /// The batch, verified where it arrived; its baseOffset is rewritten in place.
+        batch: Verified<BytesMut>,
         /// When to answer.
         acks: AckLevel,
         /// The answer.
@@ -135,7 +135,11 @@ impl PartitionHandle {
     }
 
     /// Appends a verified batch and waits until it reached `acks`.
-    pub async fn append(&self, batch: BytesMut, acks: AckLevel) -> Result<Appended, AppendFailed> {
+    pub async fn append(
+        &self,
+        batch: Verified<BytesMut>,
+        acks: AckLevel,
+    ) -> Result<Appended, AppendFailed> {
         self.ask(|reply| Work::Append { batch, acks, reply })
             .await
             .unwrap_or_else(|| Err(self.closing().into()))
@@ -352,7 +356,7 @@ async fn run(
                 key: key.clone(),
                 error,
             };
-            let identity = match identity(&batch) {
+            let identity = match BatchIdentity::of(batch.header()) {
                 Ok(identity) => identity,
                 Err(error) => {
                     answer(Some(reply), Err(refused(error)));
@@ -382,7 +386,7 @@ async fn run(
                     }
                 }
             }
-            match log.append(batch, now_ms()).await {
+            match log.append_verified(batch, now_ms()).await {
                 Ok(done) => {
                     if let Some(identity) = &identity {
                         producers.record(identity, done.base_offset, done.last_offset, now_ms());
@@ -596,12 +600,6 @@ fn fail_rolled_back(key: &PartitionKey, appended: &mut Vec<Waiting>, error: &App
         });
     }
     rolled_back.is_some_and(|range| !range.is_empty())
-}
-
-/// The idempotence fields of a batch the handler verified (so its header parses).
-fn identity(batch: &BytesMut) -> Result<Option<BatchIdentity>, SequenceError> {
-    let header = BatchHeader::parse(batch).expect("the handler verified the batch");
-    BatchIdentity::of(&header)
 }
 
 /// Rebuilds a partition's producer state: the snapshot in `dir` (if any, and if it does not

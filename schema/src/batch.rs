@@ -605,6 +605,47 @@ pub fn verify_with_records(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
+/// A batch that passed [`verify_with_records`]: only [`Verified::check`] makes one, and its
+/// bytes can afterwards be changed only where the CRC does not reach ([`Verified::set_base_offset`]),
+/// so holding one proves the checks hold for these exact bytes. The broker checks a batch once,
+/// at the edge, and carries it to the log as this type instead of checking it again.
+#[derive(Debug, Clone)]
+pub struct Verified<B> {
+    bytes: B,
+    header: BatchHeader,
+}
+
+impl<B: AsRef<[u8]>> Verified<B> {
+    /// Runs [`verify_with_records`] on `bytes`.
+    pub fn check(bytes: B) -> Result<Verified<B>, BatchError> {
+        let header = verify_with_records(bytes.as_ref())?;
+        Ok(Verified { bytes, header })
+    }
+
+    /// The header as verified (baseOffset as it was then).
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The batch bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
+    }
+
+    /// The bytes, giving up the proof.
+    pub fn into_inner(self) -> B {
+        self.bytes
+    }
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> Verified<B> {
+    /// Assigns baseOffset (outside the CRC: the batch stays verified).
+    pub fn set_base_offset(&mut self, base_offset: i64) {
+        set_base_offset(self.bytes.as_mut(), base_offset);
+        self.header.base_offset = base_offset;
+    }
+}
+
 /// Overwrites baseOffset in place (the CRC does not cover it, so it stays valid). Panics
 /// (assert) if batch.len() < HEADER_BYTES — that is a programmer error here.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
@@ -1095,6 +1136,24 @@ mod tests {
         let mut builder = BatchBuilder::new(1_000);
         builder.push(Some(b"k"), Some(b"v"), 1_000, &[]);
         builder.finish()
+    }
+
+    #[test]
+    fn verified_is_made_only_by_checking_and_survives_offset_assignment() {
+        let mut batch = one_record_batch();
+        let mut verified = Verified::check(batch.clone()).expect("a built batch verifies");
+        verified.set_base_offset(77);
+        assert_eq!(verified.header().base_offset, 77);
+        // The stored bytes still verify, with the offset assigned.
+        let header = verify_with_records(verified.bytes()).expect("still verifies");
+        assert_eq!(header.base_offset, 77);
+        // A flipped bit in the CRC-covered part is refused.
+        let last = batch.len() - 1;
+        batch[last] ^= 1;
+        assert!(matches!(
+            Verified::check(batch),
+            Err(BatchError::CrcMismatch { .. })
+        ));
     }
 
     #[test]

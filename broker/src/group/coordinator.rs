@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use glommio::channels::local_channel::{self, LocalSender};
-use schema::batch::BatchHeader;
+use schema::batch::{BatchHeader, Verified};
 use storage::Offset;
 use storage::disk::glommio::GlommioDisk;
 
@@ -502,7 +502,10 @@ impl Coordinator {
             .iter()
             .map(|(_, key, committed)| (key.clone(), *committed))
             .collect();
-        let batch = bytes::BytesMut::from(&offsets::commit_batch(&commits, now)[..]);
+        let batch = Verified::check(bytes::BytesMut::from(
+            &offsets::commit_batch(&commits, now)[..],
+        ))
+        .expect("the coordinator builds valid batches");
         let appended = match offsets_actor(shard, &key) {
             Ok(partition) => partition
                 .append(batch, AckLevel::Durable)

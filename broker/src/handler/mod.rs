@@ -2,7 +2,7 @@
 //! builds the response. Errors become wire error codes in one place, [`errors`]; group
 //! requests are converted in `group.rs`.
 //!
-//! Produce: every batch is checked (its payload range, then `schema::batch::verify_with_records`:
+//! Produce: every batch is checked once (its payload range, then `schema::batch::Verified::check`:
 //! length, magic, CRC-32C, codec, record count) before anything is appended; a bad batch gets
 //! its own error and nothing of it is stored. Batches for one partition are appended in request
 //! order; different partitions proceed in parallel. Batch bytes are sliced out of the receive
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use flatbuffers::FlatBufferBuilder;
+use schema::batch::Verified;
 use schema::wire::{
     self, Acks, DecodeLimits, ErrorCode, FetchPartitionOwned, FetchResultOwned,
     ListOffsetsPartitionOwned, ListOffsetsResultOwned, OffsetSpec, PartitionMetadataOwned,
@@ -382,7 +383,7 @@ fn resolve(shard: &Shard, topic: &str, partition: u32) -> Result<PartitionKey, U
 async fn append(
     shard: &Rc<Shard>,
     key: PartitionKey,
-    batch: BytesMut,
+    batch: Verified<BytesMut>,
     acks: AckLevel,
 ) -> Result<Appended, AppendFailed> {
     let owner = shard.owner(&key);
@@ -460,7 +461,8 @@ async fn produce(
     let slices = slice_batches(&batches, payload)?;
     let mut results: Vec<Option<ProduceResultOwned>> = (0..batches.len()).map(|_| None).collect();
     // Per partition, the batches in request order.
-    let mut per_partition: BTreeMap<PartitionKey, Vec<(usize, BytesMut)>> = BTreeMap::new();
+    let mut per_partition: BTreeMap<PartitionKey, Vec<(usize, Verified<BytesMut>)>> =
+        BTreeMap::new();
     for (index, (spec, bytes)) in batches.iter().zip(slices).enumerate() {
         let failed = |error: AppendFailed| ProduceResultOwned {
             topic: spec.topic.clone(),
@@ -482,11 +484,18 @@ async fn produce(
                 continue;
             }
         };
-        if let Err(error) = schema::batch::verify_with_records(&bytes) {
-            results[index] = Some(failed(AppendFailed::InvalidBatch { key, error }));
-            continue;
-        }
-        per_partition.entry(key).or_default().push((index, bytes));
+        // Checked once, here: the partition and the log take the proof along, not the check.
+        let verified = match Verified::check(bytes) {
+            Ok(verified) => verified,
+            Err(error) => {
+                results[index] = Some(failed(AppendFailed::InvalidBatch { key, error }));
+                continue;
+            }
+        };
+        per_partition
+            .entry(key)
+            .or_default()
+            .push((index, verified));
     }
     let tasks: Vec<_> = per_partition
         .into_iter()

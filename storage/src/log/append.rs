@@ -9,6 +9,7 @@
 //! is only reached through `roll` and `write`.
 
 use bytes::{Bytes, BytesMut};
+use schema::batch::Verified;
 
 use super::{Appended, CachedBatch, Log, PendingBatch};
 use crate::disk::{BLOCK_BYTES, Disk, File};
@@ -23,23 +24,24 @@ impl<D: Disk> Log<D> {
     /// buffers it (level: appended). May roll the segment or write full buffers first.
     pub async fn append(&mut self, batch: BytesMut, now_ms: i64) -> Result<Appended, AppendError> {
         self.fail_stopped()?;
-        // A batch must also fit an empty segment (as Kafka refuses batches above segment.bytes):
-        // an empty segment's data starts block-aligned after its header block, so the entry
-        // and the padding of its flush end by segment_bytes_max.
-        let fits_segment = (self.config.segment_bytes_max
-            - SEGMENT_DATA_START
-            - ENTRY_HEADER_BYTES as u64) as usize;
-        let bytes_max = self.config.batch_bytes_max.min(fits_segment);
-        if batch.len() > bytes_max {
-            return Err(AppendError::BatchTooLarge {
-                bytes: batch.len(),
-                bytes_max,
-            });
-        }
+        self.check_size(batch.len())?;
         // Walk the records too: the header alone can claim any record count, and offsets
         // are assigned from it.
-        let header = schema::batch::verify_with_records(&batch)?;
-        let entry_bytes = (ENTRY_HEADER_BYTES + batch.len()) as u64;
+        let batch = Verified::check(batch)?;
+        self.append_verified(batch, now_ms).await
+    }
+
+    /// [`Log::append`] of a batch its caller already verified (the broker checks each batch
+    /// once, when it arrives): the same, without checking the CRC and records again.
+    pub async fn append_verified(
+        &mut self,
+        batch: Verified<BytesMut>,
+        now_ms: i64,
+    ) -> Result<Appended, AppendError> {
+        self.fail_stopped()?;
+        self.check_size(batch.bytes().len())?;
+        let header = *batch.header();
+        let entry_bytes = (ENTRY_HEADER_BYTES + batch.bytes().len()) as u64;
         let record_span = u64::try_from(header.last_offset_delta).expect("verified >= 0") + 1;
         if self.roll_due(entry_bytes, record_span, now_ms) {
             self.roll(now_ms).await?;
@@ -48,9 +50,39 @@ impl<D: Disk> Log<D> {
         let mut batch = batch;
         let base = self.appended_end;
         let last = base.plus(record_span - 1);
-        schema::batch::set_base_offset(&mut batch, i64::try_from(base.0).expect("offset < 2^63"));
-        let batch = batch.freeze();
+        batch.set_base_offset(i64::try_from(base.0).expect("offset < 2^63"));
+        let batch = batch.into_inner().freeze();
+        self.buffer_appended(base, last, header.max_timestamp, batch, entry_bytes)
+            .await
+    }
 
+    /// Refuses a batch over `batch_bytes_max`, or too large for an empty segment.
+    fn check_size(&self, batch_bytes: usize) -> Result<(), AppendError> {
+        // A batch must also fit an empty segment (as Kafka refuses batches above segment.bytes):
+        // an empty segment's data starts block-aligned after its header block, so the entry
+        // and the padding of its flush end by segment_bytes_max.
+        let fits_segment = (self.config.segment_bytes_max
+            - SEGMENT_DATA_START
+            - ENTRY_HEADER_BYTES as u64) as usize;
+        let bytes_max = self.config.batch_bytes_max.min(fits_segment);
+        if batch_bytes > bytes_max {
+            return Err(AppendError::BatchTooLarge {
+                bytes: batch_bytes,
+                bytes_max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Buffers an offset-assigned batch behind its entry header (level: appended).
+    async fn buffer_appended(
+        &mut self,
+        base: Offset,
+        last: Offset,
+        max_timestamp: i64,
+        batch: Bytes,
+        entry_bytes: u64,
+    ) -> Result<Appended, AppendError> {
         let mut entry_header = [0u8; ENTRY_HEADER_BYTES];
         EntryHeader {
             kind: EntryKind::Batch,
@@ -73,7 +105,7 @@ impl<D: Disk> Log<D> {
             last,
             position,
             end_position: position + entry_bytes,
-            max_timestamp: header.max_timestamp,
+            max_timestamp,
         });
         self.cache_insert(base, last, batch);
         self.appended_end = last.plus(1);
