@@ -185,7 +185,16 @@ fn bind_per_shard(
 pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<(), ServeError> {
     fail_stop_on_panic();
     let signals = block_signals();
-    let shard_count = config.cores.len() as u16;
+    let shard_count = u16::try_from(config.cores.len())
+        .ok()
+        .filter(|count| *count > 0)
+        .ok_or_else(|| {
+            ServeError::Executor(format!(
+                "{} cores: one to {} shards",
+                config.cores.len(),
+                u16::MAX
+            ))
+        })?;
     let (listeners, address) = bind_per_shard(config.listen, shard_count)?;
     let (mut metrics_listeners, metrics_address) = match config.metrics_listen {
         Some(metrics) => {

@@ -9,7 +9,7 @@
 //! Method: a `Producer` with default options (idempotence on, acks durable) over a real
 //! `Client` talking to the scripted fake broker of `tests/common`; the fake broker reads the
 //! producer fields of every batch it receives. (The real broker's deduplication is tested
-//! against the real binary in broker/tests/idempotence.rs.)
+//! against the real binary in cli/tests/idempotence.rs.)
 
 mod common;
 

@@ -246,25 +246,18 @@ pub(super) fn validate(
 pub(super) mod tests {
     use super::*;
 
-    /// splitmix64: tiny, fully determined by its seed, so a failure replays exactly.
-    pub(in crate::group) struct Rng(u64);
+    /// The workspace's one seeded PRNG (fastrand), fully determined by its seed, so a
+    /// failure replays exactly.
+    pub(in crate::group) struct Rng(fastrand::Rng);
 
     impl Rng {
         pub(in crate::group) fn new(seed: u64) -> Rng {
-            Rng(seed)
+            Rng(fastrand::Rng::with_seed(seed))
         }
 
-        pub(in crate::group) fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut mixed = self.0;
-            mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            mixed ^ (mixed >> 31)
-        }
-
-        /// Uniform-ish in `0..bound` (modulo bias is irrelevant here); `bound` > 0.
+        /// Uniform in `0..bound`; `bound` > 0.
         pub(in crate::group) fn below(&mut self, bound: u64) -> u64 {
-            self.next_u64() % bound
+            self.0.u64(0..bound)
         }
 
         pub(in crate::group) fn index(&mut self, length: usize) -> usize {
