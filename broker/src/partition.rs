@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use schema::batch::{BatchHeader, Verified};
+use schema::batch::Verified;
 use storage::disk::Disk;
 use storage::disk::glommio::GlommioDisk;
 use storage::{AppendError, Log, Offset, ReadError};
@@ -34,6 +34,7 @@ use storage::{AppendError, Log, Offset, ReadError};
 use crate::error::{AppendFailed, ReadFailed, Unreachable};
 use crate::ops::{AckLevel, Appended, LogBounds, OffsetQuery, ReadBatches};
 use crate::producer_state::{BatchIdentity, ProducerStates, Verdict};
+use crate::snapshot::{self, LogExtent, OnRefusal};
 use crate::topology::PartitionKey;
 
 /// Commands queued per partition before senders wait.
@@ -192,6 +193,20 @@ impl PartitionHandle {
     /// The partition.
     pub fn key(&self) -> &PartitionKey {
         &self.key
+    }
+}
+
+/// The offsets coordinator replays a partition's log through its actor.
+impl snapshot::Batches for PartitionHandle {
+    type Error = ReadFailed;
+
+    async fn read_batches(
+        &self,
+        offset: Offset,
+        bytes_max: usize,
+    ) -> Result<(Vec<bytes::Bytes>, Offset), ReadFailed> {
+        let read = PartitionHandle::read(self, offset, bytes_max).await?;
+        Ok((read.batches, read.next_offset))
     }
 }
 
@@ -602,75 +617,32 @@ fn fail_rolled_back(key: &PartitionKey, appended: &mut Vec<Waiting>, error: &App
     rolled_back.is_some_and(|range| !range.is_empty())
 }
 
-/// Rebuilds a partition's producer state: the snapshot in `dir` (if any, and if it does not
-/// reach past the log's end), then every batch written after it. Returns the state and the
-/// offset the snapshot on disk covers through. A damaged or newer snapshot is ignored (and
-/// logged): the whole log is scanned instead, which is slower but as correct. An error reading
-/// the log fails the open: the partition would serve that read error anyway.
-pub async fn load_producer_states(
-    key: &PartitionKey,
-    disk: &GlommioDisk,
+/// Rebuilds a partition's producer state: the snapshot in `dir` (trusted or refused by the
+/// one rule of [`snapshot::load`]; a refused one is removed and the whole log rescanned, which
+/// is slower but as correct), then every batch written after it. Returns the state and the
+/// offset the trusted snapshot covers through. Generic over the disk, so the simulated disk's
+/// crash tests run this very code (broker/tests/producer_state_snapshot_crash.rs).
+pub async fn load_producer_states<D: Disk>(
+    disk: &D,
     dir: &std::path::Path,
-    log: &Log<GlommioDisk>,
-) -> Result<(ProducerStates, Offset), ReadError> {
-    let path = dir.join(PRODUCER_SNAPSHOT_FILE);
-    // (the snapshot if trusted, whether it was refused)
-    let (snapshot, refused) = match storage::load_blob(disk, &path).await {
-        Ok(Some(bytes)) => match ProducerStates::decode(&bytes) {
-            Ok((through, states)) if through <= log.written_end() => {
-                (Some((through, states)), false)
-            }
-            Ok((through, _)) => {
-                tracing::warn!(partition = %key, %through, log_end = %log.written_end(),
-                    "producer state snapshot reaches past the log end: rescanning the log");
-                (None, true)
-            }
-            Err(error) => {
-                tracing::warn!(partition = %key, %error, "producer state snapshot refused: rescanning the log");
-                (None, true)
-            }
-        },
-        Ok(None) => (None, false),
-        Err(error) => {
-            tracing::warn!(partition = %key, %error, "producer state snapshot unreadable: rescanning the log");
-            (None, matches!(error, storage::BlobError::Damaged { .. }))
-        }
-    };
-    if refused {
-        // Never trusted again: after the log regrows past it, it would claim batches that are
-        // not the ones it describes. The next snapshot replaces it; until then, scans.
-        if let Err(error) = disk.remove(&path).await {
-            tracing::warn!(partition = %key, %error, "removing the refused producer state snapshot");
-        }
-    }
-    let (through, mut states) = snapshot.unwrap_or((log.log_start(), ProducerStates::default()));
-    let now = now_ms();
-    let mut offset = through.max(log.log_start());
-    while offset < log.written_end() {
-        let read = log.read(offset, SCAN_BYTES_MAX).await?;
-        if read.batches.is_empty() {
-            break;
-        }
-        for batch in &read.batches {
-            // Stored batches passed verification on append and again on this read.
-            let Ok(header) = BatchHeader::parse(batch) else {
-                continue;
-            };
-            let base = Offset(header.base_offset as u64);
-            if base < through {
-                continue;
-            }
-            if let Ok(Some(identity)) = BatchIdentity::of(&header) {
-                states.record(&identity, base, Offset(header.last_offset() as u64), now);
-            }
-        }
-        assert!(
-            read.next_offset > offset,
-            "a read from {offset} returned batches but did not advance"
-        );
-        offset = read.next_offset;
-    }
-    Ok((states, through))
+    log: &Log<D>,
+) -> Result<(ProducerStates, Offset), snapshot::LoadError> {
+    let start = snapshot::load(
+        disk,
+        &dir.join(PRODUCER_SNAPSHOT_FILE),
+        LogExtent::of(log),
+        OnRefusal::Rescan,
+        ProducerStates::decode,
+    )
+    .await?;
+    let (from, now) = (start.replay_from, now_ms());
+    let mut states = start.state;
+    snapshot::replay(log, from, log.written_end(), SCAN_BYTES_MAX, |batch| {
+        states.replay_batch(batch, from, now);
+        Ok::<(), snapshot::LoadError>(())
+    })
+    .await?;
+    Ok((states, start.through))
 }
 
 /// After a rollback: the producer state rebuilt from the snapshot and the log. If the log
@@ -682,7 +654,7 @@ async fn reload_producers(
     dir: &std::path::Path,
     log: &Log<GlommioDisk>,
 ) -> ProducerStates {
-    match load_producer_states(key, disk, dir, log).await {
+    match load_producer_states(disk, dir, log).await {
         Ok((states, _)) => states,
         Err(error) => {
             tracing::error!(partition = %key, %error, "rebuilding the producer state failed");

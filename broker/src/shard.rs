@@ -662,7 +662,7 @@ impl Shard {
             tracing::info!(partition = %key, truncated_bytes = report.truncated_bytes,
                 rebuilt_indexes = report.rebuilt_indexes.len(), "recovered after an unclean stop");
         }
-        let loaded = partition::load_producer_states(key, &self.disk, dir, &log).await;
+        let loaded = partition::load_producer_states(&self.disk, dir, &log).await;
         let (producers, snapshot_through) = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {

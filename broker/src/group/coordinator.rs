@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use glommio::channels::local_channel::{self, LocalSender};
-use schema::batch::{BatchHeader, Verified};
+use schema::batch::Verified;
 use storage::Offset;
 use storage::disk::glommio::GlommioDisk;
 
@@ -40,6 +40,7 @@ use crate::ops::{
     JoinArgs, LogBounds,
 };
 use crate::partition::{PartitionHandle, now_ms, partition_dir};
+use crate::snapshot::{self, LoadError, LogExtent, OnRefusal};
 use crate::topology::{PartitionId, PartitionKey, ShardId};
 
 /// What the coordinator needs of the shard it runs on. `Shard` implements it; the coordinator
@@ -648,69 +649,36 @@ impl Coordinator {
 /// the records replayed (what counts towards the next snapshot).
 async fn load(shard: &dyn Host, key: &PartitionKey) -> Result<(OffsetTable, u64), GroupFailed> {
     let path = partition_dir(shard.data_dir(), key).join(offsets::SNAPSHOT_FILE);
-    let (through, mut table) = match storage::load_blob(shard.disk(), &path).await {
-        Ok(Some(bytes)) => OffsetTable::decode(&bytes).map_err(|error| GroupFailed::Corrupt {
-            what: path.display().to_string(),
-            reason: error.to_string(),
-        })?,
-        Ok(None) => (0, OffsetTable::default()),
-        Err(error) => {
-            return Err(GroupFailed::Snapshot {
-                path: path.display().to_string(),
-                error: Arc::new(error),
-            });
-        }
-    };
     let partition = offsets_actor(shard, key)?;
     let LogBounds { log_start, log_end } = partition.describe().await?;
-    if through > log_end.0 {
-        return Err(GroupFailed::Corrupt {
-            what: path.display().to_string(),
-            reason: format!("covers offsets up to {through}, past the log end {log_end}"),
-        });
-    }
-    if log_start.0 > through {
-        // Segments were deleted that no snapshot covers: offsets would be lost silently.
-        return Err(GroupFailed::Corrupt {
-            what: key.to_string(),
-            reason: format!(
-                "the log starts at {log_start} but the snapshot covers only up to {through}"
-            ),
-        });
-    }
-    let mut offset = Offset(through);
-    let mut records = 0u64;
-    while offset < log_end {
-        let read = partition.read(offset, LOAD_BYTES_MAX).await?;
-        if read.batches.is_empty() {
-            break;
-        }
-        for batch in &read.batches {
-            let header = BatchHeader::parse(batch).map_err(|error| corrupt(key, &error))?;
-            let records_in = schema::batch::records(batch).map_err(|error| corrupt(key, &error))?;
-            for (delta, record) in records_in.enumerate() {
-                if (header.base_offset as u64) + (delta as u64) < through {
-                    continue;
-                }
-                let record = record.map_err(|error| corrupt(key, &error))?;
-                let (Some(record_key), Some(value)) = (record.key, record.value) else {
-                    continue;
-                };
-                match offsets::decode_record(record_key, value) {
-                    Ok((offset_key, committed)) => {
-                        table.apply(offset_key, committed);
-                        records += 1;
-                    }
-                    Err(error) => return Err(corrupt(key, &error)),
-                }
-            }
-        }
-        assert!(
-            read.next_offset > offset,
-            "a read from {offset} did not advance"
-        );
-        offset = read.next_offset;
-    }
+    let extent = LogExtent {
+        start: log_start,
+        end: log_end,
+    };
+    // Committed offsets cannot be rebuilt from a log whose older segments were deleted once a
+    // snapshot covered them: a refused snapshot fails the load (snapshot.rs, OnRefusal::Fail).
+    let decode =
+        |bytes: &[u8]| OffsetTable::decode(bytes).map(|(through, table)| (Offset(through), table));
+    let start = snapshot::load(shard.disk(), &path, extent, OnRefusal::Fail, decode)
+        .await
+        .map_err(|error| match error {
+            LoadError::Refused { path, refusal } => GroupFailed::Corrupt {
+                what: path.display().to_string(),
+                reason: refusal.to_string(),
+            },
+            other => GroupFailed::Snapshot {
+                path: path.display().to_string(),
+                error: Arc::new(other),
+            },
+        })?;
+    let (from, mut table, mut records) = (start.replay_from, start.state, 0u64);
+    snapshot::replay(&partition, from, log_end, LOAD_BYTES_MAX, |batch| {
+        records += table
+            .replay_batch(batch, from.0)
+            .map_err(|error| corrupt(key, &error))?;
+        Ok::<(), GroupFailed>(())
+    })
+    .await?;
     Ok((table, records))
 }
 

@@ -80,13 +80,13 @@ pub enum GroupFailed {
     /// Reading the offsets partition (to load its table) failed.
     #[error(transparent)]
     Read(#[from] ReadFailed),
-    /// The offsets partition's snapshot could not be read.
+    /// The offsets partition's snapshot, or the log after it, could not be read.
     #[error("{path}: {error}")]
     Snapshot {
         /// The snapshot file.
         path: String,
-        /// The blob error.
-        error: Arc<storage::BlobError>,
+        /// Why.
+        error: Arc<crate::snapshot::LoadError>,
     },
     /// The offsets partition's snapshot or records are damaged or inconsistent with its log:
     /// committed offsets would be lost or wrong, so the partition's groups are refused.
