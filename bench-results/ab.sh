@@ -6,14 +6,16 @@
 # bench-results/ab-<date>-<commit>.md with medians, ratios to the limits and where the time
 # went (broker and loadgen CPU per GiB moved, disk busy %, context switches per message).
 #
-# Workloads (closed loop, acks=1, 1 KiB messages, broker on BROKER_CORES, loadgen on
+# Workloads (closed loop unless said, acks=1, 1 KiB messages, broker on BROKER_CORES, loadgen on
 # LOADGEN_CORES, one producer and one tailing consumer):
 #   small   16 partitions, 16 KiB batches, linger 5 ms (run.sh's max-acks1 shape)
 #   large   1 partition, 1 MiB batches, linger 1 ms (issue #11's large-batch workload)
+#   open    open loop at OPEN_RATE msg/s, 16 partitions, 16 KiB batches, linger 5 ms: the
+#           latencies (publish and end-to-end p99) and the CPU per GiB at a moderate rate
 #
 # Usage: bench-results/ab.sh A_BINARY B_BINARY
 # Environment (defaults in brackets): ROUNDS [3], DURATION [15] s, WARMUP [3] s,
-# WORKLOADS [small large], LIMIT_SECONDS [10], BROKER_CORES [0], LOADGEN_CORES [1],
+# WORKLOADS [small large open], OPEN_RATE [50000], LIMIT_SECONDS [10], BROKER_CORES [0], LOADGEN_CORES [1],
 # DATA_DIR [/var/tmp], PORT [29492], A_NAME [A], B_NAME [B].
 set -euo pipefail
 
@@ -26,7 +28,8 @@ bin_b=$(realpath "$2")
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-3}
-WORKLOADS=${WORKLOADS:-small large}
+WORKLOADS=${WORKLOADS:-small large open}
+OPEN_RATE=${OPEN_RATE:-50000}
 LIMIT_SECONDS=${LIMIT_SECONDS:-10}
 BROKER_CORES=${BROKER_CORES:-0}
 LOADGEN_CORES=${LOADGEN_CORES:-1}
@@ -34,7 +37,7 @@ DATA_DIR=${DATA_DIR:-/var/tmp}
 PORT=${PORT:-29492}
 A_NAME=${A_NAME:-A}
 B_NAME=${B_NAME:-B}
-for var in ROUNDS DURATION WARMUP WORKLOADS LIMIT_SECONDS BROKER_CORES LOADGEN_CORES DATA_DIR PORT A_NAME B_NAME; do
+for var in ROUNDS DURATION WARMUP WORKLOADS OPEN_RATE LIMIT_SECONDS BROKER_CORES LOADGEN_CORES DATA_DIR PORT A_NAME B_NAME; do
     invocation="$var=$(printf '%q' "${!var}") $invocation"
 done
 
@@ -96,6 +99,7 @@ run_one() {
     case $workload in
         small) shape=(--partitions 16 --batch-bytes 16384 --linger-ms 5) ;;
         large) shape=(--partitions 1 --batch-bytes 1048576 --linger-ms 1) ;;
+        open) shape=(--partitions 16 --batch-bytes 16384 --linger-ms 5 --rate "$OPEN_RATE") ;;
         *) log "unknown workload $workload"; exit 2 ;;
     esac
     local b0 d0 s0 t0 b1 d1 s1 t1 status=0

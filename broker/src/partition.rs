@@ -427,54 +427,37 @@ async fn run(
             }
         }
 
-        // 2. One write, and one fdatasync for everyone who asked (group commit).
-        let now = now_ms();
-        let level_result = if durable_wanted || log.sync_due(now) {
-            log.sync(now).await.map(|_| ())
-        } else if log.appended_end() > log.written_end() {
-            log.flush().await.map(|_| ())
-        } else {
-            Ok(())
-        };
-        let level_error = match level_result {
-            Ok(()) => None,
-            Err(error) => {
-                tracing::error!(partition = %key, %error, "write failed");
-                if fail_rolled_back(&key, &mut appended, &error) {
-                    producers = reload_producers(&key, &disk, &dir, &log).await;
-                }
-                Some(Arc::new(error))
+        // 2. One write. Producers that asked for less than durability are answered now, before
+        // any fdatasync: a sync the flush policy owes (or another producer asked for) must not
+        // hold back their acknowledgements.
+        let mut level_error = None;
+        if log.appended_end() > log.written_end()
+            && let Err(error) = log.flush().await
+        {
+            tracing::error!(partition = %key, %error, "write failed");
+            if fail_rolled_back(&key, &mut appended, &error) {
+                producers = reload_producers(&key, &disk, &dir, &log).await;
             }
-        };
-
-        // 3. Answer producers at the level each asked for.
-        let (written, durable) = (log.written_end(), log.durable_end());
-        for waiting in appended {
-            let reached = match waiting.level {
-                AckLevel::None => true,
-                AckLevel::Written => waiting.last_offset < written,
-                AckLevel::Durable => waiting.last_offset < durable,
-            };
-            let result = if reached {
-                Ok(Appended {
-                    base_offset: waiting.base_offset,
-                    last_offset: waiting.last_offset,
-                    log_start: log.log_start(),
-                })
-            } else {
-                Err(match level_error.clone() {
-                    Some(error) => AppendFailed::Storage {
-                        key: key.clone(),
-                        error,
-                    },
-                    None => AppendFailed::NotWritten {
-                        key: key.clone(),
-                        last_offset: waiting.last_offset,
-                    },
-                })
-            };
-            answer(waiting.reply, result);
+            level_error = Some(Arc::new(error));
         }
+        appended = answer_reached(&key, &log, appended, level_error.as_ref(), false);
+
+        // 3. One fdatasync for everyone who asked (group commit), or when the policy says so.
+        if level_error.is_none()
+            && (durable_wanted || log.sync_due(now_ms()))
+            && let Err(error) = log.sync(now_ms()).await
+        {
+            tracing::error!(partition = %key, %error, "sync failed");
+            if fail_rolled_back(&key, &mut appended, &error) {
+                producers = reload_producers(&key, &disk, &dir, &log).await;
+            }
+            level_error = Some(Arc::new(error));
+        }
+        let unanswered = answer_reached(&key, &log, appended, level_error.as_ref(), true);
+        assert!(
+            unanswered.is_empty(),
+            "every producer is answered once the round's levels are known"
+        );
 
         // 4. Reads and lookups see what was just written.
         for work in later {
@@ -580,6 +563,51 @@ async fn run(
     if let Err(error) = log.close(now_ms()).await {
         tracing::error!(partition = %key, %error, "closing the log failed");
     }
+}
+
+/// Answers the producers in `appended` whose level is settled: those that asked for less than
+/// durability (or, with `include_durable`, everyone) get their offsets if the log reached their
+/// level, else the round's write error (or `NotWritten`). Returns the ones left waiting.
+fn answer_reached(
+    key: &PartitionKey,
+    log: &Log<GlommioDisk>,
+    appended: Vec<Waiting>,
+    error: Option<&Arc<AppendError>>,
+    include_durable: bool,
+) -> Vec<Waiting> {
+    let (written, durable) = (log.written_end(), log.durable_end());
+    let mut left = Vec::new();
+    for waiting in appended {
+        let reached = match waiting.level {
+            AckLevel::None => true,
+            AckLevel::Written => waiting.last_offset < written,
+            AckLevel::Durable => waiting.last_offset < durable,
+        };
+        if waiting.level == AckLevel::Durable && !include_durable && !reached {
+            left.push(waiting);
+            continue;
+        }
+        let result = if reached {
+            Ok(Appended {
+                base_offset: waiting.base_offset,
+                last_offset: waiting.last_offset,
+                log_start: log.log_start(),
+            })
+        } else {
+            Err(match error {
+                Some(error) => AppendFailed::Storage {
+                    key: key.clone(),
+                    error: error.clone(),
+                },
+                None => AppendFailed::NotWritten {
+                    key: key.clone(),
+                    last_offset: waiting.last_offset,
+                },
+            })
+        };
+        answer(waiting.reply, result);
+    }
+    left
 }
 
 fn answer<T>(reply: Option<Answer<T>>, value: T) {
