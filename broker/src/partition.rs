@@ -315,8 +315,10 @@ async fn run(
     let housekeeping_interval = tick_interval * HOUSEKEEPING_TICKS;
     let mut housekeeping_due = std::time::Instant::now() + housekeeping_interval;
     loop {
-        // Busy: bytes wait for their fdatasync or readers wait for data; check every tick.
-        let busy = log.appended_end() > log.durable_end() || !waiters.is_empty();
+        // Busy: bytes wait for their fdatasync or readers wait for data; check every tick. A
+        // failed log's bytes will never be durable: only its waiters keep it busy.
+        let unsynced = log.appended_end() > log.durable_end() && !log.is_failed();
+        let busy = unsynced || !waiters.is_empty();
         let wait = if busy {
             tick_interval
         } else {
@@ -444,6 +446,7 @@ async fn run(
 
         // 3. One fdatasync for everyone who asked (group commit), or when the policy says so.
         if level_error.is_none()
+            && !log.is_failed()
             && (durable_wanted || log.sync_due(now_ms()))
             && let Err(error) = log.sync(now_ms()).await
         {

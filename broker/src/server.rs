@@ -92,6 +92,43 @@ pub enum ServeError {
     /// An executor could not be created.
     #[error("executor: {0}")]
     Executor(String),
+    /// Another broker holds the data directory (or its lock file could not be taken).
+    #[error("data directory {path}: {reason}")]
+    DataDirLocked {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Name of the lock file in the data directory.
+const LOCK_FILE: &str = ".lock";
+
+/// Takes an exclusive lock on the data directory for the life of the returned file: a second
+/// broker on the same directory (SO_REUSEPORT would even let it share the port) is refused
+/// instead of writing the same segments. The kernel drops the lock when the process ends,
+/// however it ends.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, ServeError> {
+    let path = data_dir.join(LOCK_FILE);
+    let failed = |reason: String| ServeError::DataDirLocked {
+        path: path.clone(),
+        reason,
+    };
+    std::fs::create_dir_all(data_dir).map_err(|error| failed(error.to_string()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|error| failed(error.to_string()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(failed("another broker is using it".to_string()))
+        }
+        Err(std::fs::TryLockError::Error(error)) => Err(failed(error.to_string())),
+    }
 }
 
 /// Blocks SIGINT and SIGTERM in the calling thread (and the threads it spawns afterwards), so
@@ -147,13 +184,18 @@ pub const PANIC_EXIT_CODE: i32 = 101;
 /// whole process lets a supervisor restart it, and recovery is the crash path every restart
 /// already takes. The default hook still prints the panic message and location first.
 fn fail_stop_on_panic() {
+    use std::io::Write;
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
         let thread = std::thread::current();
         let thread = thread.name().unwrap_or("unnamed");
         // Written directly, not through tracing: it must show even where no subscriber is set.
-        eprintln!("ringbus: thread {thread} panicked: stopping the process (fail-stop)");
+        // Not eprintln!: that panics on a closed stderr, and a panic in this hook aborts.
+        let _ = writeln!(
+            std::io::stderr(),
+            "ringbus: thread {thread} panicked: stopping the process (fail-stop)"
+        );
         // SAFETY: `_exit` takes no pointers and only ends the process. Skipping atexit
         // handlers and destructors is the point: other threads may be mid-operation, and no
         // cleanup may run on state a panic left inconsistent. Durable data needs none.
@@ -184,6 +226,7 @@ fn bind_per_shard(
 /// shard accepts connections.
 pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<(), ServeError> {
     fail_stop_on_panic();
+    let _data_dir_lock = lock_data_dir(&config.data_dir)?;
     let signals = block_signals();
     let shard_count = u16::try_from(config.cores.len())
         .ok()

@@ -86,7 +86,8 @@ pub struct Shard {
     metadata: RefCell<Rc<Metadata>>,
     partitions: RefCell<HashMap<PartitionKey, OwnedPartition>>,
     peers: Option<Senders<ShardMessage>>,
-    pending: RefCell<HashMap<u64, LocalSender<Answer>>>,
+    /// Calls waiting for their answer: the shard asked, and where the answer goes.
+    pending: RefCell<HashMap<u64, (ShardId, LocalSender<Answer>)>>,
     next_call_id: Cell<u64>,
     /// Serialises topic changes on the controller.
     controller_gate: glommio::sync::Semaphore,
@@ -174,12 +175,14 @@ impl Shard {
             shutting_down: Cell::new(false),
         });
         if let Some(mut receivers) = receivers {
-            for (_, stream) in receivers.streams() {
+            for (peer, stream) in receivers.streams() {
                 let shard = shard.clone();
                 glommio::spawn_local(async move {
                     while let Some(message) = stream.recv().await {
                         shard.receive(message);
                     }
+                    // The peer is gone: what it was asked will never be answered.
+                    shard.forget_calls_to(ShardId(peer as u16));
                 })
                 .detach();
             }
@@ -281,7 +284,7 @@ impl Shard {
     }
 
     fn deliver(&self, call_id: u64, answer: Answer) {
-        if let Some(waiter) = self.pending.borrow_mut().remove(&call_id) {
+        if let Some((_, waiter)) = self.pending.borrow_mut().remove(&call_id) {
             // The caller may have given up (its client vanished): nothing to do then.
             let _ = waiter.try_send(answer);
         }
@@ -297,10 +300,20 @@ impl Shard {
         let call_id = self.next_call_id.get();
         self.next_call_id.set(call_id + 1);
         let (sender, receiver) = local_channel::new_bounded(1);
-        self.pending.borrow_mut().insert(call_id, sender);
+        self.pending.borrow_mut().insert(call_id, (target, sender));
+        // Whatever ends this call (its answer, a gone peer, or the caller giving up: a client
+        // that vanished cancels its request's task), its entry goes with it.
+        let _forget = ForgetCall {
+            pending: &self.pending,
+            call_id,
+        };
         let op = make(Reply::new(self.id, call_id));
         if target == self.id {
-            self.execute(op).await;
+            // In a task of its own, like a call from another shard: an op runs to its end
+            // even when its caller gives up (a topic change applied on some shards only
+            // would leave the others behind).
+            let shard = self.clone();
+            glommio::spawn_local(async move { shard.execute(op).await }).detach();
         } else {
             let Some(peers) = &self.peers else {
                 unreachable!("a single-shard broker has no other shard to call");
@@ -311,7 +324,6 @@ impl Shard {
                 op,
             };
             if peers.send_to(usize::from(target.0), message).await.is_err() {
-                self.pending.borrow_mut().remove(&call_id);
                 return Err(ShardGone(target));
             }
         }
@@ -320,6 +332,14 @@ impl Shard {
             .downcast::<T>()
             .expect("a Reply<T> is only ever answered with a T (Shard::answer)");
         Ok(*answer)
+    }
+
+    /// Fails every call waiting on `peer` (its mesh stream ended): their callers get
+    /// [`ShardGone`] instead of waiting forever.
+    fn forget_calls_to(&self, peer: ShardId) {
+        self.pending
+            .borrow_mut()
+            .retain(|_, (target, _)| *target != peer);
     }
 
     /// Sends `value` back along `reply`: to this shard's own waiting call, or over the mesh.
@@ -685,6 +705,8 @@ impl Shard {
     /// Closes every partition cleanly (sync, indexes, clean-shutdown marker).
     pub async fn shutdown(self: &Rc<Self>) {
         self.shutting_down.set(true);
+        // Calls still waiting get `ShardGone` rather than an answer that will not come.
+        self.pending.borrow_mut().clear();
         self.groups.close();
         let owned: Vec<OwnedPartition> = self
             .partitions
@@ -723,6 +745,18 @@ impl Host for Shard {
 
     fn disk(&self) -> &GlommioDisk {
         Shard::disk(self)
+    }
+}
+
+/// Removes a call's pending entry when the call ends, however it ends. No I/O: a map removal.
+struct ForgetCall<'a> {
+    pending: &'a RefCell<HashMap<u64, (ShardId, LocalSender<Answer>)>>,
+    call_id: u64,
+}
+
+impl Drop for ForgetCall<'_> {
+    fn drop(&mut self) {
+        self.pending.borrow_mut().remove(&self.call_id);
     }
 }
 

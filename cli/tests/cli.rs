@@ -228,3 +228,36 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
         "an escape code in a piped log: {stderr:?}"
     );
 }
+
+/// A second broker on the same data directory is refused with a clear error (SO_REUSEPORT
+/// would let it share even a fixed port), and the first keeps serving.
+#[test]
+fn a_second_broker_on_the_same_data_directory_is_refused() {
+    let dir = data_dir();
+    let broker = Broker::start(dir.path());
+    let second = Command::new(env!("CARGO_BIN_EXE_ringbus"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--cores",
+            "0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RINGBUS_LOG", "warn")
+        .output()
+        .expect("run a second broker");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "the second broker started: {stderr}"
+    );
+    assert!(
+        stderr.contains("another broker is using it"),
+        "no clear reason: {stderr}"
+    );
+    let listed = ringbus(&broker, &["topic", "list"], None);
+    assert!(listed.status.success(), "{listed:?}");
+    broker.stop();
+}

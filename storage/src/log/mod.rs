@@ -303,6 +303,12 @@ impl<D: Disk> Log<D> {
         );
     }
 
+    /// True once a write or fdatasync failed: the log refuses appends, flushes and syncs from
+    /// then on (reads go on), and what it appended but did not make durable never will be.
+    pub fn is_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
     fn fail_stopped(&self) -> Result<(), AppendError> {
         match &self.failed {
             Some(reason) => Err(AppendError::Failed {
