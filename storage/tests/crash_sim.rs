@@ -27,6 +27,7 @@ use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 use schema::batch::BatchBuilder;
+use storage::disk::crash_test::{Seeds, for_each_seed};
 use storage::disk::sim::{CrashMode, SimDisk, block_on};
 use storage::{FlushPolicy, Log, LogConfig, Offset};
 
@@ -287,30 +288,8 @@ fn run_seed(seed: u64) {
 
 #[test]
 fn crash_at_random_points_never_loses_durable_or_serves_torn_batches() {
-    if let Ok(seed) = std::env::var("RINGBUS_SIM_SEED") {
-        let seed: u64 = seed.parse().expect("RINGBUS_SIM_SEED is a number");
-        eprintln!("replaying seed {seed}");
-        run_seed(seed);
-        return;
-    }
-    let seeds: u64 = std::env::var("RINGBUS_SIM_SEEDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000);
-    let base = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    // Half the seeds are fixed (every run covers them), half are new each run.
-    for i in 0..seeds {
-        let seed = if i % 2 == 0 {
-            i
-        } else {
-            base.wrapping_mul(1_000_003).wrapping_add(i)
-        };
-        let result = std::panic::catch_unwind(|| run_seed(seed));
-        if result.is_err() {
-            panic!("crash simulation failed; replay with RINGBUS_SIM_SEED={seed}");
-        }
-    }
+    for_each_seed(
+        &Seeds::sim(1_000, "cargo test -p storage --test crash_sim"),
+        run_seed,
+    );
 }

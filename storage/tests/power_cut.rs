@@ -1,121 +1,27 @@
 //! Goal: crashes *inside* roll, retention, close and recovery keep the log's rules (crash_sim
 //! only cuts power between calls).
 //!
-//! Method: a Disk wrapper counts mutating operations and fails every operation after the N-th
-//! (the power is cut there), then the simulated disk crashes and the log is reopened and
+//! Method: a Disk wrapper (`disk::crash_test::CutDisk`) counts mutating operations and fails
+//! every operation after the N-th (the power is cut there), then the simulated disk crashes and the log is reopened and
 //! checked against what was acknowledged durable. N sweeps every operation of a scripted run
 //! with appends, syncs, rolls, retention and clean closes, under each crash mode.
+//!
+//! A failure prints the seed; replay it with
+//! `RINGBUS_SIM_SEED=<seed> cargo test -p storage --test power_cut`; `RINGBUS_SIM_SEEDS=<n>`
+//! changes how many seeds run (default 500, all fixed for now: see the test). `TRACE=1`
+//! prints every cycle and operation.
 mod common;
 
 use common::Rng;
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::io;
 use std::path::Path;
-use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use schema::batch::BatchBuilder;
-use storage::disk::sim::{CrashMode, SimDisk, SimFile, block_on};
-use storage::disk::{Disk, File, OpenMode};
+use storage::disk::crash_test::{CutDisk, Seeds, for_each_seed};
+use storage::disk::sim::{CrashMode, block_on};
 use storage::{FlushPolicy, Log, LogConfig, Offset};
-
-#[derive(Clone)]
-struct Ctl {
-    ops: Rc<Cell<u64>>,
-    cut: Rc<Cell<u64>>,
-}
-impl Ctl {
-    fn tick(&self, mutating: bool) -> io::Result<()> {
-        if self.ops.get() >= self.cut.get() {
-            return Err(io::Error::other("power cut"));
-        }
-        if mutating {
-            self.ops.set(self.ops.get() + 1);
-        }
-        Ok(())
-    }
-}
-#[derive(Clone)]
-struct CutDisk {
-    inner: SimDisk,
-    ctl: Ctl,
-}
-struct CutFile {
-    inner: SimFile,
-    ctl: Ctl,
-}
-impl Disk for CutDisk {
-    type File = CutFile;
-    async fn open(&self, path: &Path, mode: OpenMode) -> io::Result<CutFile> {
-        self.ctl.tick(mode == OpenMode::CreateNew)?;
-        Ok(CutFile {
-            inner: self.inner.open(path, mode).await?,
-            ctl: self.ctl.clone(),
-        })
-    }
-    async fn remove(&self, path: &Path) -> io::Result<()> {
-        self.ctl.tick(true)?;
-        self.inner.remove(path).await
-    }
-    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.ctl.tick(true)?;
-        self.inner.rename(from, to).await
-    }
-    async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.ctl.tick(true)?;
-        self.inner.sync_dir(dir).await
-    }
-    async fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.ctl.tick(true)?;
-        self.inner.create_dir_all(dir).await
-    }
-    async fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.ctl.tick(false)?;
-        self.inner.list_dir(dir).await
-    }
-}
-impl File for CutFile {
-    type Buffer = <SimFile as File>::Buffer;
-    fn alloc_buffer(&self, bytes: usize) -> Self::Buffer {
-        self.inner.alloc_buffer(bytes)
-    }
-    fn alloc_buffer_unfilled(&self, bytes: usize) -> Self::Buffer {
-        self.inner.alloc_buffer_unfilled(bytes)
-    }
-    async fn write_at(&self, buffer: Self::Buffer, position: u64) -> io::Result<()> {
-        self.ctl.tick(true)?;
-        self.inner.write_at(buffer, position).await
-    }
-    async fn read_at(&self, position: u64, bytes: usize) -> io::Result<Bytes> {
-        self.ctl.tick(false)?;
-        self.inner.read_at(position, bytes).await
-    }
-    async fn sync(&self) -> io::Result<()> {
-        self.ctl.tick(true)?;
-        self.inner.sync().await
-    }
-    async fn size(&self) -> io::Result<u64> {
-        self.ctl.tick(false)?;
-        self.inner.size().await
-    }
-    async fn truncate(&self, bytes: u64) -> io::Result<()> {
-        self.ctl.tick(true)?;
-        self.inner.truncate(bytes).await
-    }
-    async fn allocate(&self, bytes: u64) -> io::Result<()> {
-        self.ctl.tick(true)?;
-        self.inner.allocate(bytes).await
-    }
-    fn path(&self) -> &Path {
-        self.inner.path()
-    }
-    async fn close(self) -> io::Result<()> {
-        self.ctl.tick(false)?;
-        self.inner.close().await
-    }
-}
 
 fn random_batch(rng: &mut Rng, now_ms: i64) -> BytesMut {
     let mut builder = BatchBuilder::new(now_ms);
@@ -147,15 +53,8 @@ fn read_all(log: &Log<CutDisk>) -> Vec<(u64, Bytes)> {
 
 fn run(seed: u64) {
     let mut rng = Rng::with_seed(seed);
-    let sim = SimDisk::new(seed);
-    let ctl = Ctl {
-        ops: Rc::new(Cell::new(0)),
-        cut: Rc::new(Cell::new(u64::MAX)),
-    };
-    let disk = CutDisk {
-        inner: sim.clone(),
-        ctl: ctl.clone(),
-    };
+    let disk = CutDisk::new(seed);
+    let power = &disk.power;
     let dir = Path::new("/sim/p");
     let config = LogConfig {
         segment_bytes_max: [16 << 10, 64 << 10][rng.usize(..2)],
@@ -180,34 +79,34 @@ fn run(seed: u64) {
     let mut now: i64 = 1_000_000;
     for cycle in 0..6 {
         // Maybe cut the power during this open (recovery) or during the work after it.
-        ctl.ops.set(0);
-        ctl.cut.set(if rng.u64(..4) == 0 {
+        let cut = if rng.u64(..4) == 0 {
             rng.u64(..12)
         } else {
             5 + rng.u64(..150)
-        });
+        };
+        power.cut_after(cut);
+        let cycle_start = power.done();
         let opened = block_on(Log::open(disk.clone(), dir, config.clone(), now));
         if std::env::var("TRACE").is_ok() {
             eprintln!(
-                "cycle {cycle} cut {} open -> {:?} ops {}",
-                ctl.cut.get(),
+                "cycle {cycle} cut {cut} open -> {:?} ops {}",
                 opened
                     .as_ref()
                     .map(|(l, r)| (l.log_start(), l.written_end(), l.segment_bases(), r.clone()))
                     .map_err(|e| e.to_string()),
-                ctl.ops.get()
+                power.done() - cycle_start
             );
         }
         let mut log = match opened {
             Ok((log, _)) => Some(log),
-            Err(e) if ctl.ops.get() >= ctl.cut.get() => {
+            Err(e) if power.is_cut() => {
                 let _ = e;
                 None
             }
             Err(e) => panic!("seed {seed} cycle {cycle}: open failed: {e}"),
         };
         if let Some(log) = &log
-            && ctl.ops.get() < ctl.cut.get()
+            && !power.is_cut()
         {
             assert!(
                 log.written_end().0 >= durable,
@@ -235,7 +134,7 @@ fn run(seed: u64) {
         let mut closed = false;
         if let Some(l) = log.as_mut() {
             for _ in 0..(5 + rng.u64(..60)) {
-                if ctl.ops.get() >= ctl.cut.get() {
+                if power.is_cut() {
                     break;
                 }
                 now += rng.i64(0..50);
@@ -243,7 +142,7 @@ fn run(seed: u64) {
                 if std::env::var("TRACE").is_ok() {
                     eprintln!(
                         "  op {op} ops {} appended {} written {} durable {} segs {:?}",
-                        ctl.ops.get(),
+                        power.done() - cycle_start,
                         l.appended_end(),
                         l.written_end(),
                         l.durable_end(),
@@ -301,27 +200,33 @@ fn run(seed: u64) {
         };
         if !(closed && rng.u64(..2) == 0) {
             if std::env::var("TRACE").is_ok() {
-                eprintln!("crash {mode:?} closed {closed} ops {}", ctl.ops.get());
+                eprintln!(
+                    "crash {mode:?} closed {closed} ops {}",
+                    power.done() - cycle_start
+                );
             }
-            sim.crash(mode);
+            disk.sim.crash(mode);
         }
-        assert_eq!(sim.durable_rewrites(), 0, "seed {seed}: durable rewrite");
+        assert_eq!(
+            disk.sim.durable_rewrites(),
+            0,
+            "seed {seed}: durable rewrite"
+        );
     }
 }
 
 #[test]
 fn power_cut_inside_operations() {
-    let n: u64 = std::env::var("SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
-    let first: u64 = std::env::var("FIRST")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    for seed in first..first + n {
-        if std::panic::catch_unwind(|| run(seed)).is_err() {
-            panic!("failing seed {seed}");
-        }
-    }
+    // Fixed seeds only (0..500) for now: about one new seed in 10,000 fails, not through this
+    // test. A Random or Torn crash keeps some sectors of a new segment's header write, so the
+    // simulator leaves the file 2,048, 3,072 or 3,584 bytes long; the next open accepts it, a
+    // clean close writes an index saying its data runs to byte 4,096, and the open after that
+    // refuses the segment as corrupt. Either recovery should cut such a file to a whole block,
+    // or the simulator should not grow a size sector by sector. Seeds 18554,
+    // 1796411415220497, 1796417203235459.
+    let seeds = Seeds {
+        fresh: false,
+        ..Seeds::sim(500, "cargo test -p storage --test power_cut")
+    };
+    for_each_seed(&seeds, run);
 }

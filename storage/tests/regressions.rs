@@ -3,13 +3,16 @@
 //!
 //! Method: targeted sequences on the simulated disk; one randomized model check of the
 //! full-disk path (appends, flushes, syncs and retention against a space limit that comes and
-//! goes, reads compared with a model after every step, a torn crash at the end).
+//! goes, reads compared with a model after every step, a torn crash at the end). Its failures
+//! print the seed; replay one with `RINGBUS_ENOSPC_SEED=<seed> cargo test -p storage --test
+//! regressions`; `RINGBUS_ENOSPC_SEEDS=<n>` changes how many seeds run (default 300).
 mod common;
 
 use std::path::Path;
 
 use bytes::BytesMut;
 use common::{Rng, batch, read_all, small_config};
+use storage::disk::crash_test::{Seeds, for_each_seed};
 use storage::disk::sim::{CrashMode, SimDisk, block_on};
 use storage::{AppendError, Log, LogConfig, Offset};
 
@@ -309,20 +312,14 @@ fn enospc_seed(seed: u64) {
 
 #[test]
 fn full_disk_at_random_points_matches_the_model() {
-    if let Ok(seed) = std::env::var("RINGBUS_ENOSPC_SEED") {
-        let seed: u64 = seed.parse().expect("RINGBUS_ENOSPC_SEED is a number");
-        eprintln!("replaying seed {seed}");
-        enospc_seed(seed);
-        return;
-    }
-    let n: u64 = std::env::var("RINGBUS_ENOSPC_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
-    for seed in 0..n {
-        let r = std::panic::catch_unwind(|| enospc_seed(seed));
-        if r.is_err() {
-            panic!("failing seed {seed}");
-        }
-    }
+    for_each_seed(
+        &Seeds {
+            replay_var: "RINGBUS_ENOSPC_SEED",
+            count_var: "RINGBUS_ENOSPC_SEEDS",
+            count_default: 300,
+            fresh: true,
+            command: "cargo test -p storage --test regressions",
+        },
+        enospc_seed,
+    );
 }

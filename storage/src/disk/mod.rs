@@ -20,6 +20,7 @@
 //! `async fn` without `Send` bounds on purpose (thread-per-core), hence the allowed lint.
 #![allow(async_fn_in_trait)]
 
+pub mod crash_test;
 pub mod glommio;
 pub mod sim;
 
