@@ -28,20 +28,14 @@ use broker::group::offsets::{
 };
 use broker::snapshot::{self, LoadError, LogExtent, OnRefusal, Refusal, Start};
 use bytes::BytesMut;
-use common::{CutDisk, Rng, for_each_seed, small_log_config};
+use common::{
+    CRASH_MODES, CutDisk, NOW_MS, Phases, Rng, SNAPSHOT_FRAME_BYTES, SnapshotCase, bits_to_flip,
+    crash_run, damage_last_flush, for_each_seed, fresh_partition, open_log, sweep_power_cuts,
+    with_snapshot,
+};
 use storage::disk::Disk;
 use storage::disk::sim::{CrashMode, block_on};
 use storage::{Log, Offset, ReadError};
-
-const NOW_MS: i64 = 1_700_000_000_000;
-const MODES: [CrashMode; 4] = [
-    CrashMode::DropAll,
-    CrashMode::KeepAll,
-    CrashMode::Random,
-    CrashMode::Torn,
-];
-/// Bytes of the snapshot blob outside its payload that its CRC covers (16-byte prefix, CRC).
-const FRAME_BYTES: u64 = 16 + 4;
 
 fn dir() -> PathBuf {
     PathBuf::from("/data/__consumer_offsets-0")
@@ -101,29 +95,43 @@ fn commit<D: Disk>(log: &mut Log<D>, rng: &mut Rng, model: &mut Model) -> Result
     Ok(())
 }
 
-fn commit_some<D: Disk>(
-    log: &mut Log<D>,
-    rng: &mut Rng,
-    model: &mut Model,
-    count: usize,
-) -> Result<(), String> {
-    (0..count).try_for_each(|_| commit(log, rng, model))
-}
+/// The committed-offsets partition, written and snapshotted as the coordinator does.
+struct Offsets;
 
-/// The coordinator's snapshot: the table through the log end, then the segments below it
-/// deleted. Returns what it covers through.
-fn snapshot_and_delete(
-    disk: &CutDisk,
-    log: &mut Log<CutDisk>,
-    model: &Model,
-) -> Result<Offset, String> {
-    let through = log.durable_end();
-    assert_eq!(through, log.appended_end(), "every commit is synced");
-    let bytes = model.table_below(through).encode(through.0);
-    block_on(storage::store_blob(disk, &dir(), SNAPSHOT_FILE, &bytes))
-        .map_err(|error| format!("store: {error}"))?;
-    block_on(log.delete_before(through, NOW_MS)).map_err(|error| format!("delete: {error}"))?;
-    Ok(through)
+impl SnapshotCase for Offsets {
+    type Model = Model;
+
+    fn dir(&self) -> PathBuf {
+        dir()
+    }
+
+    /// `count` commit requests.
+    fn write(
+        &self,
+        log: &mut Log<CutDisk>,
+        rng: &mut Rng,
+        model: &mut Model,
+        count: usize,
+    ) -> Result<(), String> {
+        (0..count).try_for_each(|_| commit(log, rng, model))
+    }
+
+    /// The coordinator's snapshot: the table through the log end, then the segments below it
+    /// deleted.
+    fn store_snapshot(
+        &self,
+        disk: &CutDisk,
+        log: &mut Log<CutDisk>,
+        model: &Model,
+    ) -> Result<Offset, String> {
+        let through = log.durable_end();
+        assert_eq!(through, log.appended_end(), "every commit is synced");
+        let bytes = model.table_below(through).encode(through.0);
+        block_on(storage::store_blob(disk, &dir(), SNAPSHOT_FILE, &bytes))
+            .map_err(|error| format!("store: {error}"))?;
+        block_on(log.delete_before(through, NOW_MS)).map_err(|error| format!("delete: {error}"))?;
+        Ok(through)
+    }
 }
 
 /// Why the test's load failed: the snapshot rule, or a record that does not decode.
@@ -187,90 +195,48 @@ fn refusal(result: Result<Start<OffsetTable>, Failed>, context: &str) -> Refusal
     }
 }
 
-fn open(disk: &CutDisk, context: &str) -> Log<CutDisk> {
-    match block_on(Log::open(disk.clone(), &dir(), small_log_config(), NOW_MS)) {
-        Ok((log, _)) => log,
-        Err(error) => panic!("{context}: open: {error}"),
-    }
-}
-
-/// One run of the crash sweep (see the module doc). Returns the operations of the cut phase.
-fn crash_run(seed: u64, cut: Option<u64>, mode: CrashMode) -> u64 {
-    let context = format!("seed {seed} cut {cut:?} {mode:?}");
-    let mut rng = Rng::with_seed(seed);
-    let disk = CutDisk::new(seed);
-    let mut model = Model::default();
-    let mut log = open(&disk, &context);
-    let count = 8 + rng.usize(..10);
-    commit_some(&mut log, &mut rng, &mut model, count).expect("power on");
-    let first = snapshot_and_delete(&disk, &mut log, &model).expect("power on");
-    let count = 3 + rng.usize(..8);
-    commit_some(&mut log, &mut rng, &mut model, count).expect("power on");
-
-    let before = disk.power.done();
-    if let Some(cut) = cut {
-        disk.power.cut_after(cut);
-    }
-    let second = snapshot_and_delete(&disk, &mut log, &model);
-    if second.is_ok() {
-        let count = 1 + rng.usize(..4);
-        let _ = commit_some(&mut log, &mut rng, &mut model, count);
-    }
-    let phase_ops = disk.power.done() - before;
-    let acknowledged = log.durable_end();
-
-    drop(log);
-    disk.power.restore();
-    disk.sim.crash(mode);
-    let log = open(&disk, &context);
-    assert!(
-        log.written_end() >= acknowledged,
-        "{context}: the log lost acknowledged commits"
-    );
-    let start = load(&disk, &log).unwrap_or_else(|error| panic!("{context}: load: {error}"));
+/// One run of the crash sweep (see the module doc): the shared run, then the coordinator's
+/// load. Returns the operations of the cut phase.
+fn crash_sweep_run(seed: u64, cut: Option<u64>, mode: CrashMode) -> u64 {
+    let phases = Phases {
+        before_first: 8..18,
+        before_cut: 3..11,
+        after_second: 1..5,
+    };
+    let run = crash_run(&Offsets, &phases, seed, cut, mode);
+    let context = &run.context;
+    let start =
+        load(&run.disk, &run.log).unwrap_or_else(|error| panic!("{context}: load: {error}"));
     let candidates = [
-        Some(first),
-        second.as_ref().ok().copied(),
-        Some(acknowledged),
+        Some(run.first),
+        run.second.as_ref().ok().copied(),
+        Some(run.acknowledged),
     ];
     assert!(
         candidates.contains(&Some(start.through)),
-        "{context}: trusted a snapshot through {} (stored {first}, then {second:?})",
-        start.through
+        "{context}: trusted a snapshot through {} (stored {}, then {:?})",
+        start.through,
+        run.first,
+        run.second
     );
-    if let Ok(second) = second {
+    if let Ok(second) = run.second {
         assert_eq!(start.through, second, "{context}: the stored snapshot");
     }
     assert!(
-        start.state == model.table_below(log.written_end()),
+        start.state == run.model.table_below(run.log.written_end()),
         "{context}: the loaded table differs from the acknowledged commits"
     );
-    phase_ops
+    run.phase_ops
 }
 
 #[test]
 fn a_crash_at_any_point_of_snapshot_and_deletion_loads_every_acknowledged_commit() {
-    for_each_seed("offsets_snapshot_crash", 12, |seed| {
-        let ops = crash_run(seed, None, CrashMode::KeepAll);
-        for cut in 0..=ops {
-            for mode in MODES {
-                crash_run(seed, Some(cut), mode);
-            }
-        }
-    });
+    sweep_power_cuts("offsets_snapshot_crash", 12, crash_sweep_run);
 }
 
 /// A partition with commits, a snapshot (segments below it deleted) and commits after it.
-fn with_snapshot(seed: u64) -> (CutDisk, Log<CutDisk>, Model, Offset) {
-    let mut rng = Rng::with_seed(seed);
-    let disk = CutDisk::new(seed);
-    let mut model = Model::default();
-    let mut log = open(&disk, &format!("seed {seed}"));
-    let count = 10 + rng.usize(..20);
-    commit_some(&mut log, &mut rng, &mut model, count).expect("commit");
-    let through = snapshot_and_delete(&disk, &mut log, &model).expect("snapshot");
-    let count = rng.usize(..6);
-    commit_some(&mut log, &mut rng, &mut model, count).expect("commit");
+fn with_offsets_snapshot(seed: u64) -> (CutDisk, Log<CutDisk>, Model, Offset) {
+    let (disk, log, model, through) = with_snapshot(&Offsets, seed, 10..30, 0..6);
     assert!(
         log.log_start() > Offset(0),
         "seed {seed}: segments were deleted"
@@ -279,27 +245,11 @@ fn with_snapshot(seed: u64) -> (CutDisk, Log<CutDisk>, Model, Offset) {
 }
 
 fn flip_run(seed: u64, every_bit: bool) {
-    let (disk, log, model, through) = with_snapshot(seed);
+    let (disk, log, model, through) = with_offsets_snapshot(seed);
     let path = snapshot_path();
     let stored = disk.sim.durable_contents(&path).expect("stored");
-    let covered = FRAME_BYTES + model.table_below(through).encode(through.0).len() as u64;
-    let mut rng = Rng::with_seed(seed);
-    let bits: Vec<(u64, u8)> = if every_bit {
-        (0..covered)
-            .flat_map(|byte| (0..8).map(move |bit| (byte, bit)))
-            .collect()
-    } else {
-        (0..48)
-            .map(|index| {
-                let byte = if index % 8 == 0 {
-                    rng.u64(covered..stored.len() as u64)
-                } else {
-                    rng.u64(..covered)
-                };
-                (byte, rng.u8(..8))
-            })
-            .collect()
-    };
+    let covered = SNAPSHOT_FRAME_BYTES + model.table_below(through).encode(through.0).len() as u64;
+    let bits = bits_to_flip(seed, every_bit, covered, stored.len() as u64);
     let expected = model.table_below(log.written_end());
     for (byte, bit) in bits {
         let context = format!("seed {seed} byte {byte} bit {bit}");
@@ -333,7 +283,7 @@ fn a_flipped_bit_in_an_offsets_snapshot_refuses_the_load() {
 
 #[test]
 fn deleted_segments_without_a_snapshot_covering_them_refuse_the_load() {
-    let (disk, log, model, through) = with_snapshot(3);
+    let (disk, log, model, through) = with_offsets_snapshot(3);
     let context = "seed 3";
     // An older snapshot, from before the deletion.
     let older = Offset(log.log_start().0 - 1);
@@ -365,12 +315,14 @@ fn deleted_segments_without_a_snapshot_covering_them_refuse_the_load() {
 fn past_end_run(seed: u64) {
     let context = format!("seed {seed}");
     let mut rng = Rng::with_seed(seed ^ 0x5eed);
-    let disk = CutDisk::new(seed);
-    let mut model = Model::default();
-    let mut log = open(&disk, &context);
+    let (disk, mut log, mut model) = fresh_partition(&Offsets, seed, &context);
     let count = 4 + rng.usize(..12);
-    commit_some(&mut log, &mut rng, &mut model, count).expect("commit");
-    let through = snapshot_and_delete(&disk, &mut log, &model).expect("snapshot");
+    Offsets
+        .write(&mut log, &mut rng, &mut model, count)
+        .expect("commit");
+    let through = Offsets
+        .store_snapshot(&disk, &mut log, &model)
+        .expect("snapshot");
     // The last commit's batch, as stored, was the last durable flush.
     let last_offset = model.commits.last().expect("a commit").0;
     let read = block_on(log.read(last_offset, 1 << 20)).expect("read");
@@ -379,20 +331,10 @@ fn past_end_run(seed: u64) {
     drop(log);
 
     let segment = dir().join(format!("{:020}.log", newest.0));
-    let contents = disk
-        .sim
-        .durable_contents(&segment)
-        .expect("durable segment");
-    let position = contents
-        .windows(last_batch.len())
-        .rposition(|window| window == &last_batch[..])
-        .expect("the last batch is in the newest segment");
-    // Past the 21 bytes the entry CRC covers, into the records (Kafka's CRC covers them).
-    let byte = position + 21 + rng.usize(..last_batch.len() - 21);
-    disk.sim.flip_bit(&segment, byte as u64, rng.u8(..8));
-    disk.sim.crash(MODES[rng.usize(..4)]);
+    damage_last_flush(&disk, &segment, &last_batch, &mut rng);
+    disk.sim.crash(CRASH_MODES[rng.usize(..4)]);
 
-    let log = open(&disk, &context);
+    let log = open_log(&disk, &dir(), &context);
     assert!(
         log.written_end() < through,
         "{context}: recovery kept the damaged flush"

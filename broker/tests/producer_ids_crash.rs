@@ -22,8 +22,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use broker::producer_ids::{BLOCK_IDS, PRODUCER_IDS_FILE, ProducerIdError, ProducerIds};
-use common::{CutDisk, Rng, chance, for_each_seed};
-use storage::disk::sim::{CrashMode, block_on};
+use common::{CRASH_MODES, CutDisk, Rng, chance, for_each_seed};
+use storage::disk::sim::block_on;
 use storage::format::MetaKind;
 
 /// Bytes of a stored blob its CRC covers: the 16-byte metadata prefix, the 10-byte payload
@@ -45,15 +45,6 @@ fn durable_reserved_end(disk: &CutDisk, seed: u64) -> Option<u64> {
         .unwrap_or_else(|error| panic!("seed {seed}: the durable reservation is damaged: {error}"));
     let end: [u8; 8] = payload[2..10].try_into().expect("a u64");
     Some(u64::from_le_bytes(end))
-}
-
-fn random_mode(rng: &mut Rng) -> CrashMode {
-    [
-        CrashMode::DropAll,
-        CrashMode::KeepAll,
-        CrashMode::Random,
-        CrashMode::Torn,
-    ][rng.usize(..4)]
 }
 
 /// Loads the allocator after a restart. With a flipped bit, checks the refusal (or, for a bit
@@ -156,7 +147,7 @@ fn run_seed(seed: u64) {
             }
         }
         disk.power.restore();
-        disk.sim.crash(random_mode(&mut rng));
+        disk.sim.crash(CRASH_MODES[rng.usize(..4)]);
     }
     assert!(
         !handed_out.is_empty() || cycles == 0,
