@@ -247,30 +247,52 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
         None => (Vec::new(), None),
     };
     metrics_listeners.resize_with(usize::from(shard_count), || None);
-    let mut stop_senders = Vec::with_capacity(usize::from(shard_count));
+    // Two one-shot events per shard: `go` once every shard is ready (none serves before all
+    // can: a partition on a shard still recovering would answer UnknownPartition), and `stop`
+    // on a signal or a failed start-up, which also ends a start-up still under way.
     let mut stop_receivers = Vec::with_capacity(usize::from(shard_count));
+    let mut go_receivers = Vec::with_capacity(usize::from(shard_count));
+    let mut stop_senders = Vec::with_capacity(usize::from(shard_count));
+    let mut go_senders = Vec::with_capacity(usize::from(shard_count));
     for _ in 0..shard_count {
         let (sender, receiver) = net::stop::pair()?;
         stop_senders.push(sender);
         stop_receivers.push(receiver);
+        let (sender, receiver) = net::stop::pair()?;
+        go_senders.push(sender);
+        go_receivers.push(receiver);
     }
+    let stops = Stops::new(stop_senders);
+    // Signals are waited for from the start: Ctrl-C during a long recovery stops it.
+    let signal_waiter = {
+        let stops = stops.clone();
+        std::thread::Builder::new()
+            .name("ringbus-signals".to_string())
+            .spawn(move || {
+                let signal = wait_for_signal(&signals);
+                tracing::info!(signal, "shutting down");
+                stops.fire();
+            })
+            .map_err(|e| ServeError::Executor(format!("the signal thread: {e}")))?
+    };
     let mesh = (shard_count > 1)
         .then(|| MeshBuilder::<ShardMessage, _>::full(usize::from(shard_count), MESH_CHANNEL_MAX));
     let (ready_sender, ready_receiver) = std::sync::mpsc::channel::<Result<(), ServeError>>();
     let mut handles = Vec::new();
     let shard_listeners = listeners.into_iter().zip(metrics_listeners);
-    for (index, ((core, (listener, metrics_listener)), stop)) in config
+    let events = stop_receivers.into_iter().zip(go_receivers);
+    for (index, ((core, (listener, metrics_listener)), (stop, go))) in config
         .cores
         .iter()
         .zip(shard_listeners)
-        .zip(stop_receivers)
+        .zip(events)
         .enumerate()
     {
         let id = ShardId(index as u16);
         let config = config.clone();
         let mesh = mesh.clone();
         let ready_sender = ready_sender.clone();
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(*core))
+        let spawned = LocalExecutorBuilder::new(Placement::Fixed(*core))
             .name(&format!("ringbus-shard-{index}"))
             // `ulimit -l` may be small (8 MiB on the machines we test on): keep glommio's
             // registered-buffer arena small; DMA buffers fall back to ordinary aligned memory.
@@ -286,42 +308,82 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
                     frames: listener,
                     metrics: metrics_listener,
                 };
-                run_shard(id, shard_count, config, listeners, mesh, stop, ready_sender).await;
-            })
-            .map_err(|e| ServeError::Executor(e.to_string()))?;
-        handles.push(handle);
+                let events = ShardEvents { stop, go };
+                run_shard(
+                    id,
+                    shard_count,
+                    config,
+                    listeners,
+                    mesh,
+                    events,
+                    ready_sender,
+                )
+                .await;
+            });
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(error) => {
+                // The shards already started wait in the mesh for this one: stop them.
+                stops.fire();
+                for handle in handles {
+                    let _ = handle.join();
+                }
+                return Err(ServeError::Executor(error.to_string()));
+            }
+        }
     }
     drop(ready_sender);
     let mut failure = None;
     for _ in 0..shard_count {
-        match ready_receiver.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                failure.get_or_insert(error);
-            }
-            Err(_) => {
-                failure.get_or_insert(ServeError::Executor("a shard exited".to_string()));
-            }
+        let result = ready_receiver
+            .recv()
+            .unwrap_or_else(|_| Err(ServeError::Executor("a shard exited".to_string())));
+        if let Err(error) = result {
+            // The first failure stops the others, even those still starting (or stuck
+            // waiting in the mesh for the shard that failed).
+            stops.fire();
+            failure.get_or_insert(error);
         }
     }
     if let Some(error) = failure {
-        stop_senders.into_iter().for_each(StopSender::fire);
         for handle in handles {
             let _ = handle.join();
         }
         return Err(error);
     }
+    go_senders.into_iter().for_each(StopSender::fire);
     ready(BoundAddresses {
         listen: address,
         metrics: metrics_address,
     });
-    let signal = wait_for_signal(&signals);
-    tracing::info!(signal, "shutting down");
-    stop_senders.into_iter().for_each(StopSender::fire);
+    let _ = signal_waiter.join();
     for handle in handles {
         let _ = handle.join();
     }
     Ok(())
+}
+
+/// Every shard's stop event, fired once by whoever decides first (the signal thread, or the
+/// main thread on a failed start-up).
+#[derive(Clone)]
+struct Stops(Arc<std::sync::Mutex<Vec<StopSender>>>);
+
+impl Stops {
+    fn new(senders: Vec<StopSender>) -> Stops {
+        Stops(Arc::new(std::sync::Mutex::new(senders)))
+    }
+
+    /// Fires every stop event; later calls find none left.
+    fn fire(&self) {
+        let senders = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        senders.into_iter().for_each(StopSender::fire);
+    }
+}
+
+/// The events a shard waits for: start serving (`go`), and `stop`.
+struct ShardEvents {
+    stop: StopReceiver,
+    go: StopReceiver,
 }
 
 /// The sockets one shard listens on.
@@ -336,28 +398,94 @@ async fn run_shard(
     config: ServeConfig,
     listeners: ShardListeners,
     mesh: Option<MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>>,
-    stop: StopReceiver,
+    events: ShardEvents,
     ready: std::sync::mpsc::Sender<Result<(), ServeError>>,
 ) {
+    let (mut stop, mut go) = (events.stop.adopt(), events.go.adopt());
+    // Start-up raced against the stop event: a signal, or another shard failing, ends it
+    // (this shard might otherwise wait forever in the mesh for a shard that is gone). The
+    // stop is a socket read, which keeps one waker however often the race re-polls it.
+    let starting = start_shard(id, shard_count, &config, listeners, mesh);
+    let started = futures_lite::future::or(async { Some(starting.await) }, async {
+        stop.wait().await;
+        None
+    })
+    .await;
+    let (shard, listener, metrics_listener) = match started {
+        Some(Ok(started)) => started,
+        Some(Err(error)) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+        None => {
+            let reason = "stopped during start-up".to_string();
+            let _ = ready.send(Err(ServeError::Shard {
+                shard: id.0,
+                reason,
+            }));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let go_first = futures_lite::future::or(
+        async {
+            go.wait().await;
+            true
+        },
+        async {
+            stop.wait().await;
+            false
+        },
+    )
+    .await;
+    if go_first {
+        let mut serving: Vec<Pin<Box<dyn Future<Output = ()>>>> = Vec::new();
+        serving.push(Box::pin(accept_loop(
+            id,
+            listener,
+            config.limits,
+            connection_starter(shard.clone(), config.connections_max, config.in_flight_max),
+        )));
+        if let Some(listener) = metrics_listener {
+            let shard = shard.clone();
+            serving.push(Box::pin(net::http::serve(
+                listener,
+                metrics::METRICS_PATH,
+                move || {
+                    let shard = shard.clone();
+                    async move { shard.metrics_text().await }
+                },
+            )));
+        }
+        serve_until(stop.wait(), serving).await;
+    }
+    shard.shutdown().await;
+    tracing::info!(shard = %id, "stopped");
+}
+
+/// Opens the shard: its disk, the mesh, its partitions (recovery), the internal topics (on
+/// the controller) and its listeners. Connections queue in the kernel meanwhile.
+async fn start_shard(
+    id: ShardId,
+    shard_count: u16,
+    config: &ServeConfig,
+    listeners: ShardListeners,
+    mesh: Option<MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>>,
+) -> Result<(Rc<Shard>, net::Listener, Option<net::Listener>), ServeError> {
     let fail = |reason: String| ServeError::Shard {
         shard: id.0,
         reason,
     };
-    let disk = match GlommioDisk::open_dir(&config.data_dir, config.direct_io).await {
-        Ok(disk) => disk,
-        Err(error) => {
-            let _ = ready.send(Err(fail(error.to_string())));
-            return;
-        }
-    };
+    let disk = GlommioDisk::open_dir(&config.data_dir, config.direct_io)
+        .await
+        .map_err(|error| fail(error.to_string()))?;
     let mesh = match mesh {
-        Some(builder) => match builder.join().await {
-            Ok(joined) => Some(joined),
-            Err(error) => {
-                let _ = ready.send(Err(fail(format!("joining the shard mesh failed: {error}"))));
-                return;
-            }
-        },
+        Some(builder) => Some(
+            builder
+                .join()
+                .await
+                .map_err(|error| fail(format!("joining the shard mesh failed: {error}")))?,
+        ),
         None => None,
     };
     let shard_config = ShardConfig {
@@ -367,57 +495,23 @@ async fn run_shard(
         tick_interval: config.tick_interval,
         frame_bytes_max: config.limits.frame_bytes_max,
     };
-    let shard = match Shard::start(id, shard_count, shard_config, disk, mesh).await {
-        Ok(shard) => shard,
-        Err(reason) => {
-            let _ = ready.send(Err(fail(reason)));
-            return;
-        }
-    };
-    if id == CONTROLLER
-        && let Err(error) = shard.ensure_internal_topics().await
-    {
-        let _ = ready.send(Err(fail(format!(
-            "creating the internal topics failed: {error}"
-        ))));
-        return;
+    let shard = Shard::start(id, shard_count, shard_config, disk, mesh)
+        .await
+        .map_err(fail)?;
+    if id == CONTROLLER {
+        shard
+            .ensure_internal_topics()
+            .await
+            .map_err(|error| fail(format!("creating the internal topics failed: {error}")))?;
     }
-    let listener = match net::Listener::from_std(listeners.frames) {
-        Ok(listener) => listener,
-        Err(error) => {
-            let _ = ready.send(Err(fail(error.to_string())));
-            return;
-        }
-    };
-    let metrics_listener = match listeners.metrics.map(net::Listener::from_std).transpose() {
-        Ok(listener) => listener,
-        Err(error) => {
-            let _ = ready.send(Err(fail(error.to_string())));
-            return;
-        }
-    };
-    let _ = ready.send(Ok(()));
-    let mut serving: Vec<Pin<Box<dyn Future<Output = ()>>>> = Vec::new();
-    serving.push(Box::pin(accept_loop(
-        id,
-        listener,
-        config.limits,
-        connection_starter(shard.clone(), config.connections_max, config.in_flight_max),
-    )));
-    if let Some(listener) = metrics_listener {
-        let shard = shard.clone();
-        serving.push(Box::pin(net::http::serve(
-            listener,
-            metrics::METRICS_PATH,
-            move || {
-                let shard = shard.clone();
-                async move { shard.metrics_text().await }
-            },
-        )));
-    }
-    serve_until(stop.wait(), serving).await;
-    shard.shutdown().await;
-    tracing::info!(shard = %id, "stopped");
+    let listener =
+        net::Listener::from_std(listeners.frames).map_err(|error| fail(error.to_string()))?;
+    let metrics_listener = listeners
+        .metrics
+        .map(net::Listener::from_std)
+        .transpose()
+        .map_err(|error| fail(error.to_string()))?;
+    Ok((shard, listener, metrics_listener))
 }
 
 /// Runs each of `serving` as a task of its own until `stop` completes, then cancels them.

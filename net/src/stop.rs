@@ -28,10 +28,19 @@ pub struct StopSender {
     stream: StdUnixStream,
 }
 
-/// The waiting side; moved to the shard that waits.
+/// The waiting side: `Send`, moved to the shard that waits, which [`StopReceiver::adopt`]s it
+/// on its own thread.
 #[derive(Debug)]
 pub struct StopReceiver {
     stream: StdUnixStream,
+}
+
+/// A [`StopReceiver`] adopted by a glommio executor. It can be awaited more than once (a shard
+/// races its start-up against it, then serves until it): once fired, it stays fired.
+#[derive(Debug)]
+pub struct StopWaiter {
+    stream: UnixStream,
+    fired: bool,
 }
 
 /// A new stop event.
@@ -54,15 +63,29 @@ impl StopSender {
 }
 
 impl StopReceiver {
-    /// Waits, on the current glommio executor, until the sender fires or is dropped. Polling
-    /// this future any number of times keeps one waker (it is a plain socket read).
-    pub async fn wait(self) {
+    /// Hands the socket to the current glommio executor (call on the thread that waits).
+    pub fn adopt(self) -> StopWaiter {
         // SAFETY: `into_raw_fd` hands over a valid, open socket fd that nothing else owns any
         // more; glommio's stream becomes its only owner and closes it when dropped.
-        let mut stream = unsafe { UnixStream::from_raw_fd(self.stream.into_raw_fd()) };
+        let stream = unsafe { UnixStream::from_raw_fd(self.stream.into_raw_fd()) };
+        StopWaiter {
+            stream,
+            fired: false,
+        }
+    }
+}
+
+impl StopWaiter {
+    /// Waits, on the current glommio executor, until the sender fires or is dropped. Polling
+    /// this future any number of times keeps one waker (it is a plain socket read).
+    pub async fn wait(&mut self) {
+        if self.fired {
+            return;
+        }
         let mut byte = [0u8; 1];
         // One byte (fired), end of stream (sender dropped) or an error: each means stop.
-        let _ = stream.read(&mut byte).await;
+        let _ = self.stream.read(&mut byte).await;
+        self.fired = true;
     }
 }
 
@@ -74,11 +97,14 @@ mod tests {
     fn fire_and_drop_both_end_the_wait() {
         glommio::LocalExecutor::default().run(async {
             let (sender, receiver) = pair().expect("pair");
+            let mut waiter = receiver.adopt();
             std::thread::spawn(move || sender.fire());
-            receiver.wait().await;
+            waiter.wait().await;
+            // Fired stays fired.
+            waiter.wait().await;
             let (sender, receiver) = pair().expect("pair");
             drop(sender);
-            receiver.wait().await;
+            receiver.adopt().wait().await;
         });
     }
 }

@@ -117,7 +117,8 @@ fn a_pending_stop_event_survives() {
     // What a shard awaits until shutdown (net::stop).
     survives(|| async {
         let (sender, receiver) = net::stop::pair().expect("pair");
-        let survived = race(receiver.wait()).await;
+        let mut waiter = receiver.adopt();
+        let survived = race(waiter.wait()).await;
         drop(sender);
         survived
     });
