@@ -5,9 +5,12 @@
 //! With `metrics_listen`, every shard also binds the metrics address (SO_REUSEPORT) and serves
 //! `GET /metrics` (Prometheus text, every shard's counters) beside its accept loop.
 //!
-//! Start-up order: bind the first listener (resolving port 0), then start every shard; each
-//! opens its disk (the O_DIRECT probe), loads the metadata, opens its partitions and reports
-//! ready. Only when every shard is ready does the broker print `listening on ADDR`.
+//! Start-up order: lock the data directory (one broker per directory), bind the first listener
+//! (resolving port 0), then start every shard; each opens its disk (the O_DIRECT probe), joins
+//! the mesh, loads the metadata, opens its partitions and reports ready. Only when every shard
+//! is ready does any accept a connection (a `go` event each) and the broker print `listening
+//! on ADDR`. Signals are waited for from the start, and a start-up races its shard's stop
+//! event: Ctrl-C or one shard's failure ends every start-up still under way.
 //! Shutdown: a signal fires one stop event per shard ([`net::stop`]), which wakes the shard
 //! once; it cancels its accept loops, then closes its partitions (sync, indexes, clean-shutdown
 //! marker). Connections still open are dropped. Nothing polls: see [`serve_until`] for why a
