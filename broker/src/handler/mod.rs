@@ -551,27 +551,30 @@ async fn fetch(
     let wait = Duration::from_millis(u64::from(wait_ms_max.min(FETCH_WAIT_MS_MAX)));
     let deadline = std::time::Instant::now() + wait;
     loop {
-        let (results, payload, total) = fetch_once(shard, bytes_max, &partitions).await;
+        let (results, payload, total, next_offsets) =
+            fetch_once(shard, bytes_max, &partitions).await;
         let now = std::time::Instant::now();
         if total >= bytes_min as usize || now >= deadline {
             return (results, payload);
         }
-        // Long-poll: park on every partition that answered without error and wake on the
-        // first that gets data, or when time is up.
+        // Long-poll: park on every partition that answered without error, past what it
+        // returned (parking where data already is would wake at once and spin), and wake on
+        // the first that gets more, or when time is up. The parked calls are cancelled when
+        // this round ends.
         let (notify, woken) =
             glommio::channels::local_channel::new_bounded(partitions.len().max(1));
         let notify = Rc::new(notify);
-        let mut waiting = 0;
-        for (asked, result) in partitions.iter().zip(&results) {
+        let mut waiting = Vec::new();
+        for ((asked, result), next) in partitions.iter().zip(&results).zip(&next_offsets) {
             if result.error != ErrorCode::None {
                 continue;
             }
             let Ok(key) = resolve(shard, &asked.topic, asked.partition) else {
                 continue;
             };
-            let (offset, wait) = (Offset(asked.offset), deadline - now);
+            let (offset, wait) = (Offset(*next), deadline - now);
             let (shard, notify) = (shard.clone(), notify.clone());
-            glommio::spawn_local(async move {
+            let task = glommio::spawn_local(async move {
                 let owner = shard.owner(&key);
                 let op = |reply| ShardOp::WaitForData {
                     key,
@@ -582,11 +585,10 @@ async fn fetch(
                 // Data, a failure or a closing partition: each ends the wait the same way.
                 let _ = shard.call(owner, op).await;
                 let _ = notify.try_send(());
-            })
-            .detach();
-            waiting += 1;
+            });
+            waiting.push(task);
         }
-        if waiting == 0 {
+        if waiting.is_empty() {
             return (results, payload);
         }
         futures_lite::future::or(
@@ -603,8 +605,10 @@ async fn fetch_once(
     shard: &Rc<Shard>,
     bytes_max: u32,
     partitions: &[FetchPartitionOwned],
-) -> (Vec<FetchResultOwned>, Vec<Bytes>, usize) {
+) -> (Vec<FetchResultOwned>, Vec<Bytes>, usize, Vec<u64>) {
     let mut results = Vec::with_capacity(partitions.len());
+    // Per partition, the offset after what was returned (or its log end when only described).
+    let mut next_offsets = Vec::with_capacity(partitions.len());
     let mut payload: Vec<Bytes> = Vec::new();
     let mut total: usize = 0;
     for asked in partitions {
@@ -618,15 +622,18 @@ async fn fetch_once(
             message: String::new(),
         };
         let budget = (asked.bytes_max as usize).min((bytes_max as usize).saturating_sub(total));
+        let mut next = asked.offset;
         let outcome = match resolve(shard, &asked.topic, asked.partition) {
             Err(error) => Err(error.into()),
             // The request's budget is spent: report positions without reading.
             Ok(key) if budget == 0 && total > 0 => describe(shard, key).await.map(|bounds| {
                 (result.log_start, result.log_end) = (bounds.log_start.0, bounds.log_end.0);
+                next = next.max(bounds.log_end.0);
             }),
             Ok(key) => read(shard, key, Offset(asked.offset), budget.max(1))
                 .await
                 .map(|read| {
+                    next = read.next_offset.0;
                     let start = total;
                     for batch in read.batches {
                         total += batch.len();
@@ -640,8 +647,9 @@ async fn fetch_once(
             (result.error, result.message) = (errors::read(&error), error.to_string());
         }
         results.push(result);
+        next_offsets.push(next);
     }
-    (results, payload, total)
+    (results, payload, total, next_offsets)
 }
 
 async fn list_offsets(
