@@ -13,9 +13,9 @@
 pub mod http;
 pub mod stop;
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -25,17 +25,6 @@ use schema::wire::{FRAME_PREFIX_BYTES, FrameError, FrameHeader};
 
 /// Pending connections the kernel queues per listening socket.
 pub const LISTEN_BACKLOG_MAX: i32 = 1024;
-
-/// Parts one vectored send carries at most (Linux's IOV_MAX is 1024).
-const IOV_PARTS_MAX: usize = 1024;
-
-/// The send flags of a vectored write (from Linux's socket.h).
-mod libc_flags {
-    /// Fail with EAGAIN instead of blocking: the socket is glommio's, non-blocking use only.
-    pub const MSG_DONTWAIT: i32 = 0x40;
-    /// A vanished peer is an EPIPE error, never a SIGPIPE.
-    pub const MSG_NOSIGNAL: i32 = 0x4000;
-}
 
 /// Frames of at most this many bytes are written with one send: the prefix, message and
 /// payload are copied into one buffer, saving syscalls for the small frames of the control
@@ -226,7 +215,6 @@ impl Connection {
 
     /// Splits into a frame reader and a frame writer.
     pub fn split(self) -> (FrameReader, FrameWriter) {
-        let fd = self.stream.as_raw_fd();
         let (reader, writer) = futures_lite::io::split(self.stream);
         (
             FrameReader {
@@ -236,7 +224,6 @@ impl Connection {
             },
             FrameWriter {
                 writer,
-                fd,
                 peer: self.peer,
                 frame_bytes_max: self.limits.frame_bytes_max,
             },
@@ -305,8 +292,6 @@ impl FrameReader {
 /// The writing half of a connection.
 pub struct FrameWriter {
     writer: WriteHalf<TcpStream>,
-    /// The socket `writer` writes to, for vectored sends; `writer` keeps it open.
-    fd: RawFd,
     peer: SocketAddr,
     frame_bytes_max: u32,
 }
@@ -332,75 +317,23 @@ impl FrameWriter {
             }
             self.writer.write_all(&frame).await
         } else {
-            let mut parts: Vec<&[u8]> = Vec::with_capacity(2 + payload.len());
-            parts.push(&prefix);
-            parts.push(message);
-            parts.extend(payload.iter().map(|part| &part[..]));
-            self.write_vectored_all(&parts).await
+            let mut result = self.writer.write_all(&prefix).await;
+            if result.is_ok() {
+                result = self.writer.write_all(message).await;
+            }
+            for part in payload {
+                if result.is_err() {
+                    break;
+                }
+                result = self.writer.write_all(part).await;
+            }
+            result
         };
         result.map_err(|e| WriteError::Io(NetError::new("write", self.peer, e)))?;
         self.writer
             .flush()
             .await
             .map_err(|e| WriteError::Io(NetError::new("flush", self.peer, e)))
-    }
-
-    /// Writes every part, in order, with as few send calls as the socket allows: one
-    /// `sendmsg` carries up to [`IOV_PARTS_MAX`] parts (a fetch of 64 stored batches is one
-    /// call, not 66). When the socket buffer is full, waits for room through glommio.
-    async fn write_vectored_all(&mut self, parts: &[&[u8]]) -> io::Result<()> {
-        let (mut index, mut offset) = (0usize, 0usize);
-        while index < parts.len() {
-            let end = parts.len().min(index + IOV_PARTS_MAX);
-            let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&parts[index][offset..]))
-                .chain(parts[index + 1..end].iter().map(|part| IoSlice::new(part)))
-                .collect();
-            let sent = match self.send_vectored(&slices) {
-                Ok(sent) => sent,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Full: glommio's write waits until the socket takes bytes again.
-                    match self.writer.write(&parts[index][offset..]).await? {
-                        0 => return Err(io::ErrorKind::WriteZero.into()),
-                        sent => sent,
-                    }
-                }
-                Err(e) => return Err(e),
-            };
-            if sent == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            // Advance past `sent` bytes: whole parts, then into the next one.
-            let mut left = sent;
-            while left > 0 {
-                let remaining = parts[index].len() - offset;
-                if left >= remaining {
-                    left -= remaining;
-                    index += 1;
-                    offset = 0;
-                } else {
-                    offset += left;
-                    left = 0;
-                }
-            }
-            // Skip empty parts, so the next round starts at a byte still to send.
-            while index < parts.len() && parts[index].len() == offset {
-                index += 1;
-                offset = 0;
-            }
-        }
-        Ok(())
-    }
-
-    /// One non-blocking `sendmsg` of `slices`.
-    fn send_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
-        // SAFETY: `self.fd` is the socket of `self.writer`, which owns the stream and closes it
-        // only when dropped; the borrow lives for this call only, while `&self` (and so the
-        // writer) is alive. Nothing else closes or reuses the descriptor meanwhile: the shard
-        // is one thread and this call does not yield.
-        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
-        socket2::SockRef::from(&fd)
-            .send_vectored_with_flags(slices, libc_flags::MSG_DONTWAIT | libc_flags::MSG_NOSIGNAL)
     }
 
     /// Closes the writing side (the peer reads end of stream).

@@ -1,7 +1,7 @@
 //! Goal: a frame written from many payload parts arrives byte for byte, whatever the part
 //! sizes (empty parts, one-byte parts, parts larger than the socket buffer) and however slowly
-//! the peer reads, so the vectored send's bookkeeping (partial sends across part boundaries,
-//! waiting for room when the socket is full, more parts than one sendmsg takes) is right.
+//! the peer reads: partial sends across part boundaries and waits for room when the socket is
+//! full lose and reorder nothing, whichever way `write_frame` sends the parts.
 //!
 //! Method: two glommio tasks on one executor over loopback. The writer sends frames whose
 //! payload is cut into seeded random parts (more than 1,024 of them in one frame, totalling
