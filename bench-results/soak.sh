@@ -189,6 +189,8 @@ sent=$(wc -l <"$raw/lines-sent-sorted.txt")
 cat "$raw"/group-*.out | grep -o 'line-[a-z]*-[0-9]*' | sort -u >"$raw/lines-consumed.txt" || true
 consumed_lines=$(wc -l <"$raw/lines-consumed.txt")
 missing_lines=$(comm -23 "$raw/lines-sent-sorted.txt" "$raw/lines-consumed.txt" | wc -l)
+# Counted: the bulky line lists, the consumers' output and the FIFOs need not be kept.
+rm -f "$raw"/lines-*.txt "$raw"/lines-*.fifo "$raw"/group-*.out
 log "stopping the broker"
 stop_started=$(date +%s.%N)
 kill -TERM "$broker_pid"
