@@ -157,7 +157,8 @@ impl Listener {
 pub struct Limits {
     /// Largest frame accepted (schema::wire's prefix counts from after frame_bytes).
     pub frame_bytes_max: u32,
-    /// A connection with no complete frame for this long is closed (None: never).
+    /// A connection with no complete frame for this long, or whose peer takes no bytes for
+    /// this long, is closed (None: never).
     pub idle_timeout: Option<Duration>,
 }
 
@@ -189,6 +190,11 @@ impl Connection {
         stream
             .set_read_timeout(limits.idle_timeout)
             .map_err(|e| NetError::new("set read timeout", peer, e.into()))?;
+        // A peer that takes nothing for as long is gone too: without this, a client that stops
+        // reading would hold its connection, and the responses queued for it, for ever.
+        stream
+            .set_write_timeout(limits.idle_timeout)
+            .map_err(|e| NetError::new("set write timeout", peer, e.into()))?;
         Ok(Connection {
             stream,
             peer,
