@@ -6,7 +6,7 @@
 //! kernel spreads connections across shards and no accept path is shared. A connection lives
 //! on the shard that accepted it; its state is `!Send`. Limits: a frame larger than
 //! `frame_bytes_max` is refused before its body is read (the peer cannot make us allocate it),
-//! and an idle connection times out on read.
+//! and a connection whose peer sends or takes nothing for the idle timeout is closed.
 //!
 //! [`http`] is a minimal HTTP/1.1 responder for scrape endpoints (one GET path, bounded).
 
