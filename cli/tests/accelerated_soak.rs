@@ -16,39 +16,15 @@
 mod common;
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Broker, RawClient, batch, create_topic, data_dir, fetch_all, produce};
+use common::{Broker, RawClient, batch, create_topic, data_dir, fetch_all, produce, scrape, sum};
 use schema::wire::{Acks, ErrorCode, FetchPartitionOwned, RequestBodyOwned, ResponseBodyOwned};
 
 const TICK_US: u64 = 500;
 const RUN: Duration = Duration::from_secs(60);
 const PARTITIONS: u32 = 4;
-
-fn scrape(address: SocketAddr) -> String {
-    use std::io::Write;
-    let mut stream = TcpStream::connect(address).expect("connect to metrics");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: ringbus\r\n\r\n")
-        .expect("send the scrape");
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-}
-
-/// The sum over shards of a counter in a scrape.
-fn counter(scrape: &str, name: &str) -> u64 {
-    scrape
-        .lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
 
 fn long_poll(client: &mut RawClient, partition: u32, offset: u64) -> ErrorCode {
     let (response, _) = client.request(
@@ -128,7 +104,7 @@ fn every_long_lived_task_survives_an_accelerated_soak() {
 
     assert!(broker.is_running(), "the broker died during the soak");
     let metrics = scrape(broker.metrics_address.expect("metrics address"));
-    let ticks = counter(&metrics, "ringbus_ticks_total");
+    let ticks = sum(&metrics, "ringbus_ticks_total", &[]) as u64;
     // The group's coordinator shard ticks every 500 us (the other, with no group, every
     // 5 ms): 120,000 in 60 s on an idle machine; a loaded 2-core machine (this test's own
     // client, the consumer, a debug build) gets fewer. The partitions being written (4 here,

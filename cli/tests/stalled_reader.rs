@@ -10,27 +10,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Broker, RawClient, create_topic, data_dir, produce};
+use common::{Broker, RawClient, create_topic, data_dir, produce, scrape, sum};
 use schema::wire::{Acks, ErrorCode, FetchPartitionOwned, RequestBodyOwned};
 
 fn connections_open(metrics: SocketAddr) -> u64 {
-    let mut stream = TcpStream::connect(metrics).expect("connect to metrics");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: ringbus\r\n\r\n")
-        .expect("scrape");
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    text.lines()
-        .filter(|line| line.starts_with("ringbus_connections_open{"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    sum(&scrape(metrics), "ringbus_connections_open", &[]) as u64
 }
 
 /// 100 records of 1 KiB.

@@ -329,3 +329,57 @@ pub fn fetch_all(
         }
     }
 }
+
+/// Sends `request` as is and returns the whole response (the server closes after one).
+pub fn http(address: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).expect("connect to metrics");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    // The server may close early on an oversized head; the response (or none) is checked.
+    let _ = stream.write_all(request);
+    let mut response = Vec::new();
+    // A reset after the response is fine: what was read is what we check.
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8(response).expect("utf-8 response")
+}
+
+/// `GET /metrics`: checks the head (200, the Prometheus content type, the length) and returns
+/// the body.
+pub fn scrape(address: SocketAddr) -> String {
+    let response = http(address, b"GET /metrics HTTP/1.1\r\nHost: ringbus\r\n\r\n");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("Content-Length: {}\r\n", body.len())),
+        "{head}"
+    );
+    body.to_string()
+}
+
+/// The sum over shards of the series whose name and labels (other than shard) match.
+pub fn sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    let mut total = 0.0;
+    let mut found = false;
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some(rest) = series.strip_prefix(name) else {
+            continue;
+        };
+        if !rest.starts_with('{') || !rest.contains("shard=\"") {
+            continue;
+        }
+        if labels.iter().all(|label| rest.contains(label)) {
+            total += value.parse::<f64>().expect("a number");
+            found = true;
+        }
+    }
+    assert!(found, "no series {name} {labels:?} in:\n{text}");
+    total
+}
