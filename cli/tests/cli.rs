@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Output, Stdio};
 
-use common::{Broker, data_dir};
+use common::{Broker, data_dir, serve_command};
 
 fn ringbus(broker: &Broker, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringbus"))
@@ -185,16 +185,7 @@ fn topics_produce_and_consume_through_the_command_line() {
 #[test]
 fn logs_to_a_pipe_carry_no_colour_codes() {
     let dir = data_dir();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringbus"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--cores",
-            "0",
-            "--data-dir",
-        ])
-        .arg(dir.path())
+    let mut child = serve_command(dir.path(), "0")
         .env("RINGBUS_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -235,17 +226,7 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
 fn a_second_broker_on_the_same_data_directory_is_refused() {
     let dir = data_dir();
     let broker = Broker::start(dir.path());
-    let second = Command::new(env!("CARGO_BIN_EXE_ringbus"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--cores",
-            "0",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("RINGBUS_LOG", "warn")
+    let second = serve_command(dir.path(), "0")
         .output()
         .expect("run a second broker");
     let stderr = String::from_utf8_lossy(&second.stderr);

@@ -40,16 +40,7 @@ impl Broker {
     /// Like [`Broker::start`], with extra `serve` arguments; with `--metrics-listen` it also
     /// waits for the `metrics on ADDR` line.
     pub fn start_with_args(data_dir: &Path, extra: &[&str]) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringbus"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--cores",
-                "0-1",
-                "--data-dir",
-            ])
-            .arg(data_dir)
+        let mut child = serve_command(data_dir, "0-1")
             .args(extra)
             .env("RINGBUS_LOG", "warn")
             .stdout(Stdio::piped())
@@ -134,6 +125,24 @@ impl Drop for Broker {
             let _ = child.wait();
         }
     }
+}
+
+/// `ringbus serve` on an OS-chosen port of 127.0.0.1, on `cores`, over `data_dir`, logging
+/// warnings; the caller adds arguments, stdio and the environment it needs.
+pub fn serve_command(data_dir: &Path, cores: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ringbus"));
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--cores",
+            cores,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("RINGBUS_LOG", "warn");
+    command
 }
 
 /// A temp data dir on /tmp (ext4 here: supports O_DIRECT).
