@@ -111,16 +111,17 @@ pub enum ControllerOp {
 /// What a shard may be asked to do, each with its typed reply route.
 #[derive(Debug)]
 pub enum ShardOp {
-    /// Append one verified batch to a partition this shard owns.
+    /// Append verified batches, in order and in one round of its actor, to a partition this
+    /// shard owns.
     Append {
         /// The partition.
         key: PartitionKey,
-        /// The batch, verified where it arrived; its baseOffset is rewritten in place.
-        batch: Verified<BytesMut>,
+        /// The batches, verified where they arrived; their baseOffsets are rewritten in place.
+        batches: Vec<Verified<BytesMut>>,
         /// When to answer.
         acks: AckLevel,
-        /// The answer.
-        reply: Reply<Result<Appended, AppendFailed>>,
+        /// The answer: one result per batch, in order.
+        reply: Reply<Vec<Result<Appended, AppendFailed>>>,
     },
     /// Read whole batches from `offset` (at least one if any, within `bytes_max`).
     Read {

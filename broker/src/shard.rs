@@ -395,13 +395,16 @@ impl Shard {
         match op {
             ShardOp::Append {
                 key,
-                batch,
+                batches,
                 acks,
                 reply,
             } => {
                 let result = match self.partition(&key) {
-                    Ok(partition) => partition.append(batch, acks).await,
-                    Err(error) => Err(error.into()),
+                    Ok(partition) => partition.append_all(batches, acks).await,
+                    Err(error) => {
+                        let error = crate::error::AppendFailed::from(error);
+                        batches.iter().map(|_| Err(error.clone())).collect()
+                    }
                 };
                 self.answer(reply, result).await;
             }

@@ -53,6 +53,56 @@ fn produced_bytes_come_back_unchanged_from_every_partition_on_both_shards() {
     broker.stop();
 }
 
+/// A request's batches for one partition go to its actor together (one round, one write):
+/// they must still be stored in request order, each answered with its own offsets, and a bad
+/// one among them refused alone.
+#[test]
+fn many_batches_of_one_partition_in_one_request_are_stored_in_order() {
+    let dir = data_dir();
+    let broker = Broker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    create_topic(&mut client, "many", 2);
+    let mut batches: Vec<(u32, Vec<u8>)> = Vec::new();
+    for index in 0..40u32 {
+        let partition = index % 2;
+        let mut bytes = batch(&format!("b{index}"), 3);
+        if index == 17 {
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xff;
+        }
+        batches.push((partition, bytes));
+    }
+    let results = produce(&mut client, "many", &batches, Acks::Written);
+    let mut next = [0u64; 2];
+    let mut stored: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
+    for (index, ((partition, bytes), (error, base))) in batches.into_iter().zip(results).enumerate()
+    {
+        if index == 17 {
+            assert_eq!(
+                error,
+                ErrorCode::InvalidBatch,
+                "the corrupt batch alone is refused"
+            );
+            continue;
+        }
+        assert_eq!(error, ErrorCode::None, "batch {index}");
+        let partition = partition as usize;
+        assert_eq!(
+            base, next[partition],
+            "batch {index}: request order, contiguous offsets"
+        );
+        next[partition] += 3;
+        stored[partition].push(with_base_offset(bytes, base));
+    }
+    for (partition, expected) in stored.iter().enumerate() {
+        assert_eq!(
+            &fetch_all(&mut client, "many", partition as u32, 0),
+            expected
+        );
+    }
+    broker.stop();
+}
+
 #[test]
 fn bad_batches_and_unknown_partitions_get_their_own_errors_and_store_nothing() {
     let dir = data_dir();

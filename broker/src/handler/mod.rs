@@ -4,9 +4,10 @@
 //!
 //! Produce: every batch is checked once (its payload range, then `schema::batch::Verified::check`:
 //! length, magic, CRC-32C, codec, record count) before anything is appended; a bad batch gets
-//! its own error and nothing of it is stored. Batches for one partition are appended in request
-//! order; different partitions proceed in parallel. Batch bytes are sliced out of the receive
-//! buffer, never copied.
+//! its own error and nothing of it is stored. Batches for one partition go to its owning shard
+//! in one call and to its actor as one command, so they share one round (one write) and are
+//! appended in request order; different partitions proceed in parallel. Batch bytes are sliced
+//! out of the receive buffer, never copied.
 //! Fetch: stored batch bytes are returned as they are (zero-copy handles) in the frame payload;
 //! with `wait_ms_max` and `bytes_min` the request long-polls until data arrives or time is up.
 
@@ -379,21 +380,32 @@ fn resolve(shard: &Shard, topic: &str, partition: u32) -> Result<PartitionKey, U
     })
 }
 
-/// Appends one verified batch on the partition's owning shard.
-async fn append(
+/// Appends verified batches, in order, on the partition's owning shard: one call and one
+/// round of the partition's actor for all of them. One result per batch, in order.
+async fn append_all(
     shard: &Rc<Shard>,
     key: PartitionKey,
-    batch: Verified<BytesMut>,
+    batches: Vec<Verified<BytesMut>>,
     acks: AckLevel,
-) -> Result<Appended, AppendFailed> {
+) -> Vec<Result<Appended, AppendFailed>> {
+    let count = batches.len();
     let owner = shard.owner(&key);
     let op = |reply| ShardOp::Append {
         key,
-        batch,
+        batches,
         acks,
         reply,
     };
-    shard.call(owner, op).await?
+    match shard.call(owner, op).await {
+        Ok(results) => {
+            assert_eq!(results.len(), count, "one result per batch");
+            results
+        }
+        Err(error) => {
+            let error = AppendFailed::from(error);
+            (0..count).map(|_| Err(error.clone())).collect()
+        }
+    }
 }
 
 /// Reads whole batches on the partition's owning shard.
@@ -502,11 +514,9 @@ async fn produce(
         .map(|(key, batches)| {
             let shard = shard.clone();
             glommio::spawn_local(async move {
-                let mut out = Vec::new();
-                for (index, batch) in batches {
-                    out.push((index, append(&shard, key.clone(), batch, acks).await));
-                }
-                out
+                let (indexes, batches): (Vec<usize>, Vec<_>) = batches.into_iter().unzip();
+                let results = append_all(&shard, key, batches, acks).await;
+                indexes.into_iter().zip(results).collect::<Vec<_>>()
             })
         })
         .collect();
