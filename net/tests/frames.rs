@@ -105,3 +105,51 @@ fn frames_from_many_parts_arrive_intact() {
         }
     }
 }
+
+/// A peer that announces the largest frame and sends only part of it, then goes: the reader
+/// reports exactly what arrived (it read the body as it came, not into a buffer of the claimed
+/// size), and the next connection is unaffected.
+#[test]
+fn a_frame_cut_short_reports_what_arrived() {
+    LocalExecutorBuilder::default()
+        .spawn(|| async move {
+            let bound = net::bind_reuseport("127.0.0.1:0".parse().expect("address")).expect("bind");
+            let address = bound.local_addr().expect("address");
+            let listener = net::Listener::from_std(bound).expect("listener");
+            let limits = net::Limits {
+                frame_bytes_max: 64 << 20,
+                idle_timeout: Some(Duration::from_secs(30)),
+            };
+            let claimed = (64 << 20) - 1024;
+            let sent = 300_000;
+            let peer = std::thread::spawn(move || {
+                use std::io::Write;
+                let mut stream = std::net::TcpStream::connect(address).expect("connect");
+                let prefix = schema::wire::frame_prefix(
+                    16,
+                    claimed - 16 - schema::wire::FRAME_PREFIX_BYTES,
+                    64 << 20,
+                )
+                .expect("prefix");
+                stream.write_all(&prefix).expect("prefix");
+                stream.write_all(&vec![7u8; sent]).expect("body");
+                // Dropped: the connection closes mid-frame.
+            });
+            let server = listener.accept(limits).await.expect("accept");
+            let (mut reader, _writer) = server.split();
+            match reader.read_frame().await {
+                Err(net::ReadError::Truncated {
+                    received_bytes,
+                    expected_bytes,
+                }) => {
+                    assert_eq!(received_bytes, schema::wire::FRAME_PREFIX_BYTES + sent);
+                    assert_eq!(expected_bytes, claimed);
+                }
+                other => panic!("expected a truncated frame, got {other:?}"),
+            }
+            peer.join().expect("peer");
+        })
+        .expect("executor")
+        .join()
+        .expect("test");
+}
