@@ -78,6 +78,12 @@ impl Delivery {
         self.slot.partition
     }
 
+    /// Whether `other` belongs to the same batch (so resolves at the same moment, the same way
+    /// but for its offset).
+    pub fn same_batch(&self, other: &Delivery) -> bool {
+        Rc::ptr_eq(&self.slot, &other.slot)
+    }
+
     /// Whether the outcome is known (awaiting will not wait).
     pub fn is_done(&self) -> bool {
         self.slot.outcome.borrow().is_some()
@@ -159,7 +165,12 @@ impl SealedBatch {
     /// the batch is first sent, and again only if the sequences before it had to be rewound.
     pub fn stamp(&mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) {
         assert!(base_sequence >= 0, "sequence {base_sequence} is negative");
-        let mut bytes = bytes::BytesMut::from(&self.bytes[..]);
+        // In place when no request holds the bytes (the first stamp, before the batch is
+        // sent); a copy only for a re-stamp of a batch a request may still be sending.
+        let bytes = std::mem::take(&mut self.bytes);
+        let mut bytes = bytes
+            .try_into_mut()
+            .unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
         schema::batch::set_producer(&mut bytes, producer_id, producer_epoch, base_sequence);
         self.bytes = bytes.freeze();
         self.base_sequence = base_sequence;
@@ -175,6 +186,9 @@ impl SealedBatch {
         }
     }
 }
+
+/// An open batch reserves room for this much at most when it opens; larger ones grow.
+const BATCH_RESERVE_BYTES_MAX: usize = 1 << 20;
 
 /// What [`Accumulator::append`] did.
 #[derive(Debug)]
@@ -278,7 +292,14 @@ impl Accumulator {
             opened = Some(id);
             OpenBatch {
                 id,
-                builder: BatchBuilder::new(timestamp_ms),
+                // Room for a full batch up front (up to a cap): the records are not moved as
+                // the batch grows.
+                builder: BatchBuilder::with_capacity(
+                    timestamp_ms,
+                    self.batch_bytes
+                        .max(record_bytes)
+                        .min(BATCH_RESERVE_BYTES_MAX),
+                ),
                 base_timestamp_ms: timestamp_ms,
                 buffered_bytes: 0,
                 completion: Completion {

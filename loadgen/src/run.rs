@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use client::{
-    Acks, Client, ClientOptions, Consumer, ConsumerOptions, Producer, ProducerOptions,
+    Acks, Client, ClientOptions, Consumer, ConsumerOptions, Delivery, Producer, ProducerOptions,
     ProducerRecord, SeekTo, TopicConfigOwned,
 };
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
@@ -26,6 +26,11 @@ use bytes::Bytes;
 /// nothing new came for `DRAIN_IDLE`, or `DRAIN_MAX` passed; what is missing then is lost.
 const DRAIN_IDLE: Duration = Duration::from_secs(5);
 const DRAIN_MAX: Duration = Duration::from_secs(120);
+/// The send times (ns) of the records of one batch, shared with the task that awaits it.
+type SendTimes = Rc<RefCell<Vec<u64>>>;
+
+/// The longest the producers' or the consumers' task queue runs while the other waits.
+const QUEUE_SLICE: Duration = Duration::from_millis(1);
 /// Largest latency recorded, us (larger values saturate).
 const LATENCY_US_MAX: u64 = 3_600_000_000;
 
@@ -340,6 +345,12 @@ pub fn run(config: Config) -> Result<Report, String> {
         let handle = LocalExecutorBuilder::new(Placement::Fixed(core))
             .name(&format!("loadgen-{core}"))
             .io_memory(1 << 20)
+            // Producers and consumers share the core in task queues of equal shares; glommio
+            // switches queues only when the running one yields past this timer (100 ms by
+            // default), so a busy producer queue held a tailing consumer's fetches for tens of
+            // milliseconds each (issue #11: consumers at 0.2 of produce, fetch p50 46 ms against
+            // the broker's 12 ms).
+            .preempt_timer(QUEUE_SLICE)
             .spawn(move || async move {
                 let stats = executor_main(config, shared, producers, consumers).await;
                 done.fetch_add(1, Ordering::SeqCst);
@@ -560,10 +571,16 @@ async fn executor_main(
     // Consumers and producers get equal shares of the executor, however many producers there
     // are: otherwise 100 busy producer tasks leave one consumer 1% of the core.
     let executor = glommio::executor();
-    let consumer_queue =
-        executor.create_task_queue(Shares::Static(1000), Latency::NotImportant, "consumers");
-    let producer_queue =
-        executor.create_task_queue(Shares::Static(1000), Latency::NotImportant, "producers");
+    let consumer_queue = executor.create_task_queue(
+        Shares::Static(1000),
+        Latency::Matters(QUEUE_SLICE),
+        "consumers",
+    );
+    let producer_queue = executor.create_task_queue(
+        Shares::Static(1000),
+        Latency::Matters(QUEUE_SLICE),
+        "producers",
+    );
     let mut tasks = Vec::new();
     for (id, partitions) in consumers {
         let task = glommio::spawn_local_into(
@@ -673,6 +690,8 @@ async fn produce_inner(
     // Open loop: this producer's share of the rate.
     let period_ns = (config.rate > 0.0).then(|| 1e9 / (config.rate / f64::from(config.producers)));
     let pending = Rc::new(std::cell::Cell::new(0u64));
+    // Per partition, the batch the last record went into and the send times of its records.
+    let mut batches: HashMap<u32, (Delivery, SendTimes)> = HashMap::new();
     let mut sequence: u64 = 0;
     // This producer's share of --messages.
     let share = config.messages.map(|messages| {
@@ -727,30 +746,55 @@ async fn produce_inner(
                 // Closed loop: the send time is when the producer took the message.
                 let from = if period_ns.is_some() { intended } else { sent };
                 pending.set(pending.get() + 1);
-                let (stats, shared, pending) = (stats.clone(), shared.clone(), pending.clone());
-                let size = config.message_size as u64;
-                glommio::spawn_local(async move {
-                    let outcome = delivery.await;
-                    let acked = shared.now_ns();
-                    let mut stats = stats.borrow_mut();
-                    match outcome {
-                        Ok(_) => {
-                            shared.acked.fetch_add(1, Ordering::Relaxed);
-                            *stats.acked.entry(id).or_default() += 1;
-                            if window.measured(acked) {
-                                shared.last_measured_ns.fetch_max(acked, Ordering::SeqCst);
-                                let latency_us = acked.saturating_sub(from) / 1_000;
-                                stats.publish.saturating_record(latency_us);
-                                stats.live_publish.saturating_record(latency_us);
-                                stats.produced += 1;
-                                stats.produced_bytes += size;
+                // Records of one batch share one task that waits for the batch: a task per
+                // record cost the load generator more than producing the record did.
+                let partition = delivery.partition();
+                let joined = match batches.get(&partition) {
+                    Some((open, sends)) if open.same_batch(&delivery) => {
+                        sends.borrow_mut().push(from);
+                        true
+                    }
+                    _ => false,
+                };
+                if joined {
+                    // Its batch's task records it.
+                } else {
+                    let sends = Rc::new(RefCell::new(vec![from]));
+                    batches.insert(partition, (delivery.clone(), sends.clone()));
+                    let (stats, shared, pending) = (stats.clone(), shared.clone(), pending.clone());
+                    let size = config.message_size as u64;
+                    glommio::spawn_local(async move {
+                        let outcome = delivery.await;
+                        let acked = shared.now_ns();
+                        // Complete: no record joins the batch any more.
+                        let sends = std::mem::take(&mut *sends.borrow_mut());
+                        let count = sends.len() as u64;
+                        let mut stats = stats.borrow_mut();
+                        match outcome {
+                            Ok(_) => {
+                                shared.acked.fetch_add(count, Ordering::Relaxed);
+                                *stats.acked.entry(id).or_default() += count;
+                                if window.measured(acked) {
+                                    shared.last_measured_ns.fetch_max(acked, Ordering::SeqCst);
+                                    for from in sends {
+                                        let latency_us = acked.saturating_sub(from) / 1_000;
+                                        stats.publish.saturating_record(latency_us);
+                                        stats.live_publish.saturating_record(latency_us);
+                                    }
+                                    stats.produced += count;
+                                    stats.produced_bytes += size * count;
+                                }
+                            }
+                            Err(error) => {
+                                for _ in 0..count {
+                                    stats.error(format!("producer {id}: {error}"));
+                                }
                             }
                         }
-                        Err(error) => stats.error(format!("producer {id}: {error}")),
-                    }
-                    pending.set(pending.get() - 1);
-                })
-                .detach();
+                        pending.set(pending.get() - count);
+                    })
+                    .detach();
+                }
             }
             Err(error) => stats
                 .borrow_mut()

@@ -945,7 +945,9 @@ pub struct BatchBuilder {
     producer_epoch: i16,
     base_sequence: i32,
     record_count: usize,
-    /// The encoded records, everything after the header.
+    /// The batch being built: room for the header (written by `finish`), then the encoded
+    /// records. One buffer, so `finish` writes the header in place instead of copying the
+    /// records behind it.
     records: Vec<u8>,
 }
 
@@ -960,8 +962,16 @@ impl BatchBuilder {
             producer_epoch: -1,
             base_sequence: -1,
             record_count: 0,
-            records: Vec::new(),
+            records: vec![0; HEADER_BYTES],
         }
+    }
+
+    /// [`BatchBuilder::new`] with room for a batch of `bytes` reserved up front, so a batch
+    /// filled to a known size is never moved while it grows.
+    pub fn with_capacity(base_timestamp_ms: i64, bytes: usize) -> Self {
+        let mut builder = BatchBuilder::new(base_timestamp_ms);
+        builder.records.reserve(bytes.saturating_sub(HEADER_BYTES));
+        builder
     }
 
     /// Sets the idempotent producer fields.
@@ -1038,13 +1048,13 @@ impl BatchBuilder {
 
     /// Size in bytes of the batch [`BatchBuilder::finish`] would return now.
     pub fn encoded_bytes(&self) -> usize {
-        HEADER_BYTES + self.records.len()
+        self.records.len()
     }
 
     /// The finished batch: header + records, CRC computed; max_timestamp = max pushed.
     ///
     /// Panics if no record was pushed: Kafka has no empty batches, and [`verify`] refuses them.
-    pub fn finish(self) -> Vec<u8> {
+    pub fn finish(mut self) -> Vec<u8> {
         assert!(
             self.record_count > 0,
             "finish: a batch needs at least one record"
@@ -1095,9 +1105,8 @@ impl BatchBuilder {
         );
         write(&mut header, field::RECORD_COUNT, record_count.to_be_bytes());
 
-        let mut batch = Vec::with_capacity(self.encoded_bytes());
-        batch.extend_from_slice(&header);
-        batch.extend_from_slice(&self.records);
+        let mut batch = std::mem::take(&mut self.records);
+        batch[..HEADER_BYTES].copy_from_slice(&header);
         let crc = compute_crc(&batch);
         batch[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
         batch
