@@ -1,13 +1,16 @@
 //! A partition actor: the one task on the owning shard that holds a partition's `Log` and runs
 //! every operation on it, in arrival order. This is where group commit happens.
 //!
-//! The actor loop takes every command that is waiting (up to `DRAIN_MAX`), appends all the
-//! batches, then does one write (and one fdatasync if any producer asked for durability or the
-//! flush policy says so), then answers each producer at the level it asked for, then serves
-//! the reads and wakes long-polling readers. N concurrent producers cost one fdatasync, not N.
-//! The batches of one produce request for this partition arrive as one command
-//! ([`PartitionHandle::append_all`]), so they too share a round: a request is never spread
-//! over one round per batch.
+//! A round: the actor takes every command that is waiting (up to `DRAIN_MAX`), answers the
+//! reads and lookups among them from what earlier rounds wrote, appends the batches waiting
+//! (up to `ROUND_BYTES_MAX`; the rest go first in the next round, which starts at once), then
+//! does one write (and one fdatasync if any producer asked for durability or the flush policy
+//! says so), then answers each producer at the level it asked for, then parks or wakes
+//! long-polling readers. N concurrent producers cost one fdatasync, not N. The batches of one
+//! produce request for this partition arrive as one command ([`PartitionHandle::append_all`]),
+//! so they share rounds too: a request of 64 small batches is one round, not 64; and a
+//! request of many large ones is a few rounds of `ROUND_BYTES_MAX`, so a reader queued behind
+//! it waits for one such write, not for all of them.
 //!
 //! Idempotence: before a batch from an idempotent producer is appended, the actor checks it
 //! against the partition's [`ProducerStates`]: a retry of a stored batch is answered with the
@@ -44,6 +47,11 @@ use crate::topology::PartitionKey;
 pub const QUEUE_MAX: usize = 1024;
 /// Commands handled in one round (one write, at most one fdatasync).
 const DRAIN_MAX: usize = 256;
+/// Bytes of batches appended (and so written) in one round at most, unless one batch is
+/// larger: a produce request of many large batches is spread over rounds of about this size,
+/// so the reads and lookups queued behind it wait for one such write, not for the whole
+/// request's (issue #11: 27 MiB rounds held a tailing consumer's fetches for 20 ms each).
+const ROUND_BYTES_MAX: usize = 2 << 20;
 /// Long-poll readers parked per partition; more are answered at once.
 const WAITERS_MAX: usize = 1024;
 /// Housekeeping (retention, and a producer-state snapshot if the log grew) runs every this
@@ -340,6 +348,70 @@ enum Later {
     DeleteBefore(Offset, Answer<Result<LogBounds, ReadFailed>>),
 }
 
+/// Serves one read, lookup, long-poll or deletion against the log as it stands.
+async fn serve(
+    key: &PartitionKey,
+    log: &mut Log<GlommioDisk>,
+    waiters: &mut Vec<(Offset, std::time::Instant, Answer<()>)>,
+    work: Later,
+) {
+    match work {
+        Later::Wait(offset, wait, reply) => {
+            if offset < log.written_end() || waiters.len() >= WAITERS_MAX {
+                answer(Some(reply), ());
+            } else {
+                waiters.push((offset, std::time::Instant::now() + wait, reply));
+            }
+        }
+        Later::DeleteBefore(offset, reply) => {
+            let result = match log.delete_before(offset, now_ms()).await {
+                Ok(outcome) => Ok(LogBounds {
+                    log_start: outcome.log_start,
+                    log_end: log.written_end(),
+                }),
+                Err(error) => Err(ReadFailed::Retention {
+                    key: key.clone(),
+                    offset,
+                    error: Arc::new(error),
+                }),
+            };
+            answer(Some(reply), result);
+        }
+        Later::Read(offset, bytes_max, reply) => {
+            let result = match log.read(offset, bytes_max).await {
+                Ok(read) => Ok(ReadBatches {
+                    batches: read.batches,
+                    next_offset: read.next_offset,
+                    log_end: read.log_end,
+                    log_start: read.log_start,
+                }),
+                Err(error) => Err(read_failed(key, error)),
+            };
+            answer(Some(reply), result);
+        }
+        Later::ListOffset(query, reply) => {
+            let result = match query {
+                OffsetQuery::Earliest => Ok(log.log_start()),
+                OffsetQuery::Latest => Ok(log.written_end()),
+                OffsetQuery::Timestamp(timestamp) => {
+                    match log.offset_for_timestamp(timestamp).await {
+                        Ok(found) => Ok(found.unwrap_or(log.written_end())),
+                        Err(error) => Err(read_failed(key, error)),
+                    }
+                }
+            };
+            answer(Some(reply), result);
+        }
+        Later::Describe(reply) => {
+            let bounds = LogBounds {
+                log_start: log.log_start(),
+                log_end: log.written_end(),
+            };
+            answer(Some(reply), bounds);
+        }
+    }
+}
+
 async fn run(
     key: PartitionKey,
     opened: Opened,
@@ -354,6 +426,9 @@ async fn run(
         mut snapshot_through,
     } = opened;
     let mut waiters: Vec<(Offset, std::time::Instant, Answer<()>)> = Vec::new();
+    // Batches received but not yet appended: a round appends at most ROUND_BYTES_MAX.
+    let mut carry: std::collections::VecDeque<(Verified<BytesMut>, AckLevel, AppendAnswer)> =
+        std::collections::VecDeque::new();
     let housekeeping_interval = tick_interval * HOUSEKEEPING_TICKS;
     let mut housekeeping_due = std::time::Instant::now() + housekeeping_interval;
     loop {
@@ -361,7 +436,9 @@ async fn run(
         // failed log's bytes will never be durable: only its waiters keep it busy.
         let unsynced = log.appended_end() > log.durable_end() && !log.is_failed();
         let busy = unsynced || !waiters.is_empty();
-        let wait = if busy {
+        let wait = if !carry.is_empty() {
+            Duration::ZERO
+        } else if busy {
             tick_interval
         } else {
             housekeeping_due.saturating_duration_since(std::time::Instant::now())
@@ -370,12 +447,15 @@ async fn run(
             break;
         };
 
-        // 1. Appends, in arrival order.
         let mut appended: Vec<Waiting> = Vec::new();
+        // Reads and lookups, answered before this round's appends and write: they see what
+        // earlier rounds wrote (this round's appends are not readable until written anyway),
+        // and do not wait for a write that can take milliseconds.
+        let mut first: Vec<Later> = Vec::new();
+        // Long-polls and deletions, after the write.
         let mut later: Vec<Later> = Vec::new();
         let mut durable_wanted = false;
         let mut closing = false;
-        let mut appends = Vec::new();
         for command in commands {
             match command {
                 Work::Close => {
@@ -387,7 +467,7 @@ async fn run(
                     bytes_max,
                     reply,
                 } => {
-                    later.push(Later::Read(offset, bytes_max, reply));
+                    first.push(Later::Read(offset, bytes_max, reply));
                     continue;
                 }
                 Work::WaitForData {
@@ -399,23 +479,39 @@ async fn run(
                     continue;
                 }
                 Work::ListOffset { query, reply } => {
-                    later.push(Later::ListOffset(query, reply));
+                    first.push(Later::ListOffset(query, reply));
                     continue;
                 }
                 Work::Describe { reply } => {
-                    later.push(Later::Describe(reply));
+                    first.push(Later::Describe(reply));
                     continue;
                 }
                 Work::DeleteBefore { offset, reply } => {
                     later.push(Later::DeleteBefore(offset, reply));
                     continue;
                 }
-                Work::Append { batches, acks } => appends.extend(
+                Work::Append { batches, acks } => carry.extend(
                     batches
                         .into_iter()
                         .map(|(batch, reply)| (batch, acks, reply)),
                 ),
             }
+        }
+        for work in first {
+            serve(&key, &mut log, &mut waiters, work).await;
+        }
+
+        // 1. Appends, in arrival order, up to a round's bytes (all of them when closing): the
+        // rest waits for the next round, which starts at once, after this round's readers.
+        let round_bytes_max = if closing { usize::MAX } else { ROUND_BYTES_MAX };
+        let mut round_bytes = 0;
+        let mut appends = Vec::new();
+        while let Some((batch, _, _)) = carry.front() {
+            if round_bytes > 0 && round_bytes + batch.bytes().len() > round_bytes_max {
+                break;
+            }
+            round_bytes += batch.bytes().len();
+            appends.push(carry.pop_front().expect("a front"));
         }
         for (batch, acks, reply) in appends {
             let refused = |error| AppendFailed::Sequence {
@@ -511,63 +607,9 @@ async fn run(
             "every producer is answered once the round's levels are known"
         );
 
-        // 4. Reads and lookups see what was just written.
+        // 4. Long-polls and deletions see what was just written.
         for work in later {
-            match work {
-                Later::Wait(offset, wait, reply) => {
-                    if offset < log.written_end() || waiters.len() >= WAITERS_MAX {
-                        answer(Some(reply), ());
-                    } else {
-                        waiters.push((offset, std::time::Instant::now() + wait, reply));
-                    }
-                }
-                Later::DeleteBefore(offset, reply) => {
-                    let result = match log.delete_before(offset, now_ms()).await {
-                        Ok(outcome) => Ok(LogBounds {
-                            log_start: outcome.log_start,
-                            log_end: log.written_end(),
-                        }),
-                        Err(error) => Err(ReadFailed::Retention {
-                            key: key.clone(),
-                            offset,
-                            error: Arc::new(error),
-                        }),
-                    };
-                    answer(Some(reply), result);
-                }
-                Later::Read(offset, bytes_max, reply) => {
-                    let result = match log.read(offset, bytes_max).await {
-                        Ok(read) => Ok(ReadBatches {
-                            batches: read.batches,
-                            next_offset: read.next_offset,
-                            log_end: read.log_end,
-                            log_start: read.log_start,
-                        }),
-                        Err(error) => Err(read_failed(&key, error)),
-                    };
-                    answer(Some(reply), result);
-                }
-                Later::ListOffset(query, reply) => {
-                    let result = match query {
-                        OffsetQuery::Earliest => Ok(log.log_start()),
-                        OffsetQuery::Latest => Ok(log.written_end()),
-                        OffsetQuery::Timestamp(timestamp) => {
-                            match log.offset_for_timestamp(timestamp).await {
-                                Ok(found) => Ok(found.unwrap_or(log.written_end())),
-                                Err(error) => Err(read_failed(&key, error)),
-                            }
-                        }
-                    };
-                    answer(Some(reply), result);
-                }
-                Later::Describe(reply) => {
-                    let bounds = LogBounds {
-                        log_start: log.log_start(),
-                        log_end: log.written_end(),
-                    };
-                    answer(Some(reply), bounds);
-                }
-            }
+            serve(&key, &mut log, &mut waiters, work).await;
         }
 
         // 5. Wake long-polling readers whose data arrived; forget those whose wait is over

@@ -53,9 +53,10 @@ fn produced_bytes_come_back_unchanged_from_every_partition_on_both_shards() {
     broker.stop();
 }
 
-/// A request's batches for one partition go to its actor together (one round, one write):
-/// they must still be stored in request order, each answered with its own offsets, and a bad
-/// one among them refused alone.
+/// A request's batches for one partition go to its actor together (one round, or rounds of
+/// about 2 MiB when they are large): they must still be stored in request order, each
+/// answered with its own offsets, and a bad one among them refused alone. Every fourth batch
+/// carries 300 KiB, so the request (about 3 MiB per partition) spans several rounds.
 #[test]
 fn many_batches_of_one_partition_in_one_request_are_stored_in_order() {
     let dir = data_dir();
@@ -65,7 +66,15 @@ fn many_batches_of_one_partition_in_one_request_are_stored_in_order() {
     let mut batches: Vec<(u32, Vec<u8>)> = Vec::new();
     for index in 0..40u32 {
         let partition = index % 2;
-        let mut bytes = batch(&format!("b{index}"), 3);
+        let mut bytes = if index % 4 == 3 {
+            let mut builder = schema::batch::BatchBuilder::new(1_700_000_000_000);
+            for record in 0..3u8 {
+                builder.push(None, Some(&[record; 100 << 10]), 1_700_000_000_000, &[]);
+            }
+            builder.finish()
+        } else {
+            batch(&format!("b{index}"), 3)
+        };
         if index == 17 {
             let last = bytes.len() - 1;
             bytes[last] ^= 0xff;
