@@ -62,7 +62,7 @@ impl Default for ConsumerOptions {
         ConsumerOptions {
             start: SeekTo::Latest,
             fetch_bytes_max: 4 << 20,
-            partition_bytes_max: 1 << 20,
+            partition_bytes_max: 4 << 20,
         }
     }
 }
