@@ -19,7 +19,7 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use glommio::net::{TcpListener, TcpStream};
 use schema::wire::{FRAME_PREFIX_BYTES, FrameError, FrameHeader};
 
@@ -249,13 +249,30 @@ impl Connection {
 }
 
 /// The reading half of a connection.
-pub struct FrameReader {
-    reader: ReadHalf<TcpStream>,
+///
+/// Generic over the byte stream only so that the framing rules (the prefix check, the body
+/// that grows with what arrives, truncation) can be driven without a socket: the default, and
+/// the only stream production uses, is the socket's read half ([`Connection::split`]); tests
+/// and the fuzz targets (fuzz/, `frames`) read from an in-memory stream through
+/// [`FrameReader::from_stream`].
+pub struct FrameReader<R = ReadHalf<TcpStream>> {
+    reader: R,
     peer: SocketAddr,
     limits: Limits,
 }
 
-impl FrameReader {
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A frame reader over any byte stream, under `limits` (the idle timeout applies only
+    /// where the stream reports `TimedOut`, as a socket with a read timeout does). `peer`
+    /// names the stream in errors.
+    pub fn from_stream(reader: R, peer: SocketAddr, limits: Limits) -> FrameReader<R> {
+        FrameReader {
+            reader,
+            peer,
+            limits,
+        }
+    }
+
     /// Reads the next frame; `Ok(None)` when the peer closed the connection between frames.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
         let mut prefix = [0u8; FRAME_PREFIX_BYTES];
