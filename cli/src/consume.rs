@@ -319,7 +319,7 @@ fn unprint(consumer: &mut GroupConsumer, records: &[ConsumedRecord]) {
     let mut first: std::collections::BTreeMap<(&str, u32), u64> = Default::default();
     for record in records {
         first
-            .entry((record.topic.as_str(), record.partition))
+            .entry((&*record.topic, record.partition))
             .or_insert(record.offset);
     }
     for ((topic, partition), offset) in first {

@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -71,8 +72,9 @@ impl Default for ConsumerOptions {
 /// fetch response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumedRecord {
-    /// The topic.
-    pub topic: String,
+    /// The topic, shared by the records of one fetch (a `String` per record cost the
+    /// consumer an allocation and a copy per record).
+    pub topic: Arc<str>,
     /// The partition.
     pub partition: u32,
     /// The record's offset.
@@ -245,6 +247,7 @@ pub fn decode_batches(
     };
     let mut next = position;
     let mut at = 0;
+    let shared_topic: Arc<str> = Arc::from(topic);
     while at < batches.len() {
         let rest = &batches[at..];
         let Some(total_bytes) = batch::total_bytes(rest).filter(|&total| total <= rest.len())
@@ -283,7 +286,7 @@ pub fn decode_batches(
                 header.base_timestamp.saturating_add(record.timestamp_delta)
             };
             out.push(ConsumedRecord {
-                topic: topic.to_string(),
+                topic: shared_topic.clone(),
                 partition,
                 offset,
                 timestamp_ms,

@@ -212,7 +212,13 @@ impl Producer {
         let state = State {
             partitioner: Partitioner::new(start),
             partition_counts: HashMap::new(),
-            accumulator: Accumulator::new(options.batch_bytes),
+            // An idempotent producer stamps every batch before its first send, and the stamp
+            // computes the CRC: computing it at sealing too would read each batch twice.
+            accumulator: if stamps_batches(&options) {
+                Accumulator::new(options.batch_bytes).deferring_crc()
+            } else {
+                Accumulator::new(options.batch_bytes)
+            },
             queues: HashMap::new(),
             sequences: HashMap::new(),
         };
@@ -332,7 +338,7 @@ impl Producer {
 impl Inner {
     /// Whether batches are stamped for idempotence.
     fn idempotent(&self) -> bool {
-        self.options.idempotence && self.options.acks != Acks::None
+        stamps_batches(&self.options)
     }
 
     /// The producer id and epoch, asked of the broker once.
@@ -535,6 +541,12 @@ impl Inner {
         loop {
             let items = batches
                 .iter()
+                .inspect(|batch| {
+                    assert!(
+                        batch.is_sendable(),
+                        "a batch was sent before it was stamped"
+                    );
+                })
                 .map(|batch| ProduceItem {
                     topic: topic.to_string(),
                     partition,
@@ -637,6 +649,12 @@ async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
         }
         inner.send_with_retries(&topic, partition, batches).await;
     }
+}
+
+/// Whether a producer with `options` stamps its batches for idempotence (never with
+/// `Acks::None`, which is never retried).
+fn stamps_batches(options: &ProducerOptions) -> bool {
+    options.idempotence && options.acks != Acks::None
 }
 
 /// `sequence + records`, wrapping from `i32::MAX` to 0 as Kafka's sequences do.

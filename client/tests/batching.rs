@@ -203,3 +203,29 @@ fn dropped_batches_fail_their_deliveries_instead_of_hanging() {
         assert!(matches!(error, ClientError::Closed { .. }), "{error}");
     }
 }
+
+#[test]
+fn a_batch_sealed_for_stamping_is_sendable_and_valid_only_once_stamped() {
+    let mut accumulator = Accumulator::new(16 << 10).deferring_crc();
+    for index in 0..5u8 {
+        append(&mut accumulator, 3, &[index; 100]);
+    }
+    let mut sealed = accumulator.seal_all();
+    assert_eq!(sealed.len(), 1);
+    let batch = &mut sealed[0];
+    assert!(!batch.is_sendable(), "its CRC waits for the stamp");
+    assert!(schema::batch::verify(&batch.bytes).is_err());
+    batch.stamp(9, 1, 0);
+    assert!(batch.is_sendable());
+    let values = decoded_values(batch);
+    assert_eq!(
+        values,
+        (0..5u8).map(|index| vec![index; 100]).collect::<Vec<_>>()
+    );
+    // Without deferring, a sealed batch is sendable (and valid) as it is.
+    let mut plain = Accumulator::new(16 << 10);
+    append(&mut plain, 3, b"v");
+    let sealed = plain.seal_all();
+    assert!(sealed[0].is_sendable());
+    decoded_values(&sealed[0]);
+}

@@ -53,7 +53,7 @@ fn records_below_the_position_are_skipped() {
         .collect();
     assert_eq!(values, vec![&b"c"[..], b"d", b"e"]);
     let first = &records[0];
-    assert_eq!((first.topic.as_str(), first.partition), ("t", 4));
+    assert_eq!((&*first.topic, first.partition), ("t", 4));
     assert_eq!(first.key.as_deref(), Some(&b"k2"[..]));
     assert_eq!(first.timestamp_ms, 1_002);
     assert_eq!(

@@ -1054,7 +1054,17 @@ impl BatchBuilder {
     /// The finished batch: header + records, CRC computed; max_timestamp = max pushed.
     ///
     /// Panics if no record was pushed: Kafka has no empty batches, and [`verify`] refuses them.
-    pub fn finish(mut self) -> Vec<u8> {
+    pub fn finish(self) -> Vec<u8> {
+        let mut batch = self.finish_without_crc();
+        let crc = compute_crc(&batch);
+        batch[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+
+    /// [`BatchBuilder::finish`] without the CRC (the field is left 0), for a producer that
+    /// stamps the batch with [`set_producer`], which computes the CRC, before it first sends
+    /// it: the records are read once, not twice. The result is not a valid batch until then.
+    pub fn finish_without_crc(mut self) -> Vec<u8> {
         assert!(
             self.record_count > 0,
             "finish: a batch needs at least one record"
@@ -1107,8 +1117,6 @@ impl BatchBuilder {
 
         let mut batch = std::mem::take(&mut self.records);
         batch[..HEADER_BYTES].copy_from_slice(&header);
-        let crc = compute_crc(&batch);
-        batch[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
         batch
     }
 }
@@ -1256,6 +1264,32 @@ mod tests {
         let mut builder = BatchBuilder::new(1_000).producer(42, 3, 1_000);
         builder.push(Some(b"k"), Some(b"v"), 1_000, &[]);
         assert_eq!(builder.finish(), batch);
+    }
+
+    #[test]
+    fn a_batch_finished_without_crc_is_valid_once_stamped() {
+        let build = || {
+            let mut builder = BatchBuilder::new(1_000);
+            for index in 0..17u8 {
+                builder.push(
+                    Some(b"key"),
+                    Some(&[index; 40]),
+                    1_000 + i64::from(index),
+                    &[],
+                );
+            }
+            builder
+        };
+        let mut deferred = build().finish_without_crc();
+        assert!(
+            matches!(verify(&deferred), Err(BatchError::CrcMismatch { .. })),
+            "no CRC yet"
+        );
+        set_producer(&mut deferred, 7, 2, 40);
+        let mut finished = build().finish();
+        set_producer(&mut finished, 7, 2, 40);
+        assert_eq!(deferred, finished);
+        verify_with_records(&deferred).expect("valid once stamped");
     }
 
     #[test]
