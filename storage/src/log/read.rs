@@ -198,6 +198,17 @@ async fn read_segment<F: File>(
                 }
             }
             Step::Skip { next } => position = next,
+            // The index promises batches up to its end offset: data that ends before it (an
+            // index trusted on a clean shutdown over a segment whose data was lost or
+            // zeroed) is corruption, never an empty read that a consumer would retry for
+            // ever (found by the log_recovery fuzz target, tests/fuzz_findings.rs).
+            Step::End if expected < segment.index.summary().end_offset => {
+                let reason = format!(
+                    "the data ends at offset {expected}, the index says {}",
+                    segment.index.summary().end_offset
+                );
+                return Err(corruption_on_read(segment, position, expected, reason));
+            }
             Step::End => return Ok(false),
             Step::Invalid { reason } => {
                 return Err(corruption_on_read(segment, position, expected, reason));
