@@ -4,7 +4,9 @@
 # topic), then measure its utime+stime over 60 s with no client. Usage: idle-cpu.sh BIN PORT
 bin=$1; port=$2
 dir=$(mktemp -d /var/tmp/idle.XXXX)
-taskset -c 1 $bin serve --data-dir $dir --listen 127.0.0.1:$port --cores 1 > $dir/out 2>$dir/log &
+# No Kafka listener (binaries from before it have no such option).
+kafka_off=$($bin serve --help | grep -q -- --kafka-listen && echo --kafka-listen none || true)
+taskset -c 1 $bin serve --data-dir $dir --listen 127.0.0.1:$port --cores 1 $kafka_off > $dir/out 2>$dir/log &
 pid=$!
 sleep 2
 $bin topic create --broker 127.0.0.1:$port idle --partitions 16 >/dev/null

@@ -18,8 +18,12 @@ PORT=${PORT:-29555}
 mkdir -p "$OUT"
 data=$(mktemp -d "${DATA_DIR:-/var/tmp}/ringbus-probe.XXXX")
 # shellcheck disable=SC2086 # BROKER_ARGS is a list of words
+# No Kafka listener unless BROKER_ARGS asks for one (binaries from before it have no option).
+kafka_off=$("$BIN" serve --help | grep -q -- --kafka-listen && echo --kafka-listen none || true)
+case "${BROKER_ARGS:-}" in *--kafka-listen*) kafka_off="" ;; esac
+# shellcheck disable=SC2086 # BROKER_ARGS and kafka_off are lists of words
 taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" --cores 0 --data-dir "$data" \
-    --metrics-listen "127.0.0.1:$((PORT + 1))" ${BROKER_ARGS:-} >"$OUT/broker.log" 2>&1 &
+    --metrics-listen "127.0.0.1:$((PORT + 1))" $kafka_off ${BROKER_ARGS:-} >"$OUT/broker.log" 2>&1 &
 broker=$!
 sleep 1.5
 taskset -c 1 "$BIN" loadgen --broker "127.0.0.1:$PORT" --cores 1 --message-size 1024 --topic t \

@@ -8,6 +8,7 @@
 //! ([`partition`]) runs it against the log, group-committing appends. Topic changes go to the
 //! controller shard, which persists them and has every shard apply them ([`metadata`]).
 //! Each shard counts its work in [`metrics`], served as Prometheus text over HTTP.
+//! [`kafka`] is a second front-end: Kafka's wire protocol over the same operations.
 //! [`server`] creates the executors and is the only place that does.
 
 mod byte_reader;
@@ -15,6 +16,7 @@ pub mod connection;
 pub mod error;
 pub mod group;
 pub mod handler;
+pub mod kafka;
 pub mod metadata;
 pub mod metrics;
 pub mod ops;

@@ -4,6 +4,8 @@
 //!
 //! With `metrics_listen`, every shard also binds the metrics address (SO_REUSEPORT) and serves
 //! `GET /metrics` (Prometheus text, every shard's counters) beside its accept loop.
+//! With `kafka`, every shard also binds the Kafka listener's address and accepts Kafka clients
+//! ([`crate::kafka`]) in an accept loop of its own, under the same connection limit.
 //!
 //! Start-up order: lock the data directory (one broker per directory), bind the first listener
 //! (resolving port 0), then start every shard; each opens its disk (the O_DIRECT probe), joins
@@ -35,6 +37,7 @@ use storage::LogConfig;
 use storage::disk::glommio::{DirectIo, GlommioDisk};
 
 use crate::connection;
+use crate::kafka::{self, Advertised, KafkaConfig, KafkaSettings};
 use crate::metrics;
 use crate::shard::{MESH_CHANNEL_MAX, Shard, ShardConfig, ShardMessage};
 use crate::topology::{CONTROLLER, ShardId};
@@ -66,6 +69,8 @@ pub struct ServeConfig {
     /// The partitions' and group coordinator's tick
     /// ([`crate::shard::TICK_INTERVAL_DEFAULT`]; shorter only to accelerate soak tests).
     pub tick_interval: Duration,
+    /// The Kafka wire-protocol listener (None: none).
+    pub kafka: Option<KafkaConfig>,
 }
 
 /// The addresses a started broker listens on.
@@ -75,6 +80,8 @@ pub struct BoundAddresses {
     pub listen: SocketAddr,
     /// The metrics endpoint, if enabled.
     pub metrics: Option<SocketAddr>,
+    /// The Kafka listener, if enabled.
+    pub kafka: Option<SocketAddr>,
 }
 
 /// Why the broker could not start.
@@ -250,6 +257,26 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
         None => (Vec::new(), None),
     };
     metrics_listeners.resize_with(usize::from(shard_count), || None);
+    let (mut kafka_listeners, kafka_address) = match &config.kafka {
+        Some(kafka) => {
+            let (listeners, bound) = bind_per_shard(kafka.listen, shard_count)?;
+            (listeners.into_iter().map(Some).collect(), Some(bound))
+        }
+        None => (Vec::new(), None),
+    };
+    kafka_listeners.resize_with(usize::from(shard_count), || None);
+    // Metadata advertises the bound address unless told otherwise (port 0 resolved).
+    let kafka_settings = config
+        .kafka
+        .as_ref()
+        .zip(kafka_address)
+        .map(|(kafka, bound)| KafkaSettings {
+            advertised: kafka.advertise.clone().unwrap_or(Advertised {
+                host: bound.ip().to_string(),
+                port: bound.port(),
+            }),
+            auto_create_partitions: kafka.auto_create_partitions,
+        });
     // Two one-shot events per shard: `go` once every shard is ready (none serves before all
     // can: a partition on a shard still recovering would answer UnknownPartition), and `stop`
     // on a signal or a failed start-up, which also ends a start-up still under way.
@@ -282,9 +309,11 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
         .then(|| MeshBuilder::<ShardMessage, _>::full(usize::from(shard_count), MESH_CHANNEL_MAX));
     let (ready_sender, ready_receiver) = std::sync::mpsc::channel::<Result<(), ServeError>>();
     let mut handles = Vec::new();
-    let shard_listeners = listeners.into_iter().zip(metrics_listeners);
+    let shard_listeners = listeners
+        .into_iter()
+        .zip(metrics_listeners.into_iter().zip(kafka_listeners));
     let events = stop_receivers.into_iter().zip(go_receivers);
-    for (index, ((core, (listener, metrics_listener)), (stop, go))) in config
+    for (index, ((core, (listener, (metrics_listener, kafka_listener))), (stop, go))) in config
         .cores
         .iter()
         .zip(shard_listeners)
@@ -295,6 +324,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
         let config = config.clone();
         let mesh = mesh.clone();
         let ready_sender = ready_sender.clone();
+        let kafka_settings = kafka_settings.clone();
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(*core))
             .name(&format!("ringbus-shard-{index}"))
             // `ulimit -l` may be small (8 MiB on the machines we test on): keep glommio's
@@ -310,6 +340,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
                 let listeners = ShardListeners {
                     frames: listener,
                     metrics: metrics_listener,
+                    kafka: kafka_listener.zip(kafka_settings),
                 };
                 let events = ShardEvents { stop, go };
                 run_shard(
@@ -358,6 +389,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
     ready(BoundAddresses {
         listen: address,
         metrics: metrics_address,
+        kafka: kafka_address,
     });
     let _ = signal_waiter.join();
     for handle in handles {
@@ -393,6 +425,14 @@ struct ShardEvents {
 struct ShardListeners {
     frames: std::net::TcpListener,
     metrics: Option<std::net::TcpListener>,
+    kafka: Option<(std::net::TcpListener, KafkaSettings)>,
+}
+
+/// The sockets one shard listens on, adopted by its executor.
+struct Adopted {
+    frames: net::Listener,
+    metrics: Option<net::Listener>,
+    kafka: Option<(net::Listener, KafkaSettings)>,
 }
 
 async fn run_shard(
@@ -414,7 +454,7 @@ async fn run_shard(
         None
     })
     .await;
-    let (shard, listener, metrics_listener) = match started {
+    let (shard, adopted) = match started {
         Some(Ok(started)) => started,
         Some(Err(error)) => {
             let _ = ready.send(Err(error));
@@ -443,13 +483,29 @@ async fn run_shard(
     .await;
     if go_first {
         let mut serving: Vec<Pin<Box<dyn Future<Output = ()>>>> = Vec::new();
+        // One count for both protocols: `connections_max` bounds the shard's connections.
+        let connections = Rc::new(std::cell::Cell::new(0usize));
+        let starter = ConnectionStarter {
+            shard: shard.clone(),
+            connections,
+            connections_max: config.connections_max,
+            in_flight_max: config.in_flight_max,
+        };
         serving.push(Box::pin(accept_loop(
             id,
-            listener,
+            adopted.frames,
             config.limits,
-            connection_starter(shard.clone(), config.connections_max, config.in_flight_max),
+            starter.clone().ringbus(),
         )));
-        if let Some(listener) = metrics_listener {
+        if let Some((listener, settings)) = adopted.kafka {
+            serving.push(Box::pin(accept_loop(
+                id,
+                listener,
+                config.limits,
+                starter.kafka(Rc::new(settings)),
+            )));
+        }
+        if let Some(listener) = adopted.metrics {
             let shard = shard.clone();
             serving.push(Box::pin(net::http::serve(
                 listener,
@@ -474,7 +530,7 @@ async fn start_shard(
     config: &ServeConfig,
     listeners: ShardListeners,
     mesh: Option<MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>>,
-) -> Result<(Rc<Shard>, net::Listener, Option<net::Listener>), ServeError> {
+) -> Result<(Rc<Shard>, Adopted), ServeError> {
     let fail = |reason: String| ServeError::Shard {
         shard: id.0,
         reason,
@@ -514,7 +570,19 @@ async fn start_shard(
         .map(net::Listener::from_std)
         .transpose()
         .map_err(|error| fail(error.to_string()))?;
-    Ok((shard, listener, metrics_listener))
+    let kafka_listener = match listeners.kafka {
+        Some((listener, settings)) => Some((
+            net::Listener::from_std(listener).map_err(|error| fail(error.to_string()))?,
+            settings,
+        )),
+        None => None,
+    };
+    let adopted = Adopted {
+        frames: listener,
+        metrics: metrics_listener,
+        kafka: kafka_listener,
+    };
+    Ok((shard, adopted))
 }
 
 /// Runs each of `serving` as a task of its own until `stop` completes, then cancels them.
@@ -559,27 +627,58 @@ async fn accept_loop(
 /// How long the accept loop waits after a failed accept (out of descriptors) before the next.
 const ACCEPT_FAILED_BACKOFF: Duration = Duration::from_millis(10);
 
-/// What the accept loop does with a new connection: serve it in a task of its own, unless the
-/// shard already serves `connections_max`.
-fn connection_starter(
+/// What the accept loops do with a new connection: serve it in a task of its own, unless the
+/// shard already serves `connections_max` (of both protocols together).
+#[derive(Clone)]
+struct ConnectionStarter {
     shard: Rc<Shard>,
+    connections: Rc<std::cell::Cell<usize>>,
     connections_max: usize,
     in_flight_max: usize,
-) -> impl FnMut(net::Connection) {
-    let connections = Rc::new(std::cell::Cell::new(0usize));
-    move |connection| {
-        if connections.get() >= connections_max {
-            tracing::warn!(shard = %shard.id, peer = %connection.peer(),
-                limit = connections_max, "connection limit reached: closing");
-            return;
+}
+
+impl ConnectionStarter {
+    /// Takes a connection slot, or refuses (false) at the limit.
+    fn admit(&self, connection: &net::Connection) -> bool {
+        if self.connections.get() >= self.connections_max {
+            tracing::warn!(shard = %self.shard.id, peer = %connection.peer(),
+                limit = self.connections_max, "connection limit reached: closing");
+            return false;
         }
-        connections.set(connections.get() + 1);
-        let (shard, connections) = (shard.clone(), connections.clone());
-        glommio::spawn_local(async move {
-            connection::serve(shard, connection, in_flight_max).await;
-            connections.set(connections.get() - 1);
-        })
-        .detach();
+        self.connections.set(self.connections.get() + 1);
+        true
+    }
+
+    /// Starts ringbus-wire connections.
+    fn ringbus(self) -> impl FnMut(net::Connection) {
+        move |connection| {
+            if !self.admit(&connection) {
+                return;
+            }
+            let (shard, connections) = (self.shard.clone(), self.connections.clone());
+            let in_flight_max = self.in_flight_max;
+            glommio::spawn_local(async move {
+                connection::serve(shard, connection, in_flight_max).await;
+                connections.set(connections.get() - 1);
+            })
+            .detach();
+        }
+    }
+
+    /// Starts Kafka-protocol connections.
+    fn kafka(self, settings: Rc<KafkaSettings>) -> impl FnMut(net::Connection) {
+        move |connection| {
+            if !self.admit(&connection) {
+                return;
+            }
+            let (shard, connections) = (self.shard.clone(), self.connections.clone());
+            let (settings, in_flight_max) = (settings.clone(), self.in_flight_max);
+            glommio::spawn_local(async move {
+                kafka::connection::serve(shard, settings, connection, in_flight_max).await;
+                connections.set(connections.get() - 1);
+            })
+            .detach();
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Goal: the broker's modules depend one way, as ARCHITECTURE.md draws them: from the leaves
 //! (topology, counters, formats) through the domain (groups, the bus's ops, partitions) to the
-//! shard, the front-end (handler, connection) and the server. A module may use only modules
+//! shard, the front-ends (handler, then the Kafka protocol's, which calls the handler's
+//! operations; connection) and the server. A module may use only modules
 //! ranked below it, so no two modules use each other.
 //!
 //! Method: read every file under broker/src, take the `crate::...` and `super::...` paths in
@@ -34,6 +35,14 @@ const RANKS: &[&str] = &[
     "handler::errors",
     "handler::group",
     "handler",
+    "kafka::config",
+    "kafka::errors",
+    "kafka::frame",
+    "kafka::admin",
+    "kafka::produce",
+    "kafka::fetch",
+    "kafka",
+    "kafka::connection",
     "connection",
     "server",
 ];

@@ -122,6 +122,33 @@ struct ServeArgs {
     /// accelerated soak test shortens it, to wake every long-lived task millions of times.
     #[arg(long, hide = true, default_value_t = broker::shard::TICK_INTERVAL_DEFAULT.as_micros() as u64, value_parser = clap::value_parser!(u64).range(1..))]
     tick_interval_us: u64,
+    /// Also listen for Kafka clients (the Apache Kafka wire protocol) at HOST:PORT, or `none`
+    /// (port 0 picks a free port; the chosen one is printed as `kafka listening on HOST:PORT`).
+    #[arg(long, default_value = "127.0.0.1:9092", value_parser = parse_kafka_listen)]
+    kafka_listen: KafkaListen,
+    /// The address Kafka clients are told to connect to (Metadata); default: the Kafka listen
+    /// address.
+    #[arg(long)]
+    kafka_advertise: Option<broker::kafka::Advertised>,
+    /// Partitions of a topic created because a Kafka client named it (Metadata or Produce).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    kafka_auto_create_partitions: u32,
+    /// Do not create topics that Kafka clients name; they get UNKNOWN_TOPIC_OR_PARTITION.
+    #[arg(long)]
+    no_kafka_auto_create: bool,
+}
+
+/// `--kafka-listen`: an address, or none.
+#[derive(Debug, Clone, Copy)]
+struct KafkaListen(Option<SocketAddr>);
+
+fn parse_kafka_listen(text: &str) -> Result<KafkaListen, String> {
+    if text == "none" {
+        return Ok(KafkaListen(None));
+    }
+    text.parse()
+        .map(|address| KafkaListen(Some(address)))
+        .map_err(|error| format!("{text:?}: {error} (HOST:PORT with an IP address, or none)"))
 }
 
 fn main() -> ExitCode {
@@ -195,11 +222,23 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         },
         metrics_listen: args.metrics_listen,
         tick_interval: std::time::Duration::from_micros(args.tick_interval_us),
+        kafka: args
+            .kafka_listen
+            .0
+            .map(|listen| broker::kafka::KafkaConfig {
+                listen,
+                advertise: args.kafka_advertise.clone(),
+                auto_create_partitions: (!args.no_kafka_auto_create)
+                    .then_some(args.kafka_auto_create_partitions),
+            }),
     };
     let shards = config.cores.len();
     broker::server::serve(config, |bound| {
         use std::io::Write;
         println!("ringbus listening on {} with {shards} shards", bound.listen);
+        if let Some(kafka) = bound.kafka {
+            println!("kafka listening on {kafka}");
+        }
         if let Some(metrics) = bound.metrics {
             println!("ringbus metrics on {metrics}");
         }

@@ -8,6 +8,10 @@
 //! `frame_bytes_max` is refused before its body is read (the peer cannot make us allocate it),
 //! and a connection whose peer sends or takes nothing for the idle timeout is closed.
 //!
+//! Two framings: ringbus's own (schema::wire's prefix, [`Connection::split`]) and the size
+//! prefix of Kafka's protocol (a big-endian i32 byte count, then the body;
+//! [`Connection::split_sized`]). Both readers share the same body reading and limits.
+//!
 //! [`http`] is a minimal HTTP/1.1 responder for scrape endpoints (one GET path, bounded).
 
 pub mod http;
@@ -80,6 +84,14 @@ pub enum ReadError {
         received_bytes: usize,
         /// Bytes the frame said it had.
         expected_bytes: usize,
+    },
+    /// A size-prefixed frame announced a negative size or one over the limit.
+    #[error("frame size {size_bytes} is outside 0 to {max_bytes} bytes")]
+    SizeOutOfRange {
+        /// The size the prefix announced.
+        size_bytes: i32,
+        /// The limit (`frame_bytes_max`).
+        max_bytes: u32,
     },
     /// No frame arrived within the idle timeout.
     #[error("idle for more than {0:?}")]
@@ -230,6 +242,12 @@ impl Connection {
         self.peer
     }
 
+    /// Splits into a reader and a writer of size-prefixed frames (Kafka's framing).
+    pub fn split_sized(self) -> (SizedReader, SizedWriter) {
+        let (reader, writer) = self.split();
+        (SizedReader { inner: reader }, SizedWriter { inner: writer })
+    }
+
     /// Splits into a frame reader and a frame writer.
     pub fn split(self) -> (FrameReader, FrameWriter) {
         let (reader, writer) = futures_lite::io::split(self.stream);
@@ -288,7 +306,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
         let header = FrameHeader::parse(&prefix, self.limits.frame_bytes_max)?;
         let body_bytes = header.frame_bytes as usize + 4 - FRAME_PREFIX_BYTES;
-        let mut body = self.read_body(body_bytes).await?;
+        let mut body = self.read_body(body_bytes, FRAME_PREFIX_BYTES).await?;
         let message = body.split_to(header.message_bytes as usize).freeze();
         Ok(Some(Frame {
             message,
@@ -307,7 +325,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// of memory the allocator recycles, where `BytesMut::zeroed` was a `calloc` that jemalloc
     /// serves by `madvise(DONTNEED)` and fresh page faults (issue #11: ~20% of the broker's
     /// CPU at 400 MiB/s of produce).
-    async fn read_body(&mut self, body_bytes: usize) -> Result<BytesMut, ReadError> {
+    /// `prefix_bytes` (the framing's prefix, already read) only makes the counts of a
+    /// truncation error whole-frame counts.
+    async fn read_body(
+        &mut self,
+        body_bytes: usize,
+        prefix_bytes: usize,
+    ) -> Result<BytesMut, ReadError> {
         let mut body = BytesMut::with_capacity(body_bytes.min(RESERVE_BYTES_MAX));
         while body.len() < body_bytes {
             let start = body.len();
@@ -322,8 +346,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             let received = self.read_up_to(&mut body[start..end]).await?;
             if received < end - start {
                 return Err(ReadError::Truncated {
-                    received_bytes: FRAME_PREFIX_BYTES + start + received,
-                    expected_bytes: FRAME_PREFIX_BYTES + body_bytes,
+                    received_bytes: prefix_bytes + start + received,
+                    expected_bytes: prefix_bytes + body_bytes,
                 });
             }
         }
@@ -347,6 +371,98 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
         }
         Ok(filled)
+    }
+}
+
+/// Bytes of the size prefix of Kafka's framing: a big-endian i32 that counts the bytes after it.
+pub const SIZE_PREFIX_BYTES: usize = 4;
+
+/// The reading half of a connection that carries size-prefixed frames (Kafka's framing).
+pub struct SizedReader {
+    inner: FrameReader,
+}
+
+impl SizedReader {
+    /// Reads the next frame body (the bytes after the size prefix); `Ok(None)` when the peer
+    /// closed the connection between frames. A size below 0 or above `frame_bytes_max` is
+    /// refused before any of the body is read; the body's buffer grows with the bytes that
+    /// arrive, as for ringbus's frames, so a peer that lies about the size holds only what it
+    /// sent.
+    pub async fn read_frame(&mut self) -> Result<Option<BytesMut>, ReadError> {
+        let mut prefix = [0u8; SIZE_PREFIX_BYTES];
+        let received = self.inner.read_up_to(&mut prefix).await?;
+        if received == 0 {
+            return Ok(None);
+        }
+        if received < SIZE_PREFIX_BYTES {
+            return Err(ReadError::Truncated {
+                received_bytes: received,
+                expected_bytes: SIZE_PREFIX_BYTES,
+            });
+        }
+        let size_bytes = i32::from_be_bytes(prefix);
+        let max_bytes = self.inner.limits.frame_bytes_max;
+        let Some(body_bytes) = u32::try_from(size_bytes)
+            .ok()
+            .filter(|size| *size <= max_bytes)
+        else {
+            return Err(ReadError::SizeOutOfRange {
+                size_bytes,
+                max_bytes,
+            });
+        };
+        let body = self
+            .inner
+            .read_body(body_bytes as usize, SIZE_PREFIX_BYTES)
+            .await?;
+        Ok(Some(body))
+    }
+}
+
+/// The writing half of a connection that carries size-prefixed frames (Kafka's framing).
+pub struct SizedWriter {
+    inner: FrameWriter,
+}
+
+impl SizedWriter {
+    /// Writes one frame: the size prefix, then `parts` in order. Small frames are copied into
+    /// one buffer and sent with one write; larger ones are sent part by part from their own
+    /// buffers (stored batch bytes go out as they are).
+    pub async fn write_frame(&mut self, parts: &[Bytes]) -> Result<(), WriteError> {
+        let body_bytes: usize = parts.iter().map(Bytes::len).sum();
+        let Ok(size) = i32::try_from(body_bytes) else {
+            return Err(WriteError::Oversized { body_bytes });
+        };
+        let prefix = size.to_be_bytes();
+        let writer = &mut self.inner.writer;
+        let result = if SIZE_PREFIX_BYTES + body_bytes <= COALESCE_BYTES_MAX {
+            let mut frame = Vec::with_capacity(SIZE_PREFIX_BYTES + body_bytes);
+            frame.extend_from_slice(&prefix);
+            for part in parts {
+                frame.extend_from_slice(part);
+            }
+            writer.write_all(&frame).await
+        } else {
+            let mut result = writer.write_all(&prefix).await;
+            for part in parts {
+                if result.is_err() {
+                    break;
+                }
+                result = writer.write_all(part).await;
+            }
+            result
+        };
+        let peer = self.inner.peer;
+        result.map_err(|e| WriteError::Io(NetError::new("write", peer, e)))?;
+        writer
+            .flush()
+            .await
+            .map_err(|e| WriteError::Io(NetError::new("flush", peer, e)))
+    }
+
+    /// Closes the writing side (the peer reads end of stream).
+    pub async fn close(self) -> Result<(), NetError> {
+        self.inner.close().await
     }
 }
 
@@ -414,6 +530,12 @@ pub enum WriteError {
     /// the sender's side, reported instead of sending a frame the peer would refuse.
     #[error("frame too large: {0}")]
     Frame(#[from] FrameError),
+    /// A size-prefixed frame's body would not fit its i32 size prefix.
+    #[error("a frame of {body_bytes} bytes does not fit a size prefix")]
+    Oversized {
+        /// The body's size.
+        body_bytes: usize,
+    },
     /// A socket error.
     #[error(transparent)]
     Io(#[from] NetError),

@@ -10,6 +10,11 @@
 //! out of the receive buffer, never copied.
 //! Fetch: stored batch bytes are returned as they are (zero-copy handles) in the frame payload;
 //! with `wait_ms_max` and `bytes_min` the request long-polls until data arrives or time is up.
+//!
+//! The operations themselves (resolving a partition, [`append_all`], [`fetch_partitions`] with
+//! its long-poll, [`list_offset`], [`change_topics`], [`init_producer_id`]) take and return
+//! broker types, never wire types: the Kafka front-end ([`crate::kafka`]) calls the same
+//! functions and maps their typed errors to its own codes.
 
 pub mod errors;
 mod group;
@@ -29,7 +34,7 @@ use schema::wire::{
 };
 use storage::Offset;
 
-use crate::error::{AppendFailed, ReadFailed, Unreachable};
+use crate::error::{AppendFailed, ProducerIdFailed, ReadFailed, TopicChangeFailed, Unreachable};
 use crate::group::offsets::is_internal;
 use crate::metadata::{TopicConfig, TopicSpec};
 use crate::metrics::Api;
@@ -290,12 +295,10 @@ async fn dispatch(shard: &Rc<Shard>, frame: net::Frame) -> (Api, Outcome, bool) 
             )
         }
         RequestBodyOwned::InitProducerId => {
-            let init = |reply| ShardOp::InitProducerId { reply };
             let (error, message, (producer_id, producer_epoch)) =
-                match shard.call(CONTROLLER, init).await {
-                    Ok(Ok(id)) => (ErrorCode::None, String::new(), id),
-                    Ok(Err(error)) => (errors::producer_id(&error), error.to_string(), (-1, -1)),
-                    Err(gone) => (ErrorCode::ShuttingDown, gone.to_string(), (-1, -1)),
+                match init_producer_id(shard).await {
+                    Ok(id) => (ErrorCode::None, String::new(), id),
+                    Err(error) => (errors::producer_id(&error), error.to_string(), (-1, -1)),
                 };
             let body = ResponseBodyOwned::InitProducerId {
                 error,
@@ -316,7 +319,7 @@ fn internal_topic(name: &str) -> (ErrorCode, String) {
     (errors::append(&error), error.to_string())
 }
 
-fn internal_topic_error(name: &str) -> AppendFailed {
+pub(crate) fn internal_topic_error(name: &str) -> AppendFailed {
     AppendFailed::InternalTopic {
         topic: name.to_string(),
         prefix: crate::group::offsets::INTERNAL_PREFIX,
@@ -351,16 +354,40 @@ fn wire_config(config: &TopicConfig) -> TopicConfigOwned {
 }
 
 async fn controller(shard: &Rc<Shard>, change: ControllerOp) -> (ErrorCode, String) {
+    match change_topics(shard, change).await {
+        Ok(()) => (ErrorCode::None, String::new()),
+        Err(error) => (errors::topic_change(&error), error.to_string()),
+    }
+}
+
+/// Creates or deletes a topic on the controller shard, which persists the change and has every
+/// shard apply it before answering.
+pub(crate) async fn change_topics(
+    shard: &Rc<Shard>,
+    change: ControllerOp,
+) -> Result<(), TopicChangeFailed> {
     let change_topics = |reply| ShardOp::ChangeTopics { change, reply };
     match shard.call(CONTROLLER, change_topics).await {
-        Ok(Ok(())) => (ErrorCode::None, String::new()),
-        Ok(Err(error)) => (errors::topic_change(&error), error.to_string()),
-        Err(gone) => (ErrorCode::ShuttingDown, gone.to_string()),
+        Ok(result) => result,
+        Err(gone) => Err(TopicChangeFailed::Unreachable(gone.into())),
+    }
+}
+
+/// A new producer id and epoch from the controller shard.
+pub(crate) async fn init_producer_id(shard: &Rc<Shard>) -> Result<(i64, i16), ProducerIdFailed> {
+    let init = |reply| ShardOp::InitProducerId { reply };
+    match shard.call(CONTROLLER, init).await {
+        Ok(result) => result,
+        Err(gone) => Err(ProducerIdFailed::Unreachable(gone.into())),
     }
 }
 
 /// Checks that the topic and partition exist in this shard's metadata.
-fn resolve(shard: &Shard, topic: &str, partition: u32) -> Result<PartitionKey, Unreachable> {
+pub(crate) fn resolve(
+    shard: &Shard,
+    topic: &str,
+    partition: u32,
+) -> Result<PartitionKey, Unreachable> {
     let metadata = shard.metadata();
     let Some(spec) = metadata.topics.get(topic) else {
         return Err(Unreachable::UnknownTopic {
@@ -382,7 +409,7 @@ fn resolve(shard: &Shard, topic: &str, partition: u32) -> Result<PartitionKey, U
 
 /// Appends verified batches, in order, on the partition's owning shard: one call and one
 /// round of the partition's actor for all of them. One result per batch, in order.
-async fn append_all(
+pub(crate) async fn append_all(
     shard: &Rc<Shard>,
     key: PartitionKey,
     batches: Vec<Verified<BytesMut>>,
@@ -426,7 +453,10 @@ async fn read(
 }
 
 /// A partition's bounds, from its owning shard.
-async fn describe(shard: &Rc<Shard>, key: PartitionKey) -> Result<LogBounds, ReadFailed> {
+pub(crate) async fn describe(
+    shard: &Rc<Shard>,
+    key: PartitionKey,
+) -> Result<LogBounds, ReadFailed> {
     let owner = shard.owner(&key);
     shard
         .call(owner, |reply| ShardOp::Describe { key, reply })
@@ -558,14 +588,94 @@ async fn fetch(
     bytes_max: u32,
     partitions: Vec<FetchPartitionOwned>,
 ) -> (Vec<FetchResultOwned>, Vec<Bytes>) {
-    let wait = Duration::from_millis(u64::from(wait_ms_max.min(FETCH_WAIT_MS_MAX)));
+    let wait = Duration::from_millis(u64::from(wait_ms_max));
+    let asks: Vec<FetchAsk> = partitions
+        .iter()
+        .map(|asked| FetchAsk {
+            topic: asked.topic.clone(),
+            partition: asked.partition,
+            offset: asked.offset,
+            bytes_max: asked.bytes_max as usize,
+        })
+        .collect();
+    let found = fetch_partitions(shard, wait, bytes_min as usize, bytes_max as usize, &asks).await;
+    let mut results = Vec::with_capacity(partitions.len());
+    let mut payload: Vec<Bytes> = Vec::new();
+    let mut total: usize = 0;
+    for (asked, found) in partitions.into_iter().zip(found) {
+        let mut result = FetchResultOwned {
+            topic: asked.topic,
+            partition: asked.partition,
+            error: ErrorCode::None,
+            log_end: 0,
+            log_start: 0,
+            batches: PayloadRange::new(0, 0),
+            message: String::new(),
+        };
+        match found {
+            Ok(fetched) => {
+                let start = total;
+                for batch in fetched.batches {
+                    total += batch.len();
+                    payload.push(batch);
+                }
+                result.batches = PayloadRange::new(start as u32, (total - start) as u32);
+                (result.log_start, result.log_end) = (fetched.log_start, fetched.log_end);
+            }
+            Err(error) => {
+                (result.error, result.message) = (errors::read(&error), error.to_string())
+            }
+        }
+        results.push(result);
+    }
+    (results, payload)
+}
+
+/// One partition a fetch asks for, in broker terms (each front-end converts its request).
+#[derive(Debug, Clone)]
+pub(crate) struct FetchAsk {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The first offset wanted.
+    pub offset: u64,
+    /// At most about this many bytes of this partition (at least one batch when the request's
+    /// budget is not spent).
+    pub bytes_max: usize,
+}
+
+/// What a fetch found in one partition: whole stored batches (zero-copy handles) and the
+/// partition's bounds.
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    /// Stored batch bytes, as stored.
+    pub batches: Vec<Bytes>,
+    /// The first stored offset.
+    pub log_start: u64,
+    /// The written end (Kafka's high watermark).
+    pub log_end: u64,
+}
+
+/// Reads every asked partition on its owner, one result per ask in order, all batches within
+/// `bytes_max` in total (but the first partition that has data returns at least one batch).
+/// With `wait` (capped at [`FETCH_WAIT_MS_MAX`]), a fetch that found fewer than `bytes_min`
+/// bytes long-polls: it parks on the partitions until one is written to or time is up, then
+/// reads again.
+pub(crate) async fn fetch_partitions(
+    shard: &Rc<Shard>,
+    wait: Duration,
+    bytes_min: usize,
+    bytes_max: usize,
+    partitions: &[FetchAsk],
+) -> Vec<Result<Fetched, ReadFailed>> {
+    let wait = wait.min(Duration::from_millis(u64::from(FETCH_WAIT_MS_MAX)));
     let deadline = std::time::Instant::now() + wait;
     loop {
-        let (results, payload, total, next_offsets) =
-            fetch_once(shard, bytes_max, &partitions).await;
+        let (results, total, next_offsets) = fetch_once(shard, bytes_max, partitions).await;
         let now = std::time::Instant::now();
-        if total >= bytes_min as usize || now >= deadline {
-            return (results, payload);
+        if total >= bytes_min || now >= deadline {
+            return results;
         }
         // Long-poll: park on every partition that answered without error, past what it
         // returned (parking where data already is would wake at once and spin), and wake on
@@ -576,7 +686,7 @@ async fn fetch(
         let notify = Rc::new(notify);
         let mut waiting = Vec::new();
         for ((asked, result), next) in partitions.iter().zip(&results).zip(&next_offsets) {
-            if result.error != ErrorCode::None {
+            if result.is_err() {
                 continue;
             }
             let Ok(key) = resolve(shard, &asked.topic, asked.partition) else {
@@ -599,7 +709,7 @@ async fn fetch(
             waiting.push(task);
         }
         if waiting.is_empty() {
-            return (results, payload);
+            return results;
         }
         futures_lite::future::or(
             async {
@@ -611,55 +721,46 @@ async fn fetch(
     }
 }
 
+/// One read of every asked partition: the results, the bytes returned, and per partition the
+/// offset after what was returned (or its log end when only described).
 async fn fetch_once(
     shard: &Rc<Shard>,
-    bytes_max: u32,
-    partitions: &[FetchPartitionOwned],
-) -> (Vec<FetchResultOwned>, Vec<Bytes>, usize, Vec<u64>) {
+    bytes_max: usize,
+    partitions: &[FetchAsk],
+) -> (Vec<Result<Fetched, ReadFailed>>, usize, Vec<u64>) {
     let mut results = Vec::with_capacity(partitions.len());
-    // Per partition, the offset after what was returned (or its log end when only described).
     let mut next_offsets = Vec::with_capacity(partitions.len());
-    let mut payload: Vec<Bytes> = Vec::new();
     let mut total: usize = 0;
     for asked in partitions {
-        let mut result = FetchResultOwned {
-            topic: asked.topic.clone(),
-            partition: asked.partition,
-            error: ErrorCode::None,
-            log_end: 0,
-            log_start: 0,
-            batches: PayloadRange::new(0, 0),
-            message: String::new(),
-        };
-        let budget = (asked.bytes_max as usize).min((bytes_max as usize).saturating_sub(total));
+        let budget = asked.bytes_max.min(bytes_max.saturating_sub(total));
         let mut next = asked.offset;
         let outcome = match resolve(shard, &asked.topic, asked.partition) {
             Err(error) => Err(error.into()),
             // The request's budget is spent: report positions without reading.
             Ok(key) if budget == 0 && total > 0 => describe(shard, key).await.map(|bounds| {
-                (result.log_start, result.log_end) = (bounds.log_start.0, bounds.log_end.0);
                 next = next.max(bounds.log_end.0);
+                Fetched {
+                    batches: Vec::new(),
+                    log_start: bounds.log_start.0,
+                    log_end: bounds.log_end.0,
+                }
             }),
             Ok(key) => read(shard, key, Offset(asked.offset), budget.max(1))
                 .await
                 .map(|read| {
                     next = read.next_offset.0;
-                    let start = total;
-                    for batch in read.batches {
-                        total += batch.len();
-                        payload.push(batch);
+                    total += read.batches.iter().map(Bytes::len).sum::<usize>();
+                    Fetched {
+                        batches: read.batches,
+                        log_start: read.log_start.0,
+                        log_end: read.log_end.0,
                     }
-                    result.batches = PayloadRange::new(start as u32, (total - start) as u32);
-                    (result.log_start, result.log_end) = (read.log_start.0, read.log_end.0);
                 }),
         };
-        if let Err(error) = outcome {
-            (result.error, result.message) = (errors::read(&error), error.to_string());
-        }
-        results.push(result);
+        results.push(outcome);
         next_offsets.push(next);
     }
-    (results, payload, total, next_offsets)
+    (results, total, next_offsets)
 }
 
 async fn list_offsets(
@@ -675,18 +776,7 @@ async fn list_offsets(
         } else {
             OffsetQuery::Timestamp(asked.timestamp_ms)
         };
-        let found: Result<Offset, ReadFailed> = match resolve(shard, &asked.topic, asked.partition)
-        {
-            Ok(key) => {
-                let owner = shard.owner(&key);
-                let op = |reply| ShardOp::ListOffset { key, query, reply };
-                shard
-                    .call(owner, op)
-                    .await
-                    .unwrap_or_else(|gone| Err(gone.into()))
-            }
-            Err(error) => Err(error.into()),
-        };
+        let found = list_offset(shard, &asked.topic, asked.partition, query).await;
         let (error, offset) = match found {
             Ok(offset) => (ErrorCode::None, offset.0),
             Err(error) => (errors::read(&error), 0),
@@ -699,6 +789,22 @@ async fn list_offsets(
         });
     }
     results
+}
+
+/// Looks up an offset (earliest, latest, by timestamp) on the partition's owner.
+pub(crate) async fn list_offset(
+    shard: &Rc<Shard>,
+    topic: &str,
+    partition: u32,
+    query: OffsetQuery,
+) -> Result<Offset, ReadFailed> {
+    let key = resolve(shard, topic, partition)?;
+    let owner = shard.owner(&key);
+    let op = |reply| ShardOp::ListOffset { key, query, reply };
+    shard
+        .call(owner, op)
+        .await
+        .unwrap_or_else(|gone| Err(gone.into()))
 }
 
 async fn metadata(shard: &Rc<Shard>, topics: Vec<String>) -> ResponseBodyOwned {

@@ -27,6 +27,8 @@ pub struct Broker {
     pub address: SocketAddr,
     /// Its metrics endpoint, when started with `--metrics-listen`.
     pub metrics_address: Option<SocketAddr>,
+    /// Its Kafka listener (every broker the tests start has one, on a free port).
+    pub kafka_address: SocketAddr,
     /// Its data directory.
     pub data_dir: PathBuf,
 }
@@ -52,10 +54,18 @@ impl Broker {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                for (marker, metrics) in [("listening on ", false), ("metrics on ", true)] {
-                    if let Some(rest) = line.split(marker).nth(1) {
+                // The first marker a line starts with names it (`kafka listening on` before
+                // `ringbus listening on`).
+                let markers = [
+                    ("kafka listening on ", Listener::Kafka),
+                    ("ringbus listening on ", Listener::Ringbus),
+                    ("ringbus metrics on ", Listener::Metrics),
+                ];
+                for (marker, listener) in markers {
+                    if let Some(rest) = line.strip_prefix(marker) {
                         let address = rest.split_whitespace().next().unwrap_or("").to_string();
-                        let _ = sender.send((metrics, address));
+                        let _ = sender.send((listener, address));
+                        break;
                     }
                 }
             }
@@ -63,21 +73,26 @@ impl Broker {
         let wants_metrics = extra.contains(&"--metrics-listen");
         let mut address = None;
         let mut metrics_address = None;
-        while address.is_none() || (wants_metrics && metrics_address.is_none()) {
-            let (metrics, line) = receiver
-                .recv_timeout(START_STOP_TIMEOUT)
-                .expect("broker printed 'listening on ADDR' (and 'metrics on ADDR')");
+        let mut kafka_address = None;
+        while address.is_none()
+            || kafka_address.is_none()
+            || (wants_metrics && metrics_address.is_none())
+        {
+            let (listener, line) = receiver.recv_timeout(START_STOP_TIMEOUT).expect(
+                "broker printed 'listening on ADDR', 'kafka listening on ADDR' (and 'metrics on ADDR')",
+            );
             let parsed: SocketAddr = line.parse().expect("an address");
-            if metrics {
-                metrics_address = Some(parsed);
-            } else {
-                address = Some(parsed);
+            match listener {
+                Listener::Ringbus => address = Some(parsed),
+                Listener::Kafka => kafka_address = Some(parsed),
+                Listener::Metrics => metrics_address = Some(parsed),
             }
         }
         Broker {
             child: Some(child),
             address: address.expect("listening address"),
             metrics_address,
+            kafka_address: kafka_address.expect("kafka listening address"),
             data_dir: data_dir.to_path_buf(),
         }
     }
@@ -106,6 +121,14 @@ impl Broker {
     }
 }
 
+/// Which line of `serve`'s start-up output.
+#[derive(Debug, Clone, Copy)]
+enum Listener {
+    Ringbus,
+    Kafka,
+    Metrics,
+}
+
 fn wait(child: &mut Child) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + START_STOP_TIMEOUT;
     while Instant::now() < deadline {
@@ -127,14 +150,17 @@ impl Drop for Broker {
     }
 }
 
-/// `ringbus serve` on an OS-chosen port of 127.0.0.1, on `cores`, over `data_dir`, logging
-/// warnings; the caller adds arguments, stdio and the environment it needs.
+/// `ringbus serve` on an OS-chosen port of 127.0.0.1 (and its Kafka listener on another, so
+/// that tests never contend for Kafka's 9092), on `cores`, over `data_dir`, logging warnings;
+/// the caller adds arguments, stdio and the environment it needs.
 pub fn serve_command(data_dir: &Path, cores: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ringbus"));
     command
         .args([
             "serve",
             "--listen",
+            "127.0.0.1:0",
+            "--kafka-listen",
             "127.0.0.1:0",
             "--cores",
             cores,
