@@ -328,3 +328,72 @@ fn kafka_admin_requests_create_and_delete_ringbus_topics() {
     );
     broker.stop();
 }
+
+/// Produce v3 (acks=1) to one topic: one entry per (partition, records).
+fn produce_v3(topic: &str, entries: &[(i32, Vec<u8>)]) -> Vec<u8> {
+    let mut body = (-1i16).to_be_bytes().to_vec(); // transactional id: null
+    body.extend_from_slice(&1i16.to_be_bytes()); // acks
+    body.extend_from_slice(&5000i32.to_be_bytes()); // timeout
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend(string(topic));
+    body.extend_from_slice(&(entries.len() as i32).to_be_bytes());
+    for (partition, records) in entries {
+        body.extend_from_slice(&partition.to_be_bytes());
+        body.extend_from_slice(&(records.len() as i32).to_be_bytes());
+        body.extend_from_slice(records);
+    }
+    request(0, 3, 9, &body)
+}
+
+/// A Produce v3 response for one topic: (partition, error code, base offset) per entry.
+fn produce_v3_answers(body: &[u8]) -> Vec<(i32, i16, i64)> {
+    let mut fields = Fields(body);
+    assert_eq!(fields.i32(), 9, "correlation id");
+    assert_eq!(fields.i32(), 1, "one topic");
+    let length = fields.i16() as usize;
+    fields.0 = &fields.0[length..];
+    let count = fields.i32();
+    (0..count)
+        .map(|_| {
+            let partition = fields.i32();
+            let error = fields.i16();
+            let base_offset = (i64::from(fields.i32()) << 32) | i64::from(fields.i32() as u32);
+            fields.i32();
+            fields.i32(); // log append time (i64)
+            (partition, error, base_offset)
+        })
+        .collect()
+}
+
+/// Each partition entry of a Produce is answered on its own: a corrupt batch (a flipped byte,
+/// or an old message format) refuses its entry only, even beside entries for the same
+/// partition, and an unknown partition is UNKNOWN_TOPIC_OR_PARTITION.
+#[test]
+fn a_bad_batch_refuses_only_its_own_partition_entry() {
+    let dir = data_dir();
+    let broker = Broker::start(dir.path());
+    let mut stream = connect(broker.kafka_address);
+    let mut flipped = common::batch("b", 2);
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x40;
+    let mut magic_1 = common::batch("c", 2);
+    magic_1[16] = 1;
+    let entries = vec![
+        (0, common::batch("a", 3)),
+        (0, flipped),
+        (0, common::batch("d", 2)),
+        (0, magic_1),
+        (5, common::batch("e", 1)),
+    ];
+    // The topic is created by this first produce (auto-creation, 1 partition).
+    stream
+        .write_all(&produce_v3("entries", &entries))
+        .expect("send");
+    let answers = produce_v3_answers(&response(&mut stream));
+    assert_eq!(
+        answers,
+        vec![(0, 0, 0), (0, 2, -1), (0, 0, 3), (0, 2, -1), (5, 3, -1)],
+        "(partition, error, base offset): 2 CORRUPT_MESSAGE, 3 UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    broker.stop();
+}

@@ -22,6 +22,12 @@ use super::frame::{self, FetchedPartition, FetchedTopic, Head, Outcome, Reply};
 use crate::handler::{self, FetchAsk};
 use crate::shard::Shard;
 
+/// The most a Kafka fetch returns, per partition and in all, whatever the client asks: a
+/// response must fit Kafka's i32 size, and the broker holds it in memory until it is sent
+/// (Kafka's own broker caps it at `fetch.max.bytes`, 55 MiB by default). The first batch of
+/// the first partition with data may take it past this, as Kafka allows.
+pub(crate) const FETCH_BYTES_MAX: usize = 64 << 20;
+
 pub(crate) async fn fetch(shard: &Rc<Shard>, head: Head, mut body: Bytes) -> Outcome {
     let request: FetchRequest = frame::decode(ApiKey::Fetch, head.version, &mut body)?;
     let mut asks = Vec::new();
@@ -33,13 +39,17 @@ pub(crate) async fn fetch(shard: &Rc<Shard>, head: Head, mut body: Bytes) -> Out
                 partition: u32::try_from(partition.partition).unwrap_or(u32::MAX),
                 // A negative offset is out of range, as past the end is.
                 offset: u64::try_from(partition.fetch_offset).unwrap_or(u64::MAX),
-                bytes_max: usize::try_from(partition.partition_max_bytes).unwrap_or(0),
+                bytes_max: usize::try_from(partition.partition_max_bytes)
+                    .unwrap_or(0)
+                    .min(FETCH_BYTES_MAX),
             });
         }
     }
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let bytes_min = usize::try_from(request.min_bytes).unwrap_or(0);
-    let bytes_max = usize::try_from(request.max_bytes).unwrap_or(0);
+    let bytes_max = usize::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .min(FETCH_BYTES_MAX);
     let mut found = handler::fetch_partitions(shard, wait, bytes_min, bytes_max, &asks)
         .await
         .into_iter();

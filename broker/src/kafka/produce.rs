@@ -228,7 +228,12 @@ pub(crate) async fn produce(
                         error,
                     };
                     slot.answer = Some(Answer::failed(code, error.to_string()));
-                    per_partition.remove(&key);
+                    // None of this partition's batches is stored (Kafka refuses the partition
+                    // as a whole); another entry for the same partition in this request keeps
+                    // its own.
+                    if let Some(queued) = per_partition.get_mut(&key) {
+                        queued.retain(|(queued_slot, _)| *queued_slot != slot_index);
+                    }
                     break;
                 }
             }
@@ -318,7 +323,15 @@ async fn resolve(
 fn response(version: i16, slots: Vec<Slot>) -> ProduceResponse {
     let mut topics: Vec<TopicProduceResponse> = Vec::new();
     for slot in slots {
-        let answer = slot.answer.expect("every partition answered");
+        // Every slot is answered above; should one not be (a bug), the client hears an error
+        // for it rather than the shard stopping.
+        let answer = slot.answer.unwrap_or_else(|| {
+            tracing::error!(topic = %slot.topic, partition = slot.index, "unanswered produce");
+            Answer::failed(
+                ResponseError::UnknownServerError.code(),
+                "not answered".to_string(),
+            )
+        });
         let mut partition = PartitionProduceResponse::default();
         partition.index = slot.index;
         partition.error_code = answer.error;
