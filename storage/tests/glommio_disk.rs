@@ -388,3 +388,45 @@ fn direct_disk_refuses_files_on_a_probed_tmpfs() {
         );
     });
 }
+
+#[test]
+fn a_duplicate_of_a_direct_file_syncs_and_reads_the_same_file_and_a_buffered_one_has_none() {
+    let temp = temp_dir();
+    run(|| async move {
+        let dir = temp.path().join("data");
+        let disk = GlommioDisk::open_dir(&dir, DirectIo::Required)
+            .await
+            .unwrap();
+        let file = disk
+            .open(&dir.join("00000000.log"), OpenMode::CreateNew)
+            .await
+            .unwrap();
+        write(&file, 0, 1, 7).await.unwrap();
+        let duplicate = file.duplicate().unwrap();
+        assert_eq!(duplicate.path(), file.path());
+        duplicate.sync().await.unwrap();
+        assert_eq!(duplicate.read_at(0, 4).await.unwrap(), vec![7u8; 4]);
+        duplicate.close().await.unwrap();
+        // Closing the duplicate leaves the first handle open.
+        write(&file, BLOCK_BYTES, 1, 8).await.unwrap();
+        file.sync().await.unwrap();
+        assert_eq!(file.size().await.unwrap(), 2 * BLOCK_BYTES);
+        file.close().await.unwrap();
+    });
+    let Some(shm) = tmpfs_dir() else { return };
+    run(|| async move {
+        let dir = shm.path().join("data");
+        let disk = GlommioDisk::open_dir(&dir, DirectIo::BufferedFallback)
+            .await
+            .unwrap();
+        let file = disk
+            .open(&dir.join("00000000.log"), OpenMode::CreateNew)
+            .await
+            .unwrap();
+        let Err(error) = file.duplicate() else {
+            panic!("buffered files have no duplicate");
+        };
+        assert_eq!(error.kind(), io::ErrorKind::Unsupported);
+        file.close().await.unwrap();
+    });
+}

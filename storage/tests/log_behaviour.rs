@@ -590,3 +590,90 @@ fn flushes_write_only_bytes_the_log_filled_never_stale_buffer_memory() {
     }
     assert!(checked > 8 << 10, "checked {checked} bytes");
 }
+
+#[test]
+fn a_background_sync_makes_durable_what_was_written_when_it_started_and_survives_a_crash() {
+    let disk = SimDisk::new(17);
+    let mut config = small_config();
+    config.flush_policy = storage::FlushPolicy::IntervalMs(1_000);
+    let mut log = open(&disk, config.clone());
+    let first = batch(2, 100, 5);
+    block_on(log.append(first.clone(), 1_000)).expect("append");
+    block_on(log.flush()).expect("flush");
+    assert!(log.sync_due(2_000), "the interval passed");
+    let syncs_before = disk.syncs();
+    let sync = block_on(log.start_background_sync(2_000))
+        .expect("start")
+        .expect("there is something to sync");
+    assert!(log.background_sync_running());
+    assert!(!log.sync_due(10_000), "one background sync at a time");
+    // The log goes on while it runs: a later append and write are not covered by it.
+    let second = batch(1, 100, 6);
+    block_on(log.append(second.clone(), 2_000)).expect("append beside the sync");
+    block_on(log.flush()).expect("flush beside the sync");
+    assert_eq!(log.durable_end(), Offset(0), "durable only once finished");
+    let synced = block_on(sync.run());
+    assert_eq!(disk.syncs(), syncs_before + 1);
+    assert_eq!(
+        log.finish_background_sync(synced).expect("finish"),
+        Offset(2)
+    );
+    assert!(!log.background_sync_running());
+    assert_eq!(log.durable_end(), Offset(2));
+    assert_eq!(log.written_end(), Offset(3));
+    // What it made durable survives a power loss; the batch written after it started may not.
+    drop(log);
+    disk.crash(CrashMode::DropAll);
+    let log = open(&disk, config);
+    let read = block_on(read_all(&log));
+    assert_eq!(read[0], stored(&first, Offset(0)));
+    // The simulated fdatasync ran after the second write completed, so it may cover it too.
+    assert!(read.len() == 1 || read[1..] == [stored(&second, Offset(2))]);
+    assert_eq!(disk.durable_rewrites(), 0);
+}
+
+#[test]
+fn a_background_sync_after_an_in_line_one_never_lowers_the_durable_level() {
+    let disk = SimDisk::new(18);
+    let mut log = open(&disk, small_config());
+    block_on(log.append(batch(1, 100, 5), 1_000)).expect("append");
+    let sync = block_on(log.start_background_sync(1_000))
+        .expect("start")
+        .expect("something to sync");
+    block_on(log.append(batch(1, 100, 5), 1_000)).expect("append");
+    block_on(log.sync(1_000)).expect("an acks=all producer's sync meanwhile");
+    assert_eq!(log.durable_end(), Offset(2));
+    let synced = block_on(sync.run());
+    assert_eq!(
+        log.finish_background_sync(synced).expect("finish"),
+        Offset(2)
+    );
+    // Nothing new to sync: no background sync is started.
+    assert!(
+        block_on(log.start_background_sync(1_000))
+            .expect("start")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_failed_background_sync_stops_the_log() {
+    let disk = SimDisk::new(19);
+    let mut log = open(&disk, small_config());
+    block_on(log.append(batch(1, 100, 5), 1_000)).expect("append");
+    let sync = block_on(log.start_background_sync(1_000))
+        .expect("start")
+        .expect("something to sync");
+    disk.fail_next_sync(None);
+    let synced = block_on(sync.run());
+    assert!(matches!(
+        log.finish_background_sync(synced),
+        Err(AppendError::Io(_))
+    ));
+    assert_eq!(log.durable_end(), Offset(0));
+    assert!(log.is_failed());
+    assert!(matches!(
+        block_on(log.sync(1_000)),
+        Err(AppendError::Failed { .. })
+    ));
+}

@@ -184,6 +184,14 @@ impl File for CutFile {
         self.inner.path()
     }
 
+    fn duplicate(&self) -> io::Result<CutFile> {
+        self.power.tick(false)?;
+        Ok(CutFile {
+            inner: self.inner.duplicate()?,
+            power: self.power.clone(),
+        })
+    }
+
     async fn close(self) -> io::Result<()> {
         self.power.tick(false)?;
         self.inner.close().await

@@ -499,6 +499,26 @@ impl File for GlommioFile {
         &self.path
     }
 
+    fn duplicate(&self) -> io::Result<GlommioFile> {
+        let inner = match &self.inner {
+            Inner::Direct(file) => Inner::Direct(
+                file.dup()
+                    .map_err(|e| glommio_error("dup", &self.path, None, e))?,
+            ),
+            // glommio's BufferedFile has no dup; the buffered fallback syncs in line.
+            Inner::Buffered(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("dup {}: not for buffered files", self.path.display()),
+                ));
+            }
+        };
+        Ok(GlommioFile {
+            inner,
+            path: self.path.clone(),
+        })
+    }
+
     async fn close(self) -> io::Result<()> {
         match self.inner {
             Inner::Direct(file) => file.close().await,

@@ -148,6 +148,14 @@ pub trait File {
     /// The path this file was opened with, for error messages.
     fn path(&self) -> &Path;
 
+    /// A second handle on the same open file (dup(2)), for an operation that runs while the
+    /// owner of the first goes on using it: the log's background fdatasync. Close it when
+    /// done. `ErrorKind::Unsupported` where the kind of file has none; the caller then does
+    /// the operation on the first handle.
+    fn duplicate(&self) -> io::Result<Self>
+    where
+        Self: Sized;
+
     /// Closes the file.
     async fn close(self) -> io::Result<()>;
 }

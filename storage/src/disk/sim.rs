@@ -993,6 +993,17 @@ impl File for SimFile {
         &self.path
     }
 
+    fn duplicate(&self) -> io::Result<SimFile> {
+        // A handle is the inode it names: a duplicate sees and syncs the same file.
+        self.live_state("dup")?;
+        Ok(SimFile {
+            state: self.state.clone(),
+            inode: self.inode,
+            generation: self.generation,
+            path: self.path.clone(),
+        })
+    }
+
     async fn close(self) -> io::Result<()> {
         self.live_state("close").map(|_| ())
     }

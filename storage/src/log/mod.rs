@@ -45,6 +45,8 @@ mod retention;
 mod roll;
 mod write;
 
+pub use write::{BackgroundSync, BackgroundSynced};
+
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -231,6 +233,8 @@ pub struct Log<D: Disk> {
     cache_bytes: usize,
     bytes_since_sync: u64,
     last_sync_ms: i64,
+    /// A background fdatasync ([`Log::start_background_sync`]) has not finished yet.
+    background_sync: bool,
     failed: Option<String>,
 }
 

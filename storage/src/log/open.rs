@@ -115,6 +115,7 @@ impl<D: Disk> Log<D> {
             cache_bytes: 0,
             bytes_since_sync: 0,
             last_sync_ms: now_ms,
+            background_sync: false,
             failed: None,
         };
 
