@@ -346,3 +346,63 @@ fn cold_reads_and_timestamp_lookups_stop_at_the_data() {
     assert_eq!(found, None);
     assert!(disk.bytes_read() - before <= data);
 }
+
+#[test]
+fn a_growing_segment_extends_its_file_in_growing_steps_and_its_tail_stays_bounded() {
+    let disk = SimDisk::new(27);
+    let mut config = small_config();
+    config.segment_bytes_max = 64 << 20;
+    let step = config.preallocate_bytes;
+    let (mut log, _) = open(&disk, config.clone());
+    let before = disk.allocations();
+    // About 2 MiB of data in 256 flushes: a 16 KiB step would be ~128 extensions.
+    for i in 0..256 {
+        block_on(log.append(batch(1, 8_000, 5), 1_000)).expect("append");
+        if i % 2 == 1 {
+            block_on(log.flush()).expect("flush");
+        }
+    }
+    block_on(log.sync(1_000)).expect("sync");
+    let extensions = disk.allocations() - before;
+    // Doubling up to 16 steps: 16, 32, ... 256 KiB (5), then 256 KiB at a time (~7).
+    assert!(extensions <= 14, "{extensions} extensions for ~2 MiB");
+    let size = durable_len(&disk, Offset(0));
+    let contents = disk.durable_contents(&segment_path(Offset(0))).unwrap();
+    let tail = size - data_end(&contents);
+    assert!(
+        tail < step * storage::log::PREALLOCATE_GROWTH_MAX,
+        "a zero tail of {tail} bytes"
+    );
+    // The tail is still only zeros to recovery.
+    drop(log);
+    disk.crash(CrashMode::DropAll);
+    let (log, report) = open(&disk, config);
+    assert_eq!(report.truncated_bytes, 0);
+    assert_eq!(block_on(read_all(&log)).len(), 256);
+}
+
+#[test]
+fn when_the_step_ahead_does_not_fit_the_write_still_gets_the_space_it_needs() {
+    let disk = SimDisk::new(28);
+    let mut config = small_config();
+    config.segment_bytes_max = 64 << 20;
+    let (mut log, _) = open(&disk, config);
+    for _ in 0..40 {
+        block_on(log.append(batch(1, 8_000, 5), 1_000)).expect("append");
+        block_on(log.flush()).expect("flush");
+    }
+    // Room for a few more writes past the allocated end, not for a step ahead of them (the
+    // step has grown past 100 KiB): write until the file has to grow.
+    disk.set_space_limit(Some(disk.space_used() + (64 << 10)));
+    let before = disk.allocations();
+    let mut written = Vec::new();
+    while disk.allocations() == before {
+        assert!(written.len() < 100, "the file never had to grow");
+        let next = batch(1, 8_000, 5);
+        let appended = block_on(log.append(next.clone(), 1_000)).expect("append");
+        block_on(log.sync(1_000)).expect("the write fits although the step did not");
+        written.push(stored(&next, appended.base_offset));
+    }
+    let read = block_on(read_all(&log));
+    assert_eq!(read[read.len() - written.len()..], written[..]);
+}

@@ -45,7 +45,7 @@ mod retention;
 mod roll;
 mod write;
 
-pub use write::{BackgroundSync, BackgroundSynced};
+pub use write::{BackgroundSync, BackgroundSynced, PREALLOCATE_GROWTH_MAX};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -92,8 +92,10 @@ pub struct LogConfig {
     /// Full write buffers held before `append` writes them: the write queue depth.
     pub write_ahead_chunks: usize,
     /// How far ahead of the write position the active segment's file is extended with zeros,
-    /// in one fallocate call, so that writes never extend the file (see `disk::File::allocate`).
-    /// A segment closed by a roll or a clean close is cut back to its data.
+    /// in one fallocate call, so that writes never extend the file (see `disk::File::allocate`):
+    /// at least this, and as the segment grows, as much as it holds, up to
+    /// [`PREALLOCATE_GROWTH_MAX`] times this. A segment closed by a roll or a clean close is
+    /// cut back to its data.
     pub preallocate_bytes: u64,
     /// Recent batches kept in memory for tailing readers.
     pub cache_bytes_max: usize,
