@@ -41,6 +41,7 @@ const RANKS: &[&str] = &[
     "kafka::admin",
     "kafka::produce",
     "kafka::fetch",
+    "kafka::group",
     "kafka",
     "kafka::connection",
     "connection",

@@ -423,3 +423,108 @@ fn described(broker: &Broker, topic: &str) -> Option<usize> {
         .success()
         .then(|| String::from_utf8_lossy(&output.stdout).lines().count())
 }
+
+/// Consume `topic` as a member of `group` until the end of its partitions (kcat -G -e):
+/// "PARTITION OFFSET VALUE" lines.
+fn consume_in_group(kcat: &Path, broker: &Broker, group: &str, topic: &str) -> Vec<String> {
+    let output = ok(
+        kcat_command(
+            kcat,
+            broker,
+            &[
+                "-G",
+                group,
+                topic,
+                "-e",
+                "-q",
+                "-X",
+                "auto.offset.reset=earliest",
+                "-f",
+                "%p %o %s\n",
+            ],
+        ),
+        None,
+    );
+    output.lines().map(str::to_string).collect()
+}
+
+/// kcat's balanced consumer (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetCommit,
+/// OffsetFetch, LeaveGroup) in a group of ringbus's coordinator: it gets every partition,
+/// commits what it consumed, and a later member of the group resumes after the commits; the
+/// group and its offsets show in `ringbus group describe`.
+#[test]
+fn a_kcat_group_member_consumes_commits_and_resumes() {
+    let Some(kcat) = kcat() else { return };
+    let dir = data_dir();
+    let broker = Broker::start(dir.path());
+    ok(
+        ringbus_command(
+            &broker,
+            &["topic", "create", "grouped", "--partitions", "4"],
+        ),
+        None,
+    );
+    let produce = |first: usize, count: usize| {
+        let lines: Vec<String> = (first..first + count)
+            .map(|i| format!("key-{i}:value-{i}"))
+            .collect();
+        let input = lines.join("\n") + "\n";
+        ok(
+            kcat_command(
+                &kcat,
+                &broker,
+                &[
+                    "-P",
+                    "-t",
+                    "grouped",
+                    "-K:",
+                    "-X",
+                    "topic.partitioner=murmur2",
+                ],
+            ),
+            Some(input.as_bytes()),
+        );
+    };
+    let values = |lines: &[String]| -> Vec<String> {
+        let mut values: Vec<String> = lines
+            .iter()
+            .map(|line| line.rsplit(' ').next().expect("a value").to_string())
+            .collect();
+        values.sort();
+        values
+    };
+    let expected = |first: usize, count: usize| -> Vec<String> {
+        let mut values: Vec<String> = (first..first + count)
+            .map(|i| format!("value-{i}"))
+            .collect();
+        values.sort();
+        values
+    };
+    produce(0, 200);
+    let first = consume_in_group(&kcat, &broker, "billing", "grouped");
+    assert_eq!(values(&first), expected(0, 200));
+    let partitions: std::collections::BTreeSet<&str> = first
+        .iter()
+        .map(|line| line.split(' ').next().expect("a partition"))
+        .collect();
+    assert_eq!(partitions.len(), 4, "one member gets every partition");
+    // The member committed and left: the next one starts after the commits.
+    produce(200, 100);
+    let second = consume_in_group(&kcat, &broker, "billing", "grouped");
+    assert_eq!(values(&second), expected(200, 100));
+    let described = ok(
+        ringbus_command(&broker, &["group", "describe", "billing"]),
+        None,
+    );
+    let committed: u64 = described
+        .lines()
+        .filter(|line| line.starts_with("grouped "))
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(fields[2], fields[3], "committed = log end: {line}");
+            fields[2].parse::<u64>().expect("an offset")
+        })
+        .sum();
+    assert_eq!(committed, 300, "{described}");
+    broker.stop();
+}

@@ -21,8 +21,8 @@ use crate::shard::Shard;
 use crate::topology::ShardId;
 
 /// Runs the group call `make` builds (around its reply route) on the coordinator shard of
-/// `group`, and returns its answer.
-async fn call<T: Send + 'static>(
+/// `group`, and returns its answer. The Kafka front-end's group requests use it too.
+pub(crate) async fn call<T: Send + 'static>(
     shard: &Rc<Shard>,
     group: &str,
     make: impl FnOnce(Reply<Result<T, GroupFailed>>) -> GroupCall,

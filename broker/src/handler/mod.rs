@@ -19,6 +19,8 @@
 pub mod errors;
 mod group;
 
+pub(crate) use group::call as group_call;
+
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};

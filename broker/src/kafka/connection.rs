@@ -16,6 +16,7 @@ use glommio::sync::{Semaphore, StaticPermit};
 
 use super::config::KafkaSettings;
 use super::frame::Reply;
+use super::group::GroupSession;
 use crate::shard::Shard;
 
 /// Serves a connection until the client closes it, sends a request that cannot be served, or
@@ -35,6 +36,8 @@ pub async fn serve(
         "a connection must allow one request in flight"
     );
     let in_flight = Rc::new(Semaphore::new(in_flight_max as u64));
+    // What this connection's group members joined with, until their SyncGroup.
+    let session = Rc::new(GroupSession::default());
     // Never full: a request is queued only with a permit, and there are `in_flight_max`.
     let (queue, replies) =
         local_channel::new_bounded::<(glommio::Task<Reply>, StaticPermit)>(in_flight_max);
@@ -55,8 +58,12 @@ pub async fn serve(
                 let Ok(permit) = in_flight.acquire_static_permit(1).await else {
                     break;
                 };
-                let task =
-                    glommio::spawn_local(super::handle(shard.clone(), settings.clone(), body));
+                let task = glommio::spawn_local(super::handle(
+                    shard.clone(),
+                    settings.clone(),
+                    session.clone(),
+                    body,
+                ));
                 if queue.send((task, permit)).await.is_err() {
                     break;
                 }

@@ -7,6 +7,8 @@ use kafka_protocol::ResponseError;
 use schema::batch::BatchError;
 
 use crate::error::{AppendFailed, ProducerIdFailed, ReadFailed, TopicChangeFailed, Unreachable};
+use crate::group::error::GroupFailed;
+use crate::group::membership::GroupError;
 use crate::metadata::TopicError;
 use crate::producer_state::SequenceError;
 
@@ -107,6 +109,40 @@ pub(crate) fn topic_change(error: &TopicChangeFailed) -> Code {
         TopicChangeFailed::Store(_) => ResponseError::KafkaStorageError.code(),
         TopicChangeFailed::Apply(_) => ResponseError::UnknownServerError.code(),
         TopicChangeFailed::Unreachable(error) => unreachable(error),
+    }
+}
+
+/// A consumer-group operation's failure: the codes Kafka's coordinator answers, so members
+/// rejoin on REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION and UNKNOWN_MEMBER_ID, and retry
+/// elsewhere on COORDINATOR_NOT_AVAILABLE.
+pub(crate) fn group(error: &GroupFailed) -> Code {
+    match error {
+        GroupFailed::Membership { error, .. } => match error {
+            GroupError::UnknownMember { .. } => ResponseError::UnknownMemberId.code(),
+            GroupError::IllegalGeneration { .. } => ResponseError::IllegalGeneration.code(),
+            GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress.code(),
+            GroupError::InconsistentAssignor { .. } => {
+                ResponseError::InconsistentGroupProtocol.code()
+            }
+            GroupError::InvalidSessionTimeout { .. } => ResponseError::InvalidSessionTimeout.code(),
+            GroupError::GroupFull { .. } => ResponseError::GroupMaxSizeReached.code(),
+            GroupError::GroupNotEmpty { .. } => ResponseError::NonEmptyGroup.code(),
+            GroupError::TooManyTopics { .. } => ResponseError::InvalidRequest.code(),
+        },
+        GroupFailed::UnknownMember { .. } => ResponseError::UnknownMemberId.code(),
+        GroupFailed::Superseded { .. } => ResponseError::RebalanceInProgress.code(),
+        GroupFailed::InvalidRequest { .. } => ResponseError::InvalidRequest.code(),
+        GroupFailed::CoordinatorFull { .. } => ResponseError::GroupMaxSizeReached.code(),
+        // ringbus never moves a committed offset backwards outside an operator's reset; Kafka
+        // has no such rule, so no code says it: the commit is refused as invalid.
+        GroupFailed::CommitRewind { .. } => ResponseError::InvalidCommitOffsetSize.code(),
+        GroupFailed::InternalTopic { .. } => ResponseError::InvalidTopicException.code(),
+        GroupFailed::Unreachable(error) => unreachable(error),
+        GroupFailed::Append(error) => append(error),
+        GroupFailed::Read(error) => read(error),
+        GroupFailed::Snapshot { .. }
+        | GroupFailed::Corrupt { .. }
+        | GroupFailed::NoOffsetsTopic { .. } => ResponseError::CoordinatorNotAvailable.code(),
     }
 }
 

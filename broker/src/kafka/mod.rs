@@ -15,10 +15,13 @@
 //!
 //! Served: ApiVersions 0-4, Metadata 0-12 (auto-creating topics unless turned off), Produce
 //! 3-9, Fetch 4-12, ListOffsets 1-7, CreateTopics 2-7, DeleteTopics 1-6, InitProducerId 0-4
-//! (idempotent producers only). Not yet: consumer groups, transactions, DescribeConfigs,
-//! SASL (answered with UNSUPPORTED_SASL_MECHANISM), compressed batches (refused per partition
-//! with UNSUPPORTED_COMPRESSION_TYPE, as the ringbus wire refuses them). Anything not served is
-//! not advertised by ApiVersions and closes the connection with a logged reason.
+//! (idempotent producers only), and the classic group protocol over ringbus's coordinator
+//! ([`group`]: FindCoordinator 0-4, JoinGroup 0-7, SyncGroup 0-5, Heartbeat 0-4, LeaveGroup
+//! 0-4, OffsetCommit 2-8, OffsetFetch 1-7). Not yet: ListGroups, DescribeGroups,
+//! DescribeConfigs, transactions, SASL (answered with UNSUPPORTED_SASL_MECHANISM), compressed
+//! batches (refused per partition with UNSUPPORTED_COMPRESSION_TYPE, as the ringbus wire
+//! refuses them). Anything not served is not advertised by ApiVersions and closes the
+//! connection with a logged reason.
 
 mod admin;
 mod config;
@@ -26,6 +29,7 @@ pub mod connection;
 mod errors;
 mod fetch;
 pub(crate) mod frame;
+pub(crate) mod group;
 mod produce;
 
 use std::rc::Rc;
@@ -39,11 +43,17 @@ use crate::shard::Shard;
 pub use config::{Advertised, KafkaConfig, KafkaSettings};
 use frame::Reply;
 pub use frame::RequestError;
+use group::GroupSession;
 
 /// Handles one request frame body, and counts it in the shard's metrics.
-pub(crate) async fn handle(shard: Rc<Shard>, settings: Rc<KafkaSettings>, body: BytesMut) -> Reply {
+pub(crate) async fn handle(
+    shard: Rc<Shard>,
+    settings: Rc<KafkaSettings>,
+    session: Rc<GroupSession>,
+    body: BytesMut,
+) -> Reply {
     let started = std::time::Instant::now();
-    let (api, reply, failed) = dispatch(&shard, &settings, body).await;
+    let (api, reply, failed) = dispatch(&shard, &settings, &session, body).await;
     shard.metrics.record_request(api, failed, started.elapsed());
     reply
 }
@@ -52,6 +62,7 @@ pub(crate) async fn handle(shard: Rc<Shard>, settings: Rc<KafkaSettings>, body: 
 async fn dispatch(
     shard: &Rc<Shard>,
     settings: &KafkaSettings,
+    session: &GroupSession,
     body: BytesMut,
 ) -> (Api, Reply, bool) {
     let close = |error| (Api::Invalid, Reply::Close(error), true);
@@ -118,6 +129,13 @@ async fn dispatch(
         ApiKey::CreateTopics => admin::create_topics(shard, settings, head, body).await,
         ApiKey::DeleteTopics => admin::delete_topics(shard, head, body).await,
         ApiKey::InitProducerId => admin::init_producer_id(shard, head, body).await,
+        ApiKey::FindCoordinator => group::find_coordinator(settings, head, body),
+        ApiKey::JoinGroup => group::join_group(shard, session, head, body).await,
+        ApiKey::SyncGroup => group::sync_group(session, head, body),
+        ApiKey::Heartbeat => group::heartbeat(shard, head, body).await,
+        ApiKey::LeaveGroup => group::leave_group(shard, session, head, body).await,
+        ApiKey::OffsetCommit => group::offset_commit(shard, head, body).await,
+        ApiKey::OffsetFetch => group::offset_fetch(shard, head, body).await,
         // Every API of `frame::SUPPORTED` is dispatched above; one added there and not here
         // is refused, not served wrongly.
         _ => Err(RequestError::Unsupported {
@@ -133,7 +151,15 @@ async fn dispatch(
         ApiKey::Metadata => Api::Metadata,
         ApiKey::CreateTopics => Api::CreateTopic,
         ApiKey::DeleteTopics => Api::DeleteTopic,
-        _ => Api::InitProducerId,
+        ApiKey::InitProducerId => Api::InitProducerId,
+        // SyncGroup completes a join; FindCoordinator is a lookup like Metadata.
+        ApiKey::JoinGroup | ApiKey::SyncGroup => Api::JoinGroup,
+        ApiKey::FindCoordinator => Api::Metadata,
+        ApiKey::Heartbeat => Api::Heartbeat,
+        ApiKey::LeaveGroup => Api::LeaveGroup,
+        ApiKey::OffsetCommit => Api::OffsetCommit,
+        ApiKey::OffsetFetch => Api::OffsetFetch,
+        _ => Api::Invalid,
     };
     match outcome {
         Ok((reply, failed)) => (kind, reply, failed),
