@@ -226,6 +226,23 @@ impl<D: Disk> Log<D> {
             .await
             .map_err(|e| IoFailure::new("read", &path, Some(0), e))?;
         let header = match SegmentHeader::decode(&head) {
+            // The newest segment shorter than its header block: the crash cut the header's
+            // write short before it was synced (a roll syncs it before the first append), so
+            // nothing in the file was ever acknowledged. Its first sector may still decode;
+            // rewrite the whole block, or the file stays shorter than the data start its
+            // index will claim, and the next open refuses it as corruption (power_cut seed
+            // 18554).
+            Ok(header)
+                if header.base_offset == base
+                    && next_base.is_none()
+                    && scan_tail
+                    && size < SEGMENT_DATA_START =>
+            {
+                tracing::warn!(path = %path.display(), size,
+                    "newest segment's header block is incomplete after a crash: rewriting it");
+                write_segment_header(&file, &path, header).await?;
+                header
+            }
             Ok(header) if header.base_offset == base => header,
             Ok(header) => {
                 return Err(OpenError::Inconsistent {
