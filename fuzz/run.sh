@@ -14,7 +14,7 @@ seconds=${1:-12}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(frames wire_messages batch log_recovery broker_snapshots)
+    targets=(frames wire_messages batch log_recovery broker_snapshots kafka_requests)
 fi
 cargo_fuzz_version=0.13.2
 

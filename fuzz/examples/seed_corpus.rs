@@ -88,6 +88,10 @@ fn main() {
         write(&root, "log_recovery", name, &log_recovery::encode(&files));
     }
 
+    for (name, bytes) in kafka_requests() {
+        write(&root, "kafka_requests", name, &bytes);
+    }
+
     for (name, selector, bytes) in snapshots() {
         write(
             &root,
@@ -550,6 +554,120 @@ fn image(disk: &SimDisk, framed: bool) -> Vec<log_recovery::File> {
         files.push(file);
     }
     files
+}
+
+/// Kafka request bodies (header and body, no size prefix) as a client sends them: a produce
+/// of a real batch at the newest served version, and the other decoded APIs with their default
+/// fields at the versions clients use most.
+fn kafka_requests() -> Vec<(&'static str, Vec<u8>)> {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        ApiKey, MetadataRequest, ProduceRequest, RequestHeader, RequestKind, TopicName,
+        metadata_request::MetadataRequestTopic,
+    };
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    let topic = || TopicName(StrBytes::from_static_str("orders"));
+    let (_, batch) = batches().remove(1);
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic())
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch.into())),
+                ]),
+        ]);
+    let metadata = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic())),
+    ]));
+    let requests = [
+        (
+            "produce-v9",
+            ApiKey::Produce,
+            9,
+            RequestKind::Produce(produce.clone()),
+        ),
+        (
+            "produce-v3",
+            ApiKey::Produce,
+            3,
+            RequestKind::Produce(produce),
+        ),
+        (
+            "metadata-v12",
+            ApiKey::Metadata,
+            12,
+            RequestKind::Metadata(metadata.clone()),
+        ),
+        (
+            "metadata-v1",
+            ApiKey::Metadata,
+            1,
+            RequestKind::Metadata(metadata),
+        ),
+        (
+            "fetch-v12",
+            ApiKey::Fetch,
+            12,
+            RequestKind::Fetch(Default::default()),
+        ),
+        (
+            "list-offsets-v7",
+            ApiKey::ListOffsets,
+            7,
+            RequestKind::ListOffsets(Default::default()),
+        ),
+        (
+            "create-topics-v7",
+            ApiKey::CreateTopics,
+            7,
+            RequestKind::CreateTopics(Default::default()),
+        ),
+        (
+            "delete-topics-v6",
+            ApiKey::DeleteTopics,
+            6,
+            RequestKind::DeleteTopics(Default::default()),
+        ),
+        (
+            "init-producer-id-v4",
+            ApiKey::InitProducerId,
+            4,
+            RequestKind::InitProducerId(Default::default()),
+        ),
+        (
+            "join-group-v5",
+            ApiKey::JoinGroup,
+            5,
+            RequestKind::JoinGroup(Default::default()),
+        ),
+        (
+            "offset-commit-v8",
+            ApiKey::OffsetCommit,
+            8,
+            RequestKind::OffsetCommit(Default::default()),
+        ),
+    ];
+    requests
+        .into_iter()
+        .map(|(name, api, version, request)| {
+            let header = RequestHeader::default()
+                .with_request_api_key(api as i16)
+                .with_request_api_version(version)
+                .with_correlation_id(7)
+                .with_client_id(Some(StrBytes::from_static_str("seed")));
+            let mut out = bytes::BytesMut::new();
+            header
+                .encode(&mut out, api.request_header_version(version))
+                .expect("a header");
+            request.encode(&mut out, version).expect("a request");
+            (name, out.to_vec())
+        })
+        .collect()
 }
 
 /// Snapshots and records as the broker writes them, per selector of the target.

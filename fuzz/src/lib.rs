@@ -19,6 +19,8 @@
 //! - [`log_recovery`]: a log opened over arbitrary files either is refused with an error or
 //!   serves only CRC-valid batches with contiguous offsets, takes an append, and reopens after
 //!   a clean close with the same batches.
+//! - [`kafka_requests`]: the Kafka listener's request decoding (the patched codec) never
+//!   panics and no lying count makes it allocate past libFuzzer's limit.
 //! - [`broker_snapshots`]: the broker's snapshot decoders (producer state, committed offsets,
 //!   topic metadata, producer-id reservation) round-trip what they accept, and the
 //!   snapshot-then-replay rule (`broker::snapshot::load`) keeps its promises.
@@ -29,5 +31,6 @@
 pub mod batch;
 pub mod broker_snapshots;
 pub mod frames;
+pub mod kafka_requests;
 pub mod log_recovery;
 pub mod wire_messages;

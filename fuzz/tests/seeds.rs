@@ -43,6 +43,11 @@ fn log_recovery() {
 }
 
 #[test]
+fn kafka_requests() {
+    run("kafka_requests", ringbus_fuzz::kafka_requests::check);
+}
+
+#[test]
 fn broker_snapshots() {
     run("broker_snapshots", ringbus_fuzz::broker_snapshots::check);
 }
