@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the fuzz targets and runs each for a bounded time over its seed corpus; exits non-zero
 # on the first crash (libFuzzer saves the input under fuzz/artifacts/<target>/ and prints how
-# to replay it). CI runs `bash fuzz/run.sh 12` (about a minute of fuzzing in all); longer runs
-# pass more seconds, and optionally the targets to run.
+# to replay it). CI runs `bash fuzz/run.sh 10` (six targets: a minute of fuzzing in all);
+# longer runs pass more seconds, and optionally the targets to run.
 #
 # Needs cargo-fuzz, installed here at the pinned version if missing, and the stable toolchain
 # with RUSTC_BOOTSTRAP=1 for its -Z flags (see fuzz/README.md for why). New inputs that widen
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-seconds=${1:-12}
+seconds=${1:-10}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
