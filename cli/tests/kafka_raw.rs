@@ -118,15 +118,15 @@ fn api_versions_lists_the_served_ranges() {
         (12, 0, 4),
         (13, 0, 4),
         (14, 0, 5),
+        (15, 0, 5),
+        (16, 0, 4),
     ] {
         assert!(apis.contains(&expected), "{expected:?} in {apis:?}");
     }
-    for not_served in [15, 16, 32] {
-        assert!(
-            apis.iter().all(|(key, _, _)| *key != not_served),
-            "API {not_served} (DescribeGroups, ListGroups, DescribeConfigs) is not served yet: {apis:?}"
-        );
-    }
+    assert!(
+        apis.iter().all(|(key, _, _)| *key != 32),
+        "DescribeConfigs is not served yet: {apis:?}"
+    );
     // v3 (flexible: header v2 with tagged fields, compact strings) on the same connection;
     // the response header is still v0: the correlation id, then the error code.
     let mut body = vec![0u8]; // header tagged fields
@@ -205,8 +205,8 @@ fn bad_input_closes_only_its_connection() {
         ("Produce v2 (v0-v2 refused)", request(0, 2, 1, &[0; 16])),
         ("a version past the served ones", request(3, 13, 1, &[])),
         (
-            "an API not served yet (DescribeGroups)",
-            request(15, 0, 1, &[0; 16]),
+            "an API not served yet (DescribeConfigs)",
+            request(32, 1, 1, &[0; 16]),
         ),
         (
             "a JoinGroup version past the served ones",
@@ -406,5 +406,107 @@ fn a_bad_batch_refuses_only_its_own_partition_entry() {
         vec![(0, 0, 0), (0, 2, -1), (0, 0, 3), (0, 2, -1), (5, 3, -1)],
         "(partition, error, base offset): 2 CORRUPT_MESSAGE, 3 UNKNOWN_TOPIC_OR_PARTITION"
     );
+    broker.stop();
+}
+
+/// Reads a Kafka string off `fields`.
+fn read_string(fields: &mut Fields) -> String {
+    let length = fields.i16() as usize;
+    let (value, rest) = fields.0.split_at(length);
+    fields.0 = rest;
+    String::from_utf8(value.to_vec()).expect("utf-8")
+}
+
+/// A consumer outside any group membership (generation -1, no member id: librdkafka's
+/// `assign()` + commit) commits through OffsetCommit v2 and reads it back through OffsetFetch
+/// v1; ListGroups and DescribeGroups then show the group, Empty, as ringbus's coordinator
+/// keeps it.
+#[test]
+fn offsets_committed_outside_a_membership_are_listed_and_fetched() {
+    let dir = data_dir();
+    let broker = Broker::start(dir.path());
+    let mut stream = connect(broker.kafka_address);
+    stream
+        .write_all(&create_topics("orders", 2, 1))
+        .expect("send");
+    assert_eq!(topic_error(&response(&mut stream), "orders"), 0);
+    let mut commit = string("auditors");
+    commit.extend_from_slice(&(-1i32).to_be_bytes()); // generation
+    commit.extend(string("")); // member id
+    commit.extend_from_slice(&(-1i64).to_be_bytes()); // retention: the broker's
+    commit.extend_from_slice(&1i32.to_be_bytes());
+    commit.extend(string("orders"));
+    commit.extend_from_slice(&1i32.to_be_bytes());
+    commit.extend_from_slice(&1i32.to_be_bytes()); // partition 1
+    commit.extend_from_slice(&42i64.to_be_bytes()); // offset
+    commit.extend_from_slice(&(-1i16).to_be_bytes()); // metadata: null
+    stream.write_all(&request(8, 2, 11, &commit)).expect("send");
+    let answer = response(&mut stream);
+    let mut fields = Fields(&answer);
+    assert_eq!(fields.i32(), 11);
+    assert_eq!(fields.i32(), 1);
+    assert_eq!(read_string(&mut fields), "orders");
+    assert_eq!(fields.i32(), 1);
+    assert_eq!(
+        (fields.i32(), fields.i16()),
+        (1, 0),
+        "partition 1 committed"
+    );
+
+    let mut fetch = string("auditors");
+    fetch.extend_from_slice(&1i32.to_be_bytes());
+    fetch.extend(string("orders"));
+    fetch.extend_from_slice(&2i32.to_be_bytes());
+    fetch.extend_from_slice(&0i32.to_be_bytes());
+    fetch.extend_from_slice(&1i32.to_be_bytes());
+    stream.write_all(&request(9, 1, 12, &fetch)).expect("send");
+    let answer = response(&mut stream);
+    let mut fields = Fields(&answer);
+    assert_eq!(fields.i32(), 12);
+    assert_eq!(fields.i32(), 1);
+    assert_eq!(read_string(&mut fields), "orders");
+    assert_eq!(fields.i32(), 2);
+    let mut offsets = Vec::new();
+    for _ in 0..2 {
+        let partition = fields.i32();
+        let high = fields.i32() as i64;
+        let low = fields.i32() as u32 as i64;
+        let metadata = fields.i16();
+        assert!(metadata <= 0, "metadata empty or null");
+        let error = fields.i16();
+        offsets.push((partition, (high << 32) | low, error));
+    }
+    assert_eq!(
+        offsets,
+        vec![(0, -1, 0), (1, 42, 0)],
+        "(partition, offset, error)"
+    );
+
+    stream.write_all(&request(16, 0, 13, &[])).expect("send");
+    let answer = response(&mut stream);
+    let mut fields = Fields(&answer);
+    assert_eq!((fields.i32(), fields.i16()), (13, 0));
+    let groups: Vec<(String, String)> = (0..fields.i32())
+        .map(|_| (read_string(&mut fields), read_string(&mut fields)))
+        .collect();
+    assert!(
+        groups.contains(&("auditors".to_string(), "consumer".to_string())),
+        "{groups:?}"
+    );
+
+    let mut describe = 1i32.to_be_bytes().to_vec();
+    describe.extend(string("auditors"));
+    stream
+        .write_all(&request(15, 0, 14, &describe))
+        .expect("send");
+    let answer = response(&mut stream);
+    let mut fields = Fields(&answer);
+    assert_eq!((fields.i32(), fields.i32()), (14, 1));
+    assert_eq!(fields.i16(), 0, "no error");
+    assert_eq!(read_string(&mut fields), "auditors");
+    assert_eq!(read_string(&mut fields), "Empty");
+    assert_eq!(read_string(&mut fields), "consumer");
+    read_string(&mut fields); // the assignor: none while empty
+    assert_eq!(fields.i32(), 0, "no members");
     broker.stop();
 }

@@ -1,8 +1,9 @@
 //! Kafka's classic consumer-group protocol over ringbus's own coordinator: FindCoordinator,
-//! JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit and OffsetFetch become the same
-//! `GroupCall`s the ringbus wire sends (`handler::group_call`), so Kafka clients' groups and
-//! ringbus's share the coordinator, the committed offsets in `__consumer_offsets`, and
-//! `ringbus group describe`.
+//! JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups and
+//! DescribeGroups become the same `GroupCall`s the ringbus wire sends (`handler::group_call`),
+//! so Kafka clients' groups and ringbus's share the coordinator, the committed offsets in
+//! `__consumer_offsets`, and `ringbus group describe` (and Kafka's tools list and describe
+//! ringbus's groups).
 //!
 //! Assignment is the broker's, not a leader's: ringbus assigns partitions itself when a
 //! rebalance completes (range or round-robin, whichever the members propose first). Every
@@ -22,8 +23,10 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -32,8 +35,9 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{
     ApiKey, BrokerId, ConsumerProtocolAssignment, ConsumerProtocolSubscription,
-    FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
     OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
     SyncGroupRequest, SyncGroupResponse, TopicName,
 };
@@ -43,9 +47,12 @@ use super::config::KafkaSettings;
 use super::errors::{self, NONE};
 use super::frame::{self, Head, Outcome, Reply};
 use crate::group::assign::{Assignment, Assignor};
+use crate::group::error::GroupFailed;
+use crate::group::membership::GroupState;
 use crate::handler;
-use crate::ops::{CommitArgs, GroupCall, JoinArgs};
+use crate::ops::{CommitArgs, GroupCall, JoinArgs, ShardOp};
 use crate::shard::Shard;
+use crate::topology::ShardId;
 
 /// The node that coordinates every group (the one node).
 const NODE_ID: i32 = super::admin::NODE_ID;
@@ -198,6 +205,7 @@ fn millis(value: i32) -> Duration {
 pub(crate) async fn join_group(
     shard: &Rc<Shard>,
     session: &GroupSession,
+    client_id: String,
     head: Head,
     mut body: Bytes,
 ) -> Outcome {
@@ -222,7 +230,7 @@ pub(crate) async fn join_group(
     let args = JoinArgs {
         group: group.clone(),
         member_id: request.member_id.to_string(),
-        client_id: String::new(),
+        client_id,
         topics,
         session_timeout: millis(request.session_timeout_ms),
         // v0 has no rebalance timeout: Kafka uses the session timeout.
@@ -535,6 +543,137 @@ pub(crate) async fn offset_fetch(shard: &Rc<Shard>, head: Head, mut body: Bytes)
         &response,
     )?;
     respond(parts, false)
+}
+
+/// Kafka's name of a group state (ringbus's coordinator has no separate
+/// CompletingRebalance: it assigns when the last member rejoins).
+fn state_name(state: GroupState) -> &'static str {
+    match state {
+        GroupState::Empty => "Empty",
+        GroupState::PreparingRebalance => "PreparingRebalance",
+        GroupState::Stable => "Stable",
+    }
+}
+
+fn assignor_name(assignor: Assignor) -> &'static str {
+    match assignor {
+        Assignor::Range => "range",
+        Assignor::RoundRobin => "roundrobin",
+    }
+}
+
+/// A member's topics as Kafka's ConsumerProtocol subscription (version 0), for the tools that
+/// decode DescribeGroups' member metadata.
+fn encode_subscription(topics: &[String]) -> Bytes {
+    let mut subscription = ConsumerProtocolSubscription::default();
+    subscription.topics = topics.iter().map(|topic| text(topic)).collect();
+    let mut out = BytesMut::new();
+    out.put_i16(0);
+    if subscription.encode(&mut out, 0).is_err() {
+        tracing::error!("encoding a group subscription failed");
+        return Bytes::new();
+    }
+    out.freeze()
+}
+
+/// ListGroups: every shard's groups (each coordinates those whose offsets partition it owns),
+/// all of Kafka's consumer type; v4's state filter applied.
+pub(crate) async fn list_groups(shard: &Rc<Shard>, head: Head, mut body: Bytes) -> Outcome {
+    let request: ListGroupsRequest = frame::decode(ApiKey::ListGroups, head.version, &mut body)?;
+    let mut response = ListGroupsResponse::default();
+    for target in 0..shard.shard_count {
+        let list = |reply| ShardOp::Group(GroupCall::List { reply });
+        let listed = match shard.call(ShardId(target), list).await {
+            Ok(result) => result,
+            Err(gone) => Err(GroupFailed::Unreachable(gone.into())),
+        };
+        match listed {
+            Ok(groups) => {
+                for summary in groups {
+                    let state = state_name(summary.state);
+                    let wanted = request.states_filter.is_empty()
+                        || request
+                            .states_filter
+                            .iter()
+                            .any(|filter| filter.as_str().eq_ignore_ascii_case(state));
+                    if !wanted {
+                        continue;
+                    }
+                    let mut listed = ListedGroup::default();
+                    listed.group_id = GroupId(text(&summary.group));
+                    listed.protocol_type = text(CONSUMER);
+                    if head.version >= 4 {
+                        listed.group_state = text(state);
+                    }
+                    response.groups.push(listed);
+                }
+            }
+            Err(error) => {
+                response.error_code = errors::group(&error);
+            }
+        }
+    }
+    response
+        .groups
+        .sort_by(|a, b| a.group_id.0.as_str().cmp(b.group_id.0.as_str()));
+    let failed = response.error_code != NONE;
+    let parts = frame::encode(
+        ApiKey::ListGroups,
+        head.version,
+        head.correlation_id,
+        &response,
+    )?;
+    respond(parts, failed)
+}
+
+/// DescribeGroups: state, assignor, members with their subscriptions and shares, as Kafka's
+/// tools decode them.
+pub(crate) async fn describe_groups(shard: &Rc<Shard>, head: Head, mut body: Bytes) -> Outcome {
+    let request: DescribeGroupsRequest =
+        frame::decode(ApiKey::DescribeGroups, head.version, &mut body)?;
+    let mut response = DescribeGroupsResponse::default();
+    let mut failed = false;
+    for group_id in request.groups {
+        let group = group_id.0.to_string();
+        let mut described = DescribedGroup::default();
+        described.group_id = group_id;
+        let describe = |reply| GroupCall::Describe {
+            group: group.clone(),
+            reply,
+        };
+        match handler::group_call(shard, &group, describe).await {
+            Ok(description) => {
+                described.group_state = text(state_name(description.state));
+                described.protocol_type = text(CONSUMER);
+                described.protocol_data =
+                    text(description.assignor.map(assignor_name).unwrap_or_default());
+                described.members = description
+                    .members
+                    .into_iter()
+                    .map(|view| {
+                        let mut member = DescribedGroupMember::default();
+                        member.member_id = text(&view.member_id);
+                        member.client_id = text(&view.client_id);
+                        member.member_metadata = encode_subscription(&view.topics);
+                        member.member_assignment = encode_assignment(&view.assignment);
+                        member
+                    })
+                    .collect();
+            }
+            Err(error) => {
+                failed = true;
+                described.error_code = errors::group(&error);
+            }
+        }
+        response.groups.push(described);
+    }
+    let parts = frame::encode(
+        ApiKey::DescribeGroups,
+        head.version,
+        head.correlation_id,
+        &response,
+    )?;
+    respond(parts, failed)
 }
 
 #[cfg(test)]

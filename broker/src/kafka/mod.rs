@@ -17,7 +17,7 @@
 //! 3-9, Fetch 4-12, ListOffsets 1-7, CreateTopics 2-7, DeleteTopics 1-6, InitProducerId 0-4
 //! (idempotent producers only), and the classic group protocol over ringbus's coordinator
 //! ([`group`]: FindCoordinator 0-4, JoinGroup 0-7, SyncGroup 0-5, Heartbeat 0-4, LeaveGroup
-//! 0-4, OffsetCommit 2-8, OffsetFetch 1-7). Not yet: ListGroups, DescribeGroups,
+//! 0-4, OffsetCommit 2-8, OffsetFetch 1-7, ListGroups 0-4, DescribeGroups 0-5). Not yet:
 //! DescribeConfigs, transactions, SASL (answered with UNSUPPORTED_SASL_MECHANISM), compressed
 //! batches (refused per partition with UNSUPPORTED_COMPRESSION_TYPE, as the ringbus wire
 //! refuses them). Anything not served is not advertised by ApiVersions and closes the
@@ -120,6 +120,11 @@ async fn dispatch(
     );
     // The header's client id is a view of the receive buffer: gone before Produce takes the
     // buffer back (see `produce`'s zero-copy note).
+    let client_id = header
+        .client_id
+        .as_ref()
+        .map(|id| id.as_str().to_string())
+        .unwrap_or_default();
     drop(header);
     let outcome = match api {
         ApiKey::Produce => produce::produce(shard, settings, head, body).await,
@@ -130,7 +135,9 @@ async fn dispatch(
         ApiKey::DeleteTopics => admin::delete_topics(shard, head, body).await,
         ApiKey::InitProducerId => admin::init_producer_id(shard, head, body).await,
         ApiKey::FindCoordinator => group::find_coordinator(settings, head, body),
-        ApiKey::JoinGroup => group::join_group(shard, session, head, body).await,
+        ApiKey::JoinGroup => group::join_group(shard, session, client_id, head, body).await,
+        ApiKey::ListGroups => group::list_groups(shard, head, body).await,
+        ApiKey::DescribeGroups => group::describe_groups(shard, head, body).await,
         ApiKey::SyncGroup => group::sync_group(session, head, body),
         ApiKey::Heartbeat => group::heartbeat(shard, head, body).await,
         ApiKey::LeaveGroup => group::leave_group(shard, session, head, body).await,
@@ -159,6 +166,8 @@ async fn dispatch(
         ApiKey::LeaveGroup => Api::LeaveGroup,
         ApiKey::OffsetCommit => Api::OffsetCommit,
         ApiKey::OffsetFetch => Api::OffsetFetch,
+        ApiKey::ListGroups => Api::ListGroups,
+        ApiKey::DescribeGroups => Api::DescribeGroup,
         _ => Api::Invalid,
     };
     match outcome {
