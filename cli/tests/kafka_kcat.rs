@@ -528,3 +528,129 @@ fn a_kcat_group_member_consumes_commits_and_resumes() {
     assert_eq!(committed, 300, "{described}");
     broker.stop();
 }
+
+/// The owners `ringbus group describe` shows, per partition of `topic`, and the committed
+/// offsets' total ("-" for none).
+fn group_owners(broker: &Broker, group: &str, topic: &str) -> (Vec<String>, u64) {
+    let described = ok(ringbus_command(broker, &["group", "describe", group]), None);
+    let mut owners = Vec::new();
+    let mut committed = 0;
+    for line in described.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.first() == Some(&topic) && fields.len() >= 6 {
+            owners.push(fields[5].to_string());
+            committed += fields[2].parse::<u64>().unwrap_or(0);
+        }
+    }
+    (owners, committed)
+}
+
+/// Three kcat members of one group over six partitions: once the group is stable each owns two
+/// partitions, the records produced then are consumed once in all (none twice, none lost), and
+/// the commits reach the log end.
+#[test]
+fn three_kcat_members_share_six_partitions() {
+    let Some(kcat) = kcat() else { return };
+    let dir = data_dir();
+    let broker = Broker::start(dir.path());
+    ok(
+        ringbus_command(&broker, &["topic", "create", "shared", "--partitions", "6"]),
+        None,
+    );
+    let members: Vec<std::process::Child> = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            let format = format!("{name} %p %s\n");
+            kcat_command(
+                &kcat,
+                &broker,
+                &[
+                    "-G",
+                    "trio",
+                    "shared",
+                    "-q",
+                    "-X",
+                    "auto.offset.reset=earliest",
+                    "-f",
+                    &format,
+                ],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a member")
+        })
+        .collect();
+    // Kills the members whatever happens below.
+    struct Members(Vec<std::process::Child>);
+    impl Drop for Members {
+        fn drop(&mut self) {
+            for member in &mut self.0 {
+                let _ = member.kill();
+            }
+        }
+    }
+    let mut members = Members(members);
+    let deadline = Instant::now() + COMMAND_DEADLINE;
+    let wait_for = |what: &str, done: &dyn Fn(&[String], u64) -> bool| loop {
+        let (owners, committed) = group_owners(&broker, "trio", "shared");
+        if done(&owners, committed) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {owners:?}, {committed}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    wait_for("three members, two partitions each", &|owners, _| {
+        let mut counts: BTreeMap<&String, usize> = BTreeMap::new();
+        for owner in owners {
+            *counts.entry(owner).or_default() += 1;
+        }
+        owners.len() == 6 && counts.len() == 3 && counts.values().all(|count| *count == 2)
+    });
+    let lines: Vec<String> = (0..600).map(|i| format!("key-{i}:value-{i}")).collect();
+    let input = lines.join("\n") + "\n";
+    ok(
+        kcat_command(
+            &kcat,
+            &broker,
+            &[
+                "-P",
+                "-t",
+                "shared",
+                "-K:",
+                "-X",
+                "topic.partitioner=murmur2",
+            ],
+        ),
+        Some(input.as_bytes()),
+    );
+    // Auto-commit every 5 s (librdkafka's default) brings the commits to the log end.
+    wait_for("everything committed", &|_, committed| committed == 600);
+    for member in &mut members.0 {
+        // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+        unsafe { libc::kill(member.id() as i32, libc::SIGTERM) };
+    }
+    let mut consumed: Vec<String> = Vec::new();
+    let mut per_member = Vec::new();
+    for member in std::mem::take(&mut members.0) {
+        let output = member.wait_with_output().expect("a member's output");
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        per_member.push(text.lines().count());
+        consumed.extend(
+            text.lines()
+                .map(|line| line.rsplit(' ').next().unwrap_or("").to_string()),
+        );
+    }
+    consumed.sort();
+    let mut expected: Vec<String> = (0..600).map(|i| format!("value-{i}")).collect();
+    expected.sort();
+    assert_eq!(
+        consumed, expected,
+        "each record once, in all: {per_member:?}"
+    );
+    assert!(
+        per_member.iter().all(|count| *count > 0),
+        "every member consumed: {per_member:?}"
+    );
+    broker.stop();
+}
