@@ -257,6 +257,12 @@ impl Shard {
         self.metadata.borrow().clone()
     }
 
+    /// The log settings a partition gets unless its topic overrides them (the Kafka
+    /// listener's DescribeConfigs reports them as the defaults).
+    pub fn log_defaults(&self) -> &LogConfig {
+        &self.log_defaults
+    }
+
     /// True once shutdown started.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.get()

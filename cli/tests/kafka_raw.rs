@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -120,12 +121,13 @@ fn api_versions_lists_the_served_ranges() {
         (14, 0, 5),
         (15, 0, 5),
         (16, 0, 4),
+        (32, 1, 4),
     ] {
         assert!(apis.contains(&expected), "{expected:?} in {apis:?}");
     }
     assert!(
-        apis.iter().all(|(key, _, _)| *key != 32),
-        "DescribeConfigs is not served yet: {apis:?}"
+        apis.iter().all(|(key, _, _)| *key != 33),
+        "AlterConfigs is not served yet: {apis:?}"
     );
     // v3 (flexible: header v2 with tagged fields, compact strings) on the same connection;
     // the response header is still v0: the correlation id, then the error code.
@@ -205,8 +207,8 @@ fn bad_input_closes_only_its_connection() {
         ("Produce v2 (v0-v2 refused)", request(0, 2, 1, &[0; 16])),
         ("a version past the served ones", request(3, 13, 1, &[])),
         (
-            "an API not served yet (DescribeConfigs)",
-            request(32, 1, 1, &[0; 16]),
+            "an API not served yet (AlterConfigs)",
+            request(33, 0, 1, &[0; 16]),
         ),
         (
             "a JoinGroup version past the served ones",
@@ -508,5 +510,75 @@ fn offsets_committed_outside_a_membership_are_listed_and_fetched() {
     assert_eq!(read_string(&mut fields), "consumer");
     read_string(&mut fields); // the assignor: none while empty
     assert_eq!(fields.i32(), 0, "no members");
+    broker.stop();
+}
+
+/// DescribeConfigs v1 of a topic created with a retention (`ringbus topic create`): Kafka's
+/// names and units, the topic's own setting marked as such (source 1), the others as the
+/// broker's defaults (source 5); an unknown topic is UNKNOWN_TOPIC_OR_PARTITION.
+#[test]
+fn describe_configs_reports_a_topics_settings() {
+    let dir = data_dir();
+    let broker = Broker::start(dir.path());
+    let created = std::process::Command::new(env!("CARGO_BIN_EXE_ringbus"))
+        .args(["topic", "create", "kept", "--partitions", "1"])
+        .args(["--retention-ms", "3600000", "--broker"])
+        .arg(broker.address.to_string())
+        .output()
+        .expect("run ringbus topic create");
+    assert!(created.status.success(), "{created:?}");
+    let mut stream = connect(broker.kafka_address);
+    let mut describe = 2i32.to_be_bytes().to_vec();
+    for name in ["kept", "missing"] {
+        describe.push(2); // resource type: topic
+        describe.extend(string(name));
+        describe.extend_from_slice(&(-1i32).to_be_bytes()); // every config
+    }
+    describe.push(0); // no synonyms
+    stream
+        .write_all(&request(32, 1, 21, &describe))
+        .expect("send");
+    let answer = response(&mut stream);
+    let mut fields = Fields(&answer);
+    assert_eq!((fields.i32(), fields.i32()), (21, 0));
+    assert_eq!(fields.i32(), 2, "two resources");
+    let mut configs = BTreeMap::new();
+    let mut errors = Vec::new();
+    for _ in 0..2 {
+        let error = fields.i16();
+        let message = fields.i16();
+        assert_eq!(message, -1, "no error message");
+        let kind = fields.0[0];
+        fields.0 = &fields.0[1..];
+        assert_eq!(kind, 2);
+        let name = read_string(&mut fields);
+        errors.push((name.clone(), error));
+        for _ in 0..fields.i32() {
+            let config = read_string(&mut fields);
+            let value = read_string(&mut fields);
+            let (read_only, source, sensitive) = (fields.0[0], fields.0[1], fields.0[2]);
+            fields.0 = &fields.0[3..];
+            assert_eq!((read_only, sensitive), (0, 0));
+            assert_eq!(fields.i32(), 0, "no synonyms");
+            configs.insert(config, (value, source));
+        }
+    }
+    assert_eq!(
+        errors,
+        vec![("kept".to_string(), 0), ("missing".to_string(), 3)]
+    );
+    assert_eq!(
+        configs.get("retention.ms"),
+        Some(&("3600000".to_string(), 1))
+    );
+    assert_eq!(
+        configs.get("cleanup.policy"),
+        Some(&("delete".to_string(), 5))
+    );
+    assert_eq!(
+        configs.get("retention.bytes").map(|(_, source)| *source),
+        Some(5)
+    );
+    assert!(configs.contains_key("segment.bytes"), "{configs:?}");
     broker.stop();
 }

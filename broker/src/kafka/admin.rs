@@ -1,6 +1,6 @@
 //! The Kafka requests about the cluster and its topics rather than records: ApiVersions,
 //! SaslHandshake (refused), Metadata (with auto-creation), CreateTopics, DeleteTopics,
-//! ListOffsets and InitProducerId. Each converts the request, calls the broker operation the
+//! DescribeConfigs, ListOffsets and InitProducerId. Each converts the request, calls the broker operation the
 //! ringbus wire's handler calls, and converts the answer. No state; any shard.
 
 use std::rc::Rc;
@@ -10,6 +10,9 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -18,9 +21,9 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProducerId,
-    SaslHandshakeResponse, TopicName,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
+    MetadataRequest, MetadataResponse, ProducerId, SaslHandshakeResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -372,6 +375,122 @@ pub(crate) async fn delete_topics(shard: &Rc<Shard>, head: Head, mut body: Bytes
     response.responses = results;
     let parts = frame::encode(
         ApiKey::DeleteTopics,
+        head.version,
+        head.correlation_id,
+        &response,
+    )?;
+    respond(parts, failed)
+}
+
+/// DescribeConfigs resource types (Kafka's ConfigResource.Type).
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+/// DescribeConfigs config sources: set on the topic, or the broker's default.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// DescribeConfigs config types (v3+).
+const TYPE_STRING: i8 = 2;
+const TYPE_LONG: i8 = 5;
+
+/// A topic's settings as Kafka names them: (name, value, set on the topic, type). Limits are
+/// -1 when unlimited, as in Kafka; cleanup.policy is always delete (ringbus does not compact).
+fn topic_configs(
+    config: &TopicConfig,
+    defaults: &storage::LogConfig,
+) -> Vec<(&'static str, String, bool, i8)> {
+    let limit = |value: Option<u64>| match value {
+        None | Some(u64::MAX) => "-1".to_string(),
+        Some(value) => value.to_string(),
+    };
+    let (retention_ms, retention_ms_set) = match config.retention_ms {
+        Some(value) => (limit(Some(value)), true),
+        None => (limit(defaults.retention_ms), false),
+    };
+    let (retention_bytes, retention_bytes_set) = match config.retention_bytes {
+        Some(value) => (limit(Some(value)), true),
+        None => (limit(defaults.retention_bytes), false),
+    };
+    let segment_bytes = config.segment_bytes.unwrap_or(defaults.segment_bytes_max);
+    vec![
+        ("cleanup.policy", "delete".to_string(), false, TYPE_STRING),
+        (
+            "retention.bytes",
+            retention_bytes,
+            retention_bytes_set,
+            TYPE_LONG,
+        ),
+        ("retention.ms", retention_ms, retention_ms_set, TYPE_LONG),
+        (
+            "segment.bytes",
+            segment_bytes.to_string(),
+            config.segment_bytes.is_some(),
+            TYPE_LONG,
+        ),
+    ]
+}
+
+/// DescribeConfigs (v1-4): a topic's retention and segment settings (what ringbus has of
+/// Kafka's topic configs), enough for the tools that describe topics; a broker resource has no
+/// configs to report; other resources are refused per resource.
+pub(crate) async fn describe_configs(shard: &Rc<Shard>, head: Head, mut body: Bytes) -> Outcome {
+    let request: DescribeConfigsRequest =
+        frame::decode(ApiKey::DescribeConfigs, head.version, &mut body)?;
+    let mut response = DescribeConfigsResponse::default();
+    let mut failed = false;
+    for resource in request.resources {
+        let mut result = DescribeConfigsResult::default();
+        // Null unless refused (the codec's default is an empty string).
+        result.error_message = None;
+        result.resource_type = resource.resource_type;
+        result.resource_name = resource.resource_name.clone();
+        let wanted = |name: &str| {
+            resource
+                .configuration_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|key| key.as_str() == name))
+        };
+        match resource.resource_type {
+            RESOURCE_TOPIC => {
+                let metadata = shard.metadata();
+                match metadata.topics.get(resource.resource_name.as_str()) {
+                    Some(spec) => {
+                        for (name, value, set, kind) in
+                            topic_configs(&spec.config, shard.log_defaults())
+                        {
+                            if !wanted(name) {
+                                continue;
+                            }
+                            let mut entry = DescribeConfigsResourceResult::default();
+                            entry.name = StrBytes::from_static_str(name);
+                            entry.value = Some(StrBytes::from_string(value));
+                            entry.config_source = if set { SOURCE_TOPIC } else { SOURCE_DEFAULT };
+                            if head.version >= 3 {
+                                entry.config_type = kind;
+                                entry.documentation = None;
+                            }
+                            result.configs.push(entry);
+                        }
+                    }
+                    None => {
+                        result.error_code = ResponseError::UnknownTopicOrPartition.code();
+                    }
+                }
+            }
+            RESOURCE_BROKER => {}
+            other => {
+                result.error_code = ResponseError::InvalidRequest.code();
+                result.error_message = Some(StrBytes::from_string(format!(
+                    "resource type {other}: only topics (2) and the broker (4) are described"
+                )));
+            }
+        }
+        failed |= result.error_code != NONE;
+        response.results.push(result);
+    }
+    let parts = frame::encode(
+        ApiKey::DescribeConfigs,
         head.version,
         head.correlation_id,
         &response,

@@ -32,7 +32,7 @@ pub(crate) struct Supported {
 /// or a version outside its range, closes the connection with a logged reason (as Kafka does
 /// for a version it does not know), never a crash or a hang.
 ///
-/// Not yet served (so not advertised): DescribeConfigs, transactions and the rest. SaslHandshake is answered (UNSUPPORTED_SASL_MECHANISM) but not
+/// Not yet served (so not advertised): AlterConfigs, transactions and the rest. SaslHandshake is answered (UNSUPPORTED_SASL_MECHANISM) but not
 /// advertised. The group APIs start at the versions librdkafka's balanced-consumer feature
 /// check asks for (FindCoordinator, JoinGroup, SyncGroup, Heartbeat and LeaveGroup 0,
 /// OffsetCommit 2, OffsetFetch 1).
@@ -59,6 +59,7 @@ pub(crate) const SUPPORTED: &[Supported] = &[
     supported(ApiKey::OffsetFetch, 1, 1, 7),
     supported(ApiKey::ListGroups, 0, 0, 4),
     supported(ApiKey::DescribeGroups, 0, 0, 5),
+    supported(ApiKey::DescribeConfigs, 1, 1, 4),
 ];
 
 /// SaslHandshake versions answered (with an error: no mechanism is enabled).
@@ -516,6 +517,6 @@ mod tests {
         }
         let produce = served(ApiKey::Produce).expect("produce");
         assert_eq!((produce.advertised_min, produce.served_min), (0, 3));
-        assert!(served(ApiKey::DescribeConfigs).is_none(), "not yet");
+        assert!(served(ApiKey::AlterConfigs).is_none(), "not yet");
     }
 }

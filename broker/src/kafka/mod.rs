@@ -17,10 +17,10 @@
 //! 3-9, Fetch 4-12, ListOffsets 1-7, CreateTopics 2-7, DeleteTopics 1-6, InitProducerId 0-4
 //! (idempotent producers only), and the classic group protocol over ringbus's coordinator
 //! ([`group`]: FindCoordinator 0-4, JoinGroup 0-7, SyncGroup 0-5, Heartbeat 0-4, LeaveGroup
-//! 0-4, OffsetCommit 2-8, OffsetFetch 1-7, ListGroups 0-4, DescribeGroups 0-5). Not yet:
-//! DescribeConfigs, transactions, SASL (answered with UNSUPPORTED_SASL_MECHANISM), compressed
-//! batches (refused per partition with UNSUPPORTED_COMPRESSION_TYPE, as the ringbus wire
-//! refuses them). Anything not served is not advertised by ApiVersions and closes the
+//! 0-4, OffsetCommit 2-8, OffsetFetch 1-7, ListGroups 0-4, DescribeGroups 0-5), and
+//! DescribeConfigs 1-4 (topics' retention and segment settings). Not yet: transactions, SASL
+//! (answered with UNSUPPORTED_SASL_MECHANISM), AlterConfigs, compressed batches (refused per
+//! partition with UNSUPPORTED_COMPRESSION_TYPE, as the ringbus wire refuses them). Anything not served is not advertised by ApiVersions and closes the
 //! connection with a logged reason.
 
 mod admin;
@@ -137,6 +137,7 @@ async fn dispatch(
         ApiKey::FindCoordinator => group::find_coordinator(settings, head, body),
         ApiKey::JoinGroup => group::join_group(shard, session, client_id, head, body).await,
         ApiKey::ListGroups => group::list_groups(shard, head, body).await,
+        ApiKey::DescribeConfigs => admin::describe_configs(shard, head, body).await,
         ApiKey::DescribeGroups => group::describe_groups(shard, head, body).await,
         ApiKey::SyncGroup => group::sync_group(session, head, body),
         ApiKey::Heartbeat => group::heartbeat(shard, head, body).await,
@@ -168,6 +169,8 @@ async fn dispatch(
         ApiKey::OffsetFetch => Api::OffsetFetch,
         ApiKey::ListGroups => Api::ListGroups,
         ApiKey::DescribeGroups => Api::DescribeGroup,
+        // A topic's settings: the metadata family.
+        ApiKey::DescribeConfigs => Api::Metadata,
         _ => Api::Invalid,
     };
     match outcome {
