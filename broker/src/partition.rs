@@ -25,7 +25,6 @@
 //! State lives on one shard and is never shared; commands arrive over a bounded local channel
 //! (`QUEUE_MAX`), which is where backpressure from a slow disk reaches the connections.
 
-use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -36,7 +35,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use schema::batch::Verified;
 use storage::disk::Disk;
 use storage::disk::glommio::GlommioDisk;
-use storage::{AppendError, BackgroundSynced, Log, Offset, ReadError};
+use storage::{AppendError, Log, Offset, ReadError};
 
 use crate::error::{AppendFailed, ReadFailed, Unreachable};
 use crate::ops::{AckLevel, Appended, LogBounds, OffsetQuery, ReadBatches};
@@ -432,8 +431,6 @@ async fn run(
         std::collections::VecDeque::new();
     let housekeeping_interval = tick_interval * HOUSEKEEPING_TICKS;
     let mut housekeeping_due = std::time::Instant::now() + housekeeping_interval;
-    // The flush policy's fdatasync, once its task is done (see step 3).
-    let background_synced: Rc<RefCell<Option<BackgroundSynced>>> = Rc::default();
     loop {
         // Busy: bytes wait for their fdatasync or readers wait for data; check every tick. A
         // failed log's bytes will never be durable: only its waiters keep it busy.
@@ -449,10 +446,9 @@ async fn run(
         let Some(commands) = next_round(&receiver, wait).await else {
             break;
         };
-        let synced = background_synced.borrow_mut().take();
-        if let Some(synced) = synced
-            && let Err(error) = log.finish_background_sync(synced)
-        {
+        // The flush policy's fdatasync (step 3), if its task finished: durable, or the log
+        // fail-stops.
+        if let Err(error) = log.poll_background_sync() {
             tracing::error!(partition = %key, %error, "background sync failed");
         }
 
@@ -614,12 +610,9 @@ async fn run(
             } else if log.sync_due(now_ms()) {
                 match log.start_background_sync(now_ms()).await {
                     Ok(Some(sync)) => {
-                        let slot = background_synced.clone();
-                        glommio::spawn_local(async move {
-                            let synced = sync.run().await;
-                            *slot.borrow_mut() = Some(synced);
-                        })
-                        .detach();
+                        // Its outcome goes to the log, which waits for it before any
+                        // fdatasync of its own (an acks=all round, a roll, the close).
+                        glommio::spawn_local(sync.run()).detach();
                     }
                     Ok(None) => {}
                     Err(error) => {

@@ -369,8 +369,9 @@ pub struct TailProbe {
 /// the written region do occur (a lost block of an unsynced flush, or a block of a batch whose
 /// payload is zeros), and a durable entry after them is the evidence this looks for. The cost
 /// is bounded: what lies past the written data is the preallocated tail, shorter than
-/// `preallocate_bytes` times [`crate::log::PREALLOCATE_GROWTH_MAX`], and reading never-written preallocated extents needs no device I/O on
-/// ext4 or XFS (they read as zeros; 64 MiB took 2 ms here).
+/// `preallocate_bytes` times [`crate::log::PREALLOCATE_GROWTH_MAX`], and reading never-written
+/// preallocated extents needs no device I/O on ext4 or XFS (they read as zeros; 64 MiB took
+/// 2 ms here).
 pub async fn probe_tail<F: File>(
     reader: &mut ChunkReader<'_, F>,
     from: u64,

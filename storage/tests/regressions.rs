@@ -323,3 +323,13 @@ fn full_disk_at_random_points_matches_the_model() {
         enospc_seed,
     );
 }
+
+#[test]
+fn a_closed_segment_cut_after_a_full_disk_is_synced_before_its_index_vouches_for_it() {
+    // Found by a fresh seed once the preallocation step grew: a full disk rolled back a batch
+    // straddling the allocated end (the file cut mid-block, the rest of the block padding),
+    // a later cut extended the file again without an fdatasync, and the roll that closed the
+    // segment wrote an index saying its data ran to the end of that block: after a crash the
+    // segment was shorter than its index.
+    enospc_seed(1796463011373003);
+}

@@ -19,6 +19,8 @@ impl<D: Disk> Log<D> {
     /// needs before it is closed by a roll or a clean close. The cut is block-aligned
     /// (`written_position`), so it never makes the filesystem rewrite a block holding data.
     pub(super) async fn sync_and_trim(&mut self, now_ms: i64) -> Result<Offset, AppendError> {
+        // A background sync's failure must stop the log before anything is called durable.
+        self.settle_background_sync().await?;
         self.fail_stopped()?;
         self.write(true).await?;
         let trim = self.allocated_end > self.written_position;
@@ -32,7 +34,12 @@ impl<D: Disk> Log<D> {
             }
             self.allocated_end = position;
         }
-        if !trim && self.durable_end == self.written_end {
+        // Nothing new to make durable, unless the file's size changed since the last sync: the
+        // cut after a full disk leaves the file shorter than `written_position` (the rest is
+        // padding), and a later extension of it must be durable before an index or the clean
+        // marker says the data runs that far (an ENOSPC seed found a closed segment shorter
+        // than its index after a crash).
+        if !trim && self.durable_end == self.written_end && !self.size_unsynced {
             return Ok(self.durable_end);
         }
         self.fdatasync_active(now_ms).await

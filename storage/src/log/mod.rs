@@ -45,7 +45,7 @@ mod retention;
 mod roll;
 mod write;
 
-pub use write::{BackgroundSync, BackgroundSynced, PREALLOCATE_GROWTH_MAX};
+pub use write::{BackgroundSync, PREALLOCATE_GROWTH_MAX};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -115,9 +115,9 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             write_chunk_bytes: 1 << 20,
             write_ahead_chunks: 4,
-            // Reserved per partition: 32 MiB filled a 50 GB disk with 1,000 partitions of
-            // little data (the broker benchmark's partitions-1000 workload hit ENOSPC). One
-            // fallocate per 4 MiB written costs nothing measurable.
+            // The first step (later ones grow with the segment, up to 64 MiB, never past its
+            // data): a fixed 32 MiB filled a 50 GB disk with 1,000 partitions of little data
+            // (the broker benchmark's partitions-1000 workload hit ENOSPC).
             preallocate_bytes: 4 << 20,
             cache_bytes_max: 64 << 20,
             batch_bytes_max: 1 << 20,
@@ -229,14 +229,18 @@ pub struct Log<D: Disk> {
     /// the size. It may be below `written_position` only after recovery cut a torn tail inside
     /// a block; the next write then allocates again.
     allocated_end: u64,
+    /// The active segment's size changed (allocate, or the cut after a full disk) since its
+    /// last fdatasync: a roll or close must sync before an index vouches for that size.
+    size_unsynced: bool,
     buffer: WriteBuffer<<D::File as File>::Buffer>,
     pending: VecDeque<PendingBatch>,
     cache: VecDeque<CachedBatch>,
     cache_bytes: usize,
     bytes_since_sync: u64,
     last_sync_ms: i64,
-    /// A background fdatasync ([`Log::start_background_sync`]) has not finished yet.
-    background_sync: bool,
+    /// The outcome of the background fdatasync started by [`Log::start_background_sync`] and
+    /// not taken in yet.
+    background: Option<std::rc::Rc<std::cell::RefCell<write::SyncOutcome>>>,
     failed: Option<String>,
 }
 

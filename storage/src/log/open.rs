@@ -115,7 +115,8 @@ impl<D: Disk> Log<D> {
             cache_bytes: 0,
             bytes_since_sync: 0,
             last_sync_ms: now_ms,
-            background_sync: false,
+            size_unsynced: false,
+            background: None,
             failed: None,
         };
 

@@ -68,6 +68,7 @@ impl<D: Disk> Log<D> {
         }
         self.written_position = SEGMENT_DATA_START;
         self.allocated_end = SEGMENT_DATA_START;
+        self.size_unsynced = false;
         self.buffer.chunk_position = SEGMENT_DATA_START;
         Ok(())
     }

@@ -8,6 +8,13 @@
 //! disk, fail-stops the log, and nothing is retried; `durable_end <= written_end <=
 //! appended_end` is asserted after every change.
 
+use std::cell::RefCell;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
 use super::{FlushPolicy, Log};
 use crate::disk::{Buffer, Disk, File, align_up};
 use crate::error::{AppendError, IoFailure};
@@ -35,34 +42,78 @@ pub const PREALLOCATE_GROWTH_MAX: u64 = 16;
 /// An fdatasync of the active segment that runs beside the log (the flush policy's syncs, which
 /// no producer waits for): it holds a duplicate handle of the segment's file, not the log, so
 /// the log's owner goes on appending, writing and serving reads while it runs. Run it
-/// ([`BackgroundSync::run`]) and hand the outcome to [`Log::finish_background_sync`].
-#[must_use = "a started background sync must be run and finished, or the log never syncs again"]
+/// ([`BackgroundSync::run`], e.g. in a task of its own); its outcome goes to the log, which
+/// takes it in at [`Log::poll_background_sync`] and, before any fdatasync of its own, waits for
+/// it: an fdatasync of the same open file must not report success over a failure that the
+/// background one has not reported yet (a writeback error is reported once per open file, and
+/// the duplicate shares it).
+#[must_use = "a started background sync must run: the log's next in-line sync waits for it"]
 pub struct BackgroundSync<F> {
-    file: F,
+    file: Option<F>,
     /// `written_end` when it started: everything below is durable once it returns.
     through: Offset,
+    outcome: Rc<RefCell<SyncOutcome>>,
 }
 
-/// What a [`BackgroundSync`] did.
-#[derive(Debug)]
-pub struct BackgroundSynced {
-    through: Offset,
-    result: Result<(), IoFailure>,
+/// Where a [`BackgroundSync`] leaves its result for the log, and who waits for it.
+#[derive(Default)]
+pub(super) struct SyncOutcome {
+    result: Option<(Offset, Result<(), IoFailure>)>,
+    waker: Option<Waker>,
+}
+
+impl SyncOutcome {
+    fn set(&mut self, through: Offset, result: Result<(), IoFailure>) {
+        self.result = Some((through, result));
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Resolves once the background sync behind `outcome` has left its result.
+struct OutcomeReady<'a>(&'a RefCell<SyncOutcome>);
+
+impl Future for OutcomeReady<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut outcome = self.0.borrow_mut();
+        if outcome.result.is_some() {
+            Poll::Ready(())
+        } else {
+            outcome.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
 }
 
 impl<F: File> BackgroundSync<F> {
-    /// The fdatasync, then the duplicate handle is closed.
-    pub async fn run(self) -> BackgroundSynced {
-        let result = self
-            .file
+    /// The fdatasync, then the duplicate handle is closed; the outcome goes to the log.
+    pub async fn run(mut self) {
+        let file = self.file.take().expect("run once");
+        let result = file
             .sync()
             .await
-            .map_err(|e| IoFailure::new("fdatasync", self.file.path(), None, e));
+            .map_err(|e| IoFailure::new("fdatasync", file.path(), None, e));
         // The duplicate only ever served this sync; failing to close it loses nothing.
-        let _ = self.file.close().await;
-        BackgroundSynced {
-            through: self.through,
-            result,
+        let _ = file.close().await;
+        self.outcome.borrow_mut().set(self.through, result);
+    }
+}
+
+impl<F> Drop for BackgroundSync<F> {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            // Dropped before it ran (or while it ran): nobody knows what reached the disk, so
+            // the log must not wait forever nor call anything durable on its account.
+            let failure = IoFailure::new(
+                "fdatasync",
+                PathBuf::new(),
+                None,
+                std::io::Error::other("the background sync was dropped before it finished"),
+            );
+            self.outcome.borrow_mut().set(self.through, Err(failure));
         }
     }
 }
@@ -79,6 +130,7 @@ impl<D: Disk> Log<D> {
     /// every batch appended before it: this is the group commit.
     pub async fn sync(&mut self, now_ms: i64) -> Result<Offset, AppendError> {
         self.fail_stopped()?;
+        self.poll_background_sync()?;
         self.write(true).await?;
         if self.durable_end == self.written_end {
             return Ok(self.durable_end);
@@ -88,6 +140,7 @@ impl<D: Disk> Log<D> {
 
     /// fdatasync of the active segment after a write: everything written becomes durable.
     pub(super) async fn fdatasync_active(&mut self, now_ms: i64) -> Result<Offset, AppendError> {
+        self.settle_background_sync().await?;
         let target = self.written_end;
         let active = self.active();
         if let Err(e) = active.file.sync().await {
@@ -98,6 +151,7 @@ impl<D: Disk> Log<D> {
             return Err(AppendError::Io(failure));
         }
         self.durable_end = target;
+        self.size_unsynced = false;
         self.bytes_since_sync = 0;
         self.last_sync_ms = now_ms;
         self.check_levels();
@@ -106,10 +160,11 @@ impl<D: Disk> Log<D> {
 
     /// Starts the flush policy's sync so that it runs beside the log: writes what is appended
     /// (as [`Log::flush`]) and returns a [`BackgroundSync`] of the active segment up to
-    /// `written_end`, or `None` if everything written is durable already. Until it is
-    /// finished no other background sync starts ([`Log::sync_due`] says false); a [`Log::sync`]
-    /// in the meantime is fine (it makes everything durable itself). Where the file has no
-    /// duplicate handle (buffered I/O) the sync is done here, in line, and `None` returned.
+    /// `written_end`, or `None` if everything written is durable already. Until its outcome is
+    /// taken in no other one starts ([`Log::sync_due`] says false), and every in-line fdatasync
+    /// ([`Log::sync`], a roll, [`Log::close`]) first waits for it. Where the file has no
+    /// duplicate handle (buffered I/O, or dup failed) the sync is done here, in line, and
+    /// `None` returned.
     ///
     /// Why: the policy's fdatasync took 16 ms (p50) at 27 MiB/s per partition on this VM's
     /// disk, and done in the partition's round it held back every produce and fetch behind
@@ -120,7 +175,7 @@ impl<D: Disk> Log<D> {
     ) -> Result<Option<BackgroundSync<D::File>>, AppendError> {
         self.fail_stopped()?;
         assert!(
-            !self.background_sync,
+            self.background.is_none(),
             "one background sync at a time (sync_due says false while one runs)"
         );
         self.write(true).await?;
@@ -130,62 +185,75 @@ impl<D: Disk> Log<D> {
         let active = self.active();
         let file = match active.file.duplicate() {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+            Err(e) => {
+                // No second handle (buffered files have none; dup can fail, e.g. EMFILE):
+                // the policy's sync is done in line rather than not at all.
+                if e.kind() != std::io::ErrorKind::Unsupported {
+                    tracing::warn!(path = %active.path.display(), error = %e,
+                        "no duplicate handle for a background sync: syncing in line");
+                }
                 self.fdatasync_active(now_ms).await?;
                 return Ok(None);
             }
-            Err(e) => {
-                // Not a sync failure: nothing was lost, the next one may work.
-                return Err(AppendError::Io(IoFailure::new(
-                    "dup",
-                    &active.path,
-                    None,
-                    e,
-                )));
-            }
         };
-        self.background_sync = true;
+        let outcome = Rc::new(RefCell::new(SyncOutcome::default()));
+        self.background = Some(outcome.clone());
         // The policy counts from the start of this sync: bytes and time after it owe the next.
         self.bytes_since_sync = 0;
         self.last_sync_ms = now_ms;
         Ok(Some(BackgroundSync {
-            file,
+            file: Some(file),
             through: self.written_end,
+            outcome,
         }))
     }
 
-    /// Records what a [`BackgroundSync`] did: everything written before it started is durable,
-    /// or, if its fdatasync failed, the log fail-stops as after a failed [`Log::sync`].
-    pub fn finish_background_sync(
-        &mut self,
-        synced: BackgroundSynced,
-    ) -> Result<Offset, AppendError> {
-        assert!(
-            self.background_sync,
-            "finishing a background sync never started"
-        );
-        self.background_sync = false;
-        if let Err(failure) = synced.result {
+    /// Takes in the outcome of a finished background sync, if one finished: everything written
+    /// before it started is durable, or, if its fdatasync failed, the log fail-stops as after a
+    /// failed [`Log::sync`] (the error is returned once). Cheap: call it at every turn.
+    pub fn poll_background_sync(&mut self) -> Result<(), AppendError> {
+        let finished = self
+            .background
+            .as_ref()
+            .is_some_and(|outcome| outcome.borrow().result.is_some());
+        if !finished {
+            return Ok(());
+        }
+        let outcome = self.background.take().expect("checked above");
+        let (through, result) = outcome.borrow_mut().result.take().expect("checked above");
+        if let Err(failure) = result {
             // As after a failed in-line fdatasync: the kernel may have dropped the dirty
             // state, so a later success would not cover what this one lost.
             self.failed = Some(failure.to_string());
             return Err(AppendError::Io(failure));
         }
-        // An in-line sync (or a roll) may have made more durable meanwhile: never go back.
-        self.durable_end = self.durable_end.max(synced.through);
-        self.check_levels();
-        Ok(self.durable_end)
+        if self.failed.is_none() {
+            // An in-line sync (or a roll) may have made more durable meanwhile: never go back.
+            self.durable_end = self.durable_end.max(through);
+            self.check_levels();
+        }
+        Ok(())
     }
 
-    /// Whether a background sync started and not yet finished.
+    /// Waits for the background sync in flight, if any, and takes in its outcome: done before
+    /// every in-line fdatasync, so that one can never report success over a failure the
+    /// background sync has not reported yet.
+    pub(super) async fn settle_background_sync(&mut self) -> Result<(), AppendError> {
+        if let Some(outcome) = self.background.clone() {
+            OutcomeReady(&outcome).await;
+        }
+        self.poll_background_sync()
+    }
+
+    /// Whether a background sync started and its outcome is not taken in yet.
     pub fn background_sync_running(&self) -> bool {
-        self.background_sync
+        self.background.is_some()
     }
 
     /// True when the flush policy owes a sync for data appended without one (never while a
     /// background sync runs: it will be owed again once that one is finished).
     pub fn sync_due(&self, now_ms: i64) -> bool {
-        if self.appended_end == self.durable_end || self.background_sync {
+        if self.appended_end == self.durable_end || self.background.is_some() {
             return false;
         }
         match self.config.flush_policy {
@@ -233,23 +301,31 @@ impl<D: Disk> Log<D> {
             let cap = align_up(self.config.segment_bytes_max).max(end);
             let target = align_up(end.max(self.allocated_end + step)).min(cap);
             let active = self.active();
-            let mut allocated = active.file.allocate(target).await.map(|()| target);
+            let mut asked = target;
+            let mut allocated = active.file.allocate(target).await;
             if let Err(e) = &allocated
                 && e.kind() == std::io::ErrorKind::StorageFull
                 && target > align_up(end)
             {
                 // The step ahead did not fit, what this write needs may: the disk is full only
                 // when that fails too.
-                allocated = active
-                    .file
-                    .allocate(align_up(end))
-                    .await
-                    .map(|()| align_up(end));
+                asked = align_up(end);
+                allocated = active.file.allocate(asked).await;
+                // The failed step may have extended the file part of the way (ext4 can): the
+                // cut at a roll or close must know the real size.
+                if allocated.is_ok()
+                    && let Ok(size) = active.file.size().await
+                {
+                    asked = asked.max(size);
+                }
             }
             match allocated {
-                Ok(allocated) => self.allocated_end = allocated,
+                Ok(()) => {
+                    self.allocated_end = asked;
+                    self.size_unsynced = true;
+                }
                 Err(e) => {
-                    let failure = IoFailure::new("fallocate", &active.path, Some(target), e);
+                    let failure = IoFailure::new("fallocate", &active.path, Some(asked), e);
                     return Err(self.write_failed(first, failure).await);
                 }
             }
@@ -340,6 +416,7 @@ impl<D: Disk> Log<D> {
         self.buffer.chunk_position = align_up(keep);
         self.written_position = self.buffer.chunk_position;
         self.allocated_end = keep;
+        self.size_unsynced = true;
         self.appended_end = self.written_end;
         while self
             .cache
