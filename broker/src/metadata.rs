@@ -188,14 +188,16 @@ impl Metadata {
                 retention_bytes: option(i64::from_le_bytes(reader.take()?)),
                 segment_bytes: option(i64::from_le_bytes(reader.take()?)),
             };
-            topics.insert(
-                name.clone(),
-                TopicSpec {
-                    name,
-                    partitions,
-                    config,
-                },
-            );
+            let spec = TopicSpec {
+                name: name.clone(),
+                partitions,
+                config,
+            };
+            // A name given twice would let the later entry replace the earlier in silence
+            // (found by the broker_snapshots fuzz target); encode never writes one.
+            if topics.insert(name, spec).is_some() {
+                return Err("a topic is named twice".to_string());
+            }
         }
         if reader.left() != 0 {
             return Err("trailing bytes after the topics".to_string());
@@ -241,5 +243,29 @@ mod tests {
         for len in 0..encoded.len() {
             assert!(Metadata::decode(&encoded[..len]).is_err(), "prefix {len}");
         }
+    }
+
+    /// Found by the broker_snapshots fuzz target: a snapshot naming a topic twice decoded, the
+    /// second entry replacing the first.
+    #[test]
+    fn a_topic_named_twice_is_refused() {
+        let spec = |partitions| TopicSpec {
+            name: "orders".into(),
+            partitions,
+            config: TopicConfig::default(),
+        };
+        let once = Metadata::default().with_topic(spec(8)).expect("valid");
+        let mut twice = once.encode();
+        // Append the topic's entry again (with another partition count) and count it.
+        let entry = twice[14..].to_vec();
+        twice.extend_from_slice(&entry);
+        let last = twice.len() - 28;
+        twice[last..last + 4].copy_from_slice(&3u32.to_le_bytes());
+        twice[10..14].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(
+            Metadata::decode(&twice),
+            Err("a topic is named twice".to_string())
+        );
+        assert_eq!(Metadata::decode(&once.encode()), Ok(once));
     }
 }
