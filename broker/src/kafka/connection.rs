@@ -69,6 +69,12 @@ pub async fn serve(
                 }
             }
             Ok(None) => break,
+            // A client that resets or goes quiet is ordinary (Kafka clients drop idle
+            // connections); a malformed frame is the client's bug, worth a warning.
+            Err(error @ (net::ReadError::Io(_) | net::ReadError::IdleTimeout(_))) => {
+                tracing::debug!(%peer, %error, "Kafka connection ended");
+                break;
+            }
             Err(error) => {
                 tracing::warn!(%peer, %error, "closing Kafka connection");
                 break;
