@@ -1,5 +1,6 @@
-//! What every client subcommand shares: the `--broker` and `--request-timeout-ms` options, the
-//! connection, and the one unpinned glommio executor each command runs on.
+//! What every client subcommand shares: the `--broker`, `--request-timeout-ms` and
+//! `--reconnect-timeout-ms` options, the connection, and the one unpinned glommio executor each
+//! command runs on.
 
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -16,6 +17,10 @@ pub struct ConnectArgs {
     /// How long to wait for each response, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// How long to keep trying to reach the broker when it is not up yet or the connection
+    /// was lost (a broker restart), in milliseconds; 0 fails at once.
+    #[arg(long, default_value_t = 60_000)]
+    pub reconnect_timeout_ms: u64,
 }
 
 impl ConnectArgs {
@@ -33,6 +38,7 @@ impl ConnectArgs {
         let options = ClientOptions {
             client_id: "ringbus-cli".to_string(),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            reconnect_timeout: Duration::from_millis(self.reconnect_timeout_ms),
             ..ClientOptions::default()
         };
         Client::connect(address, options)

@@ -27,8 +27,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use client::{
-    Assignor, ConsumedRecord, Consumer, ConsumerOptions, GroupConsumer, GroupOptions, OffsetReset,
-    SeekTo,
+    Assignor, Client, ClientError, ConsumedRecord, Consumer, ConsumerOptions, GroupConsumer,
+    GroupOptions, OffsetReset, SeekTo,
 };
 
 use crate::common::{self, ConnectArgs};
@@ -147,10 +147,11 @@ pub fn run(args: ConsumeArgs) -> Result<(), String> {
         };
         let mut line = Vec::new();
         'polling: while let Some(wait) = stop.next_wait(printed, POLL_WAIT_MAX) {
-            let records = consumer
-                .poll(wait)
-                .await
-                .map_err(|error| error.to_string())?;
+            let records = match consumer.poll(wait).await {
+                Ok(records) => records,
+                Err(error) if goes_on_after(&error, &client) => continue,
+                Err(error) => return Err(error.to_string()),
+            };
             if !records.is_empty() {
                 stop.last_record = Instant::now();
             }
@@ -247,10 +248,11 @@ fn run_group(args: ConsumeArgs) -> Result<(), String> {
                 let Some(wait) = stop.next_wait(printed, GROUP_POLL_WAIT_MAX) else {
                     break;
                 };
-                let records = consumer
-                    .poll(wait)
-                    .await
-                    .map_err(|error| error.to_string())?;
+                let records = match consumer.poll(wait).await {
+                    Ok(records) => records,
+                    Err(error) if goes_on_after(&error, &client) => continue,
+                    Err(error) => return Err(error.to_string()),
+                };
                 if consumer.generation() != generation {
                     generation = consumer.generation();
                     let assigned: Vec<String> = consumer
@@ -341,4 +343,17 @@ fn format_record(args: &ConsumeArgs, record: &ConsumedRecord, line: &mut Vec<u8>
     }
     line.extend_from_slice(record.value.as_deref().unwrap_or(b"null"));
     line.push(b'\n');
+}
+
+/// Whether a consume command goes on after a failed poll: a lost connection (a broker
+/// restart) is reported and the next poll reconnects, unless `--reconnect-timeout-ms 0`. A
+/// broker still unreachable after the reconnect timeout ends the command
+/// ([`ClientError::Unreachable`]).
+fn goes_on_after(error: &ClientError, client: &Client) -> bool {
+    let lost = matches!(error, ClientError::ConnectionLost { .. });
+    if lost && !client.options().reconnect_timeout.is_zero() {
+        eprintln!("warning: {error}; reconnecting");
+        return true;
+    }
+    false
 }

@@ -111,8 +111,11 @@ pub fn run(args: ProduceArgs) -> Result<(), String> {
             if end {
                 break;
             }
-            if let Some(failure) = client.failure() {
+            if let Some(failure) = client.failure()
+                && client.options().reconnect_timeout.is_zero()
+            {
                 // Every later record would fail the same way: stop reading, report what we have.
+                // (With reconnecting on, the next request opens a new connection.)
                 eprintln!("error: stopped reading stdin after line {line_number}: {failure}");
                 break;
             }

@@ -15,8 +15,14 @@
 //!
 //! If the connection fails (socket error, end of stream, an undecodable frame, a response to a
 //! request never sent), the reader or writer task records the reason and fails every waiting
-//! call with it; later calls fail at once. Nothing waits forever: each call also has a timeout.
-//! A response that arrives after its caller timed out is dropped.
+//! call with it ([`ClientError::ConnectionLost`]: the request may or may not have taken
+//! effect). The next call opens a new connection (handshake included) before it is sent,
+//! retrying with capped exponential backoff and jitter for up to
+//! [`ClientOptions::reconnect_timeout`]; calls made meanwhile wait for that one reconnect. The
+//! same applies to [`Client::connect`] when the broker is not up yet. With a zero
+//! `reconnect_timeout` a lost connection stays lost and later calls fail at once. Nothing waits
+//! forever: each call also has a timeout. A response that arrives after its caller timed out is
+//! dropped.
 //!
 //! All state lives on the executor thread that called `connect` (`Rc`, `RefCell`): a `Client`
 //! is `!Send`. Share it between tasks of that executor with `Rc<Client>`.
@@ -59,7 +65,15 @@ pub struct ClientOptions {
     pub in_flight_max: u16,
     /// Largest response frame accepted, and (with the broker's limit) largest request sent.
     pub frame_bytes_max: u32,
+    /// How long to keep trying to (re)connect, from the first failed attempt, when the broker
+    /// cannot be reached or the connection was lost; zero: fail at once.
+    pub reconnect_timeout: Duration,
 }
+
+/// The first pause between connection attempts; it doubles up to [`RECONNECT_BACKOFF_MAX`].
+const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// The longest pause between connection attempts.
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -69,6 +83,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(30),
             in_flight_max: 64,
             frame_bytes_max: wire::FRAME_BYTES_MAX_DEFAULT,
+            reconnect_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -252,16 +267,29 @@ impl Shared {
     }
 }
 
-/// One connection to a broker, pipelined. See the module documentation for the lifecycle.
+/// One connection to a broker, pipelined, reconnecting when it is lost. See the module
+/// documentation for the lifecycle.
 pub struct Client {
+    address: SocketAddr,
+    options: ClientOptions,
+    /// The current connection; replaced by a reconnect.
+    connection: RefCell<Rc<Connection>>,
+    builder: RefCell<FlatBufferBuilder<'static>>,
+    /// One reconnect at a time: calls that find the connection lost wait for it.
+    reconnecting: Semaphore,
+    closed: Cell<bool>,
+    reconnects: Cell<u64>,
+}
+
+/// One TCP connection, its handshake's outcome and its reader and writer tasks: what a
+/// reconnect replaces.
+struct Connection {
     shared: Rc<Shared>,
     /// The writer task's queue; taken by [`Client::close`]. Each call clones the `Rc` while it
     /// enqueues, so the queue closes once the last of them has.
     outgoing: RefCell<Option<Rc<LocalSender<Outgoing>>>>,
     in_flight: Semaphore,
-    builder: RefCell<FlatBufferBuilder<'static>>,
     broker: BrokerInfo,
-    options: ClientOptions,
     /// The smaller of our frame limit and the broker's: requests over it are refused here.
     frame_bytes_max_send: u32,
     reader: RefCell<Option<glommio::Task<()>>>,
@@ -269,12 +297,99 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `address` and does the handshake. Must run on a glommio executor; the
-    /// client's tasks are spawned on it.
+    /// Connects to `address` and does the handshake, retrying for up to
+    /// [`ClientOptions::reconnect_timeout`] while the broker cannot be reached (it may not be
+    /// up yet). Must run on a glommio executor; the client's tasks are spawned on it.
     pub async fn connect(
         address: SocketAddr,
         options: ClientOptions,
     ) -> Result<Client, ClientError> {
+        let connection = Connection::open_with_retries(address, &options).await?;
+        Ok(Client {
+            address,
+            options,
+            connection: RefCell::new(Rc::new(connection)),
+            builder: RefCell::new(FlatBufferBuilder::with_capacity(1024)),
+            reconnecting: Semaphore::new(1),
+            closed: Cell::new(false),
+            reconnects: Cell::new(0),
+        })
+    }
+
+    /// The current connection, or a new one if it was lost (see the module documentation).
+    async fn connection(&self) -> Result<Rc<Connection>, ClientError> {
+        loop {
+            let current = self.connection.borrow().clone();
+            let Some(failure) = current.failure() else {
+                return Ok(current);
+            };
+            if self.closed.get() || self.options.reconnect_timeout.is_zero() {
+                return Err(current.unusable(failure));
+            }
+            let _permit = self
+                .reconnecting
+                .acquire_permit(1)
+                .await
+                .map_err(|_| current.unusable(failure.clone()))?;
+            if !Rc::ptr_eq(&current, &self.connection.borrow()) {
+                // Another call reconnected while this one waited.
+                continue;
+            }
+            tracing::info!(address = %self.address, %failure, "connection lost: reconnecting");
+            let fresh = Connection::open_with_retries(self.address, &self.options)
+                .await
+                .map_err(|error| ClientError::Unreachable {
+                    address: self.address,
+                    waited: self.options.reconnect_timeout,
+                    lost: failure.to_string(),
+                    last: error.to_string(),
+                })?;
+            if self.closed.get() {
+                // Closed while reconnecting: the new connection is dropped unused.
+                continue;
+            }
+            tracing::info!(address = %self.address, "reconnected");
+            self.reconnects.set(self.reconnects.get() + 1);
+            *self.connection.borrow_mut() = Rc::new(fresh);
+        }
+    }
+}
+
+impl Connection {
+    /// [`Connection::open`], retried with capped exponential backoff and jitter while the
+    /// broker cannot be reached, for up to `options.reconnect_timeout`.
+    async fn open_with_retries(
+        address: SocketAddr,
+        options: &ClientOptions,
+    ) -> Result<Connection, ClientError> {
+        let deadline = std::time::Instant::now() + options.reconnect_timeout;
+        let mut backoff = RECONNECT_BACKOFF_MIN;
+        loop {
+            let error = match Connection::open(address, options).await {
+                Ok(connection) => return Ok(connection),
+                Err(error) => error,
+            };
+            // Reachability is worth waiting for; a broker that refuses us is not.
+            let unreachable = matches!(
+                error,
+                ClientError::Connect { .. }
+                    | ClientError::ConnectionLost { .. }
+                    | ClientError::Timeout { .. }
+            );
+            // Jitter: between half and all of the backoff, so clients that lost the same
+            // broker do not all come back in the same instant.
+            let pause = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
+            if !unreachable || std::time::Instant::now() + pause >= deadline {
+                return Err(error);
+            }
+            tracing::debug!(%address, %error, ?pause, "broker unreachable: retrying");
+            glommio::timer::sleep(pause).await;
+            backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+        }
+    }
+
+    /// Opens the socket and does the handshake, then starts the reader and writer tasks.
+    async fn open(address: SocketAddr, options: &ClientOptions) -> Result<Connection, ClientError> {
         let limits = net::Limits {
             frame_bytes_max: options.frame_bytes_max,
             // Responses may be far apart (an idle producer, a long poll): never time out reads.
@@ -287,7 +402,7 @@ impl Client {
                 source: Arc::new(error),
             })?;
         let (mut reader, mut writer) = connection.split();
-        let mut builder = FlatBufferBuilder::with_capacity(1024);
+        let mut builder = FlatBufferBuilder::with_capacity(256);
         let decode_limits = DecodeLimits::default();
         let handshake = handshake(
             address,
@@ -319,27 +434,37 @@ impl Client {
         let (sender, queue) = local_channel::new_bounded(usize::from(in_flight_max));
         let reader = glommio::spawn_local(read_loop(shared.clone(), reader));
         let writer = glommio::spawn_local(write_loop(shared.clone(), writer, queue));
-        Ok(Client {
+        Ok(Connection {
             shared,
             outgoing: RefCell::new(Some(Rc::new(sender))),
             in_flight: Semaphore::new(u64::from(in_flight_max)),
-            builder: RefCell::new(builder),
             frame_bytes_max_send: options.frame_bytes_max.min(broker.frame_bytes_max),
             broker,
-            options,
             reader: RefCell::new(Some(reader)),
             writer: RefCell::new(Some(writer)),
         })
     }
 
+    /// Why this connection can no longer be used, if it cannot.
+    fn failure(&self) -> Option<ClientError> {
+        if self.shared.closing.get() {
+            return Some(ClientError::Closed {
+                reason: "the client was closed",
+            });
+        }
+        self.shared.failure.borrow().clone()
+    }
+}
+
+impl Client {
     /// The broker's address.
     pub fn address(&self) -> SocketAddr {
-        self.shared.address
+        self.address
     }
 
-    /// What the broker announced in the handshake.
+    /// What the broker announced in the handshake of the current connection.
     pub fn broker(&self) -> BrokerInfo {
-        self.broker
+        self.connection.borrow().broker
     }
 
     /// The options the client was made with.
@@ -347,9 +472,15 @@ impl Client {
         &self.options
     }
 
-    /// Why the connection can no longer be used, if it cannot.
+    /// Why the current connection can no longer be used, if it cannot (the next call
+    /// reconnects, unless the client was closed or reconnecting is off).
     pub fn failure(&self) -> Option<ClientError> {
-        self.shared.failure.borrow().clone()
+        self.connection.borrow().failure()
+    }
+
+    /// Connections opened after the first (each one after a lost connection).
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.get()
     }
 
     /// Creates a topic with `partitions` partitions.
@@ -445,7 +576,7 @@ impl Client {
         for item in items {
             let too_large = || ClientError::RequestTooLarge {
                 frame_bytes: payload_bytes + item.batch.len() as u64,
-                frame_bytes_max: self.frame_bytes_max_send,
+                frame_bytes_max: self.connection.borrow().frame_bytes_max_send,
             };
             let offset = u32::try_from(payload_bytes).map_err(|_| too_large())?;
             let length = u32::try_from(item.batch.len()).map_err(|_| too_large())?;
@@ -585,13 +716,15 @@ impl Client {
     /// it has read and closes its side; this waits for that (up to the request timeout), so on
     /// `Ok` every request sent, including `Acks::None` produces, has been handled by the broker.
     pub async fn close(&self) -> Result<(), ClientError> {
-        self.shared.closing.set(true);
-        drop(self.outgoing.borrow_mut().take());
-        let writer = self.writer.borrow_mut().take();
+        self.closed.set(true);
+        let connection = self.connection.borrow().clone();
+        connection.shared.closing.set(true);
+        drop(connection.outgoing.borrow_mut().take());
+        let writer = connection.writer.borrow_mut().take();
         if let Some(writer) = writer {
             writer.await;
         }
-        let reader = self.reader.borrow_mut().take();
+        let reader = connection.reader.borrow_mut().take();
         let Some(reader) = reader else {
             return Ok(());
         };
@@ -644,10 +777,35 @@ impl Client {
         }
     }
 
-    /// Encodes and enqueues one request, then waits for its response (or, when
-    /// `response_expected` is false, for it to be written).
+    /// Encodes and enqueues one request on the current connection (a new one if it was lost),
+    /// then waits for its response (or, when `response_expected` is false, for it to be
+    /// written).
     async fn call(
         &self,
+        operation: &'static str,
+        body: RequestBodyOwned,
+        payload: Vec<Bytes>,
+        timeout: Duration,
+        response_expected: bool,
+    ) -> Result<Option<Reply>, ClientError> {
+        let connection = self.connection().await?;
+        connection
+            .call(
+                &self.builder,
+                operation,
+                body,
+                payload,
+                timeout,
+                response_expected,
+            )
+            .await
+    }
+}
+
+impl Connection {
+    async fn call(
+        &self,
+        builder: &RefCell<FlatBufferBuilder<'static>>,
         operation: &'static str,
         body: RequestBodyOwned,
         payload: Vec<Bytes>,
@@ -658,12 +816,12 @@ impl Client {
             .in_flight
             .acquire_permit(1)
             .await
-            .map_err(|_| self.unusable())?;
+            .map_err(|_| self.lost_or_closed())?;
         let outgoing = self.sender()?;
         let correlation_id = self.shared.next_correlation_id.get();
         self.shared.next_correlation_id.set(correlation_id + 1);
         let message = {
-            let mut builder = self.builder.borrow_mut();
+            let mut builder = builder.borrow_mut();
             wire::encode_request(&mut builder, correlation_id, &body).to_vec()
         };
         let payload_bytes = payload.iter().map(Bytes::len).sum();
@@ -721,16 +879,21 @@ impl Client {
         self.outgoing
             .borrow()
             .clone()
-            .ok_or_else(|| self.unusable())
+            .ok_or_else(|| self.lost_or_closed())
     }
 
-    fn unusable(&self) -> ClientError {
+    fn lost_or_closed(&self) -> ClientError {
+        self.failure().unwrap_or_else(|| self.shared.lost())
+    }
+
+    /// The error a call gets when this connection is lost for good: `failure`, or `Closed`.
+    fn unusable(&self, failure: ClientError) -> ClientError {
         if self.shared.closing.get() {
             ClientError::Closed {
                 reason: "the client was closed",
             }
         } else {
-            self.shared.lost()
+            failure
         }
     }
 }

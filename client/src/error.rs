@@ -37,13 +37,30 @@ pub enum ClientError {
         broker_version: u16,
     },
     /// The connection failed (socket error, end of stream, a frame that breaks the protocol).
-    /// Every request waiting on it gets this error; the client cannot be used again.
+    /// Every request waiting on it gets this error (it may or may not have taken effect); the
+    /// next call reconnects ([`crate::ClientOptions::reconnect_timeout`]).
     #[error("connection to {address} lost: {reason}")]
     ConnectionLost {
         /// The broker's address.
         address: SocketAddr,
         /// What happened.
         reason: String,
+    },
+    /// The connection was lost and no new one could be opened within the reconnect timeout.
+    /// Nothing was sent. A later call tries again.
+    #[error(
+        "broker {address} unreachable: reconnecting for {waited:?} failed ({last}); the \
+         connection was lost: {lost}"
+    )]
+    Unreachable {
+        /// The broker's address.
+        address: SocketAddr,
+        /// The reconnect timeout that passed.
+        waited: Duration,
+        /// Why the connection was lost.
+        lost: String,
+        /// The last attempt's error.
+        last: String,
     },
     /// The client (or the producer holding a batch) was closed or dropped first.
     #[error("closed: {reason}")]

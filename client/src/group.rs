@@ -450,6 +450,10 @@ async fn heartbeat_loop(
             }
             // A slow answer is not a lost membership; the session timeout decides that.
             Err(ClientError::Timeout { .. }) => {}
+            // The next heartbeat reconnects and learns whether the coordinator still knows
+            // this member (after a broker restart it does not: the member rejoins).
+            Err(ClientError::ConnectionLost { .. })
+                if !client.options().reconnect_timeout.is_zero() => {}
             Err(error) => {
                 if client.failure().is_some() {
                     *membership.failure.borrow_mut() = Some(error);

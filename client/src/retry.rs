@@ -135,10 +135,15 @@ pub(crate) fn decide(
             forget_partition_count: false,
         },
         Response::Failed(error) => {
-            // With idempotence a timeout is safe to retry: a batch the broker did store comes
-            // back as a duplicate with its original offsets.
-            let timed_out = matches!(error, ClientError::Timeout { .. });
-            if may_retry && (error.is_retriable() || (attempt.idempotent && timed_out)) {
+            // With idempotence a timeout or a lost connection is safe to retry (the client
+            // reconnects first): a batch the broker did store comes back as a duplicate with
+            // its original offsets, also after a broker restart (its producer state is rebuilt
+            // from the log).
+            let unknown_outcome = matches!(
+                error,
+                ClientError::Timeout { .. } | ClientError::ConnectionLost { .. }
+            );
+            if may_retry && (error.is_retriable() || (attempt.idempotent && unknown_outcome)) {
                 return Decision {
                     batches: batches.iter().map(|_| BatchAction::Retry).collect(),
                     sequence: SequenceAction::Keep,
@@ -539,9 +544,18 @@ mod tests {
                 KEEP,
             ),
             case(
-                "a lost connection with idempotence loses the sequence",
+                "a lost connection with idempotence is retried, the same bytes",
                 true,
                 0,
+                vec![batch(0), batch(2)],
+                Outcome::Failed(connection_lost()),
+                vec![Retry, Retry],
+                KEEP,
+            ),
+            case(
+                "a lost connection with idempotence and no resend left loses the sequence",
+                true,
+                RESENDS_MAX,
                 vec![batch(0), batch(2)],
                 Outcome::Failed(connection_lost()),
                 vec![Fail("connection lost"), Fail("connection lost")],

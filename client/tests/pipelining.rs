@@ -153,7 +153,12 @@ fn fetch_results_are_slices_of_the_payload() {
 #[test]
 fn a_lost_connection_fails_every_waiting_call() {
     run(|listener| async move {
-        let (client, mut peer) = connect(&listener, ClientOptions::default()).await;
+        // Reconnecting off: the lost connection stays lost.
+        let options = ClientOptions {
+            reconnect_timeout: Duration::ZERO,
+            ..ClientOptions::default()
+        };
+        let (client, mut peer) = connect(&listener, options).await;
         let calls: Vec<_> = ["a", "b", "c"]
             .iter()
             .map(|name| metadata_call(&client, name))
@@ -175,6 +180,68 @@ fn a_lost_connection_fails_every_waiting_call() {
             matches!(error, ClientError::ConnectionLost { .. }),
             "{error}"
         );
+    });
+}
+
+#[test]
+fn after_a_lost_connection_the_next_call_reconnects_and_succeeds() {
+    run(|listener| async move {
+        let (client, mut peer) = connect(&listener, ClientOptions::default()).await;
+        let lost = metadata_call(&client, "a");
+        peer.receive().await;
+        drop(peer);
+        let error = lost.await.expect_err("its connection is gone");
+        assert!(
+            matches!(error, ClientError::ConnectionLost { .. }),
+            "{error}"
+        );
+        assert!(client.failure().is_some());
+        // Two calls while the connection is down share one reconnect, then both go through.
+        let calls = [metadata_call(&client, "b"), metadata_call(&client, "c")];
+        let mut peer = Peer::accept(&listener).await;
+        for _ in 0..2 {
+            let request = peer.receive().await;
+            peer.respond(request.correlation_id, metadata_echo(&request.body), &[])
+                .await;
+        }
+        for call in calls {
+            call.await.expect("answered on the new connection");
+        }
+        assert!(client.failure().is_none());
+        assert_eq!(client.reconnects(), 1);
+    });
+}
+
+#[test]
+fn connecting_waits_for_a_broker_that_is_not_up_yet_and_gives_up_at_the_deadline() {
+    run(|_listener| async move {
+        // Nothing listens on this address for a while: connect retries until it does.
+        let address = {
+            let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            socket.local_addr().expect("address")
+        };
+        let options = ClientOptions {
+            reconnect_timeout: Duration::from_millis(300),
+            ..ClientOptions::default()
+        };
+        let error = Client::connect(address, options.clone())
+            .await
+            .err()
+            .expect("nobody listens there");
+        assert!(matches!(error, ClientError::Connect { .. }), "{error}");
+        // A broker that comes up while connect is retrying is reached.
+        let options = ClientOptions {
+            reconnect_timeout: Duration::from_secs(30),
+            ..ClientOptions::default()
+        };
+        let (client, _peer) = futures_lite::future::zip(Client::connect(address, options), async {
+            glommio::timer::sleep(Duration::from_millis(300)).await;
+            let late = net::bind_reuseport(address).expect("bind the address later");
+            let late = net::Listener::from_std(late).expect("listener");
+            Peer::accept(&late).await
+        })
+        .await;
+        client.expect("connected once the broker answered");
     });
 }
 

@@ -42,7 +42,13 @@ impl Broker {
     /// Like [`Broker::start`], with extra `serve` arguments; with `--metrics-listen` it also
     /// waits for the `metrics on ADDR` line.
     pub fn start_with_args(data_dir: &Path, extra: &[&str]) -> Broker {
-        let mut child = serve_command(data_dir, "0-1")
+        Broker::start_listening(data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`Broker::start_with_args`], listening on `listen` (to restart a broker on the
+    /// address its clients know).
+    pub fn start_listening(data_dir: &Path, listen: &str, extra: &[&str]) -> Broker {
+        let mut child = serve_command_at(data_dir, "0-1", listen)
             .args(extra)
             .env("RINGBUS_LOG", "warn")
             .stdout(Stdio::piped())
@@ -154,12 +160,17 @@ impl Drop for Broker {
 /// that tests never contend for Kafka's 9092), on `cores`, over `data_dir`, logging warnings;
 /// the caller adds arguments, stdio and the environment it needs.
 pub fn serve_command(data_dir: &Path, cores: &str) -> Command {
+    serve_command_at(data_dir, cores, "127.0.0.1:0")
+}
+
+/// [`serve_command`] listening on `listen`.
+pub fn serve_command_at(data_dir: &Path, cores: &str, listen: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ringbus"));
     command
         .args([
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--kafka-listen",
             "127.0.0.1:0",
             "--cores",
