@@ -167,3 +167,63 @@ fn wait_with_deadline(mut child: std::process::Child, deadline: Duration) -> std
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn loadgen_keeps_running_across_a_broker_restart_and_reports_the_outage() {
+    let data = data_dir();
+    let broker = Broker::start(data.path());
+    let address = broker.address.to_string();
+    let json_path = data.path().join("loadgen.json");
+    let loadgen = ringbus()
+        .args([
+            "loadgen",
+            "--broker",
+            &address,
+            "--topic",
+            "t",
+            "--create-topic",
+        ])
+        .args(["--partitions", "2", "--producers", "1", "--consumers", "1"])
+        .args([
+            "--acks",
+            "1",
+            "--rate",
+            "2000",
+            "--duration",
+            "8",
+            "--warmup",
+            "0",
+        ])
+        .args(["--cores", "1", "--json"])
+        .arg(&json_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("loadgen");
+    std::thread::sleep(Duration::from_secs(3));
+    broker.kill();
+    // Down for about two seconds: the clients' sends and fetches fail and wait.
+    std::thread::sleep(Duration::from_secs(2));
+    let broker = Broker::start_listening(data.path(), &address, &[]);
+    let output = wait_with_deadline(loadgen, Duration::from_secs(120));
+    assert!(
+        output.status.success(),
+        "loadgen: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("report")).expect("json");
+    let number = |key: &str| {
+        json[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key}: {json}"))
+    };
+    assert!(
+        number("reconnects") >= 2,
+        "producer and consumer reconnected: {json}"
+    );
+    assert!(number("stalled_s") >= 1, "the outage shows: {json}");
+    assert_eq!(number("lost"), 0, "{json}");
+    assert_eq!(number("duplicates"), 0, "{json}");
+    broker.stop();
+}

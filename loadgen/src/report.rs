@@ -175,6 +175,11 @@ pub struct Report {
     pub out_of_order: u64,
     /// Length of the measured window, s.
     pub measured_s: f64,
+    /// Connections the clients had to open again after losing one (a broker restart).
+    pub reconnects: u64,
+    /// Whole seconds of the measured window in which the producers had nothing acknowledged:
+    /// how long an outage (a broker restart, a stall) lasted.
+    pub stalled_s: u64,
     /// The non-empty histograms by name (publish, publish-delay, end-to-end, fetch), in us.
     pub histograms: Vec<(String, Histogram<u64>)>,
     /// The search, when the run was a `--find-max`.
@@ -186,7 +191,8 @@ impl Report {
     /// `{"config": {...}, "produce": {"messages", "bytes", "msgs_per_s", "mib_per_s",
     /// "latency_us": {"p50", "p90", "p99", "p999", "p9999", "max"}}, "publish_delay_us",
     /// "consume": {"messages", "bytes", "msgs_per_s", "mib_per_s"}, "e2e_latency_us", "errors",
-    /// "lost", "duplicates", "out_of_order", "measured_s", "fetch_latency_us", ["find_max"]}`.
+    /// "lost", "duplicates", "out_of_order", "measured_s", "reconnects", "stalled_s",
+    /// "fetch_latency_us", ["find_max"]}`.
     pub fn to_json(&self) -> String {
         let document = ReportJson {
             config: &self.config,
@@ -202,6 +208,8 @@ impl Report {
             duplicates: self.duplicates,
             out_of_order: self.out_of_order,
             measured_s: self.measured_s,
+            reconnects: self.reconnects,
+            stalled_s: self.stalled_s,
             fetch_latency_us: &self.fetch_latency_us,
             find_max: self.find_max.as_ref(),
         };
@@ -239,8 +247,13 @@ impl Report {
             ));
         }
         out.push_str(&format!(
-            "errors {}  lost {}  duplicates {}  out-of-order {}\n",
-            self.errors, self.lost, self.duplicates, self.out_of_order
+            "errors {}  lost {}  duplicates {}  out-of-order {}  reconnects {}  stalled {} s\n",
+            self.errors,
+            self.lost,
+            self.duplicates,
+            self.out_of_order,
+            self.reconnects,
+            self.stalled_s
         ));
         out
     }
@@ -260,6 +273,8 @@ struct ReportJson<'a> {
     out_of_order: u64,
     #[serde(serialize_with = "thousandths")]
     measured_s: f64,
+    reconnects: u64,
+    stalled_s: u64,
     fetch_latency_us: &'a Percentiles,
     #[serde(skip_serializing_if = "Option::is_none")]
     find_max: Option<&'a FindMax>,

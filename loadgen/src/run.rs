@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use client::{
-    Acks, Client, ClientOptions, Consumer, ConsumerOptions, Delivery, Producer, ProducerOptions,
-    ProducerRecord, SeekTo, TopicConfigOwned,
+    Acks, Client, ClientError, ClientOptions, Consumer, ConsumerOptions, Delivery, Producer,
+    ProducerOptions, ProducerRecord, SeekTo, TopicConfigOwned,
 };
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
 use hdrhistogram::Histogram;
@@ -271,6 +271,8 @@ struct Stats {
     first_errors: Vec<String>,
     checker: SequenceChecker,
     acked: HashMap<u32, u64>,
+    /// Connections re-opened by this executor's clients.
+    reconnects: u64,
 }
 
 impl Stats {
@@ -287,6 +289,7 @@ impl Stats {
             consumed: 0,
             consumed_bytes: 0,
             errors: 0,
+            reconnects: 0,
             first_errors: Vec::new(),
             checker: SequenceChecker::new(),
             acked: HashMap::new(),
@@ -381,6 +384,8 @@ pub fn run(config: Config) -> Result<Report, String> {
     // The live line.
     let mut last = (0u64, 0u64);
     let mut second = 0u64;
+    // Measured seconds in which producers that were still producing had nothing acknowledged.
+    let mut stalled_s = 0u64;
     while executors_done.load(Ordering::SeqCst) < executors {
         std::thread::sleep(Duration::from_millis(100));
         let elapsed = shared.now_ns() - shared.start_ns.load(Ordering::SeqCst);
@@ -411,6 +416,11 @@ pub fn run(config: Config) -> Result<Report, String> {
         } else {
             "measure"
         };
+        let producing = config.producers > 0
+            && shared.producers_done.load(Ordering::SeqCst) < config.producers as usize;
+        if phase == "measure" && producing && now.0 == last.0 {
+            stalled_s += 1;
+        }
         eprintln!(
             "[{second:>4}s {phase}] produce {:>9} msg/s {:>8.1} MiB/s p99 {:>7} us | consume {:>9} msg/s {:>8.1} MiB/s e2e p99 {:>7} us",
             now.0 - last.0,
@@ -431,6 +441,7 @@ pub fn run(config: Config) -> Result<Report, String> {
     let mut acked: HashMap<u32, u64> = HashMap::new();
     let (mut produced, mut produced_bytes, mut consumed, mut consumed_bytes, mut errors) =
         (0, 0, 0, 0, 0);
+    let mut reconnects = 0;
     let mut fatal = Vec::new();
     for handle in handles {
         let stats = handle
@@ -456,6 +467,7 @@ pub fn run(config: Config) -> Result<Report, String> {
         consumed += stats.consumed;
         consumed_bytes += stats.consumed_bytes;
         errors += stats.errors;
+        reconnects += stats.reconnects;
         for error in stats.first_errors {
             eprintln!("error: {error}");
         }
@@ -492,6 +504,8 @@ pub fn run(config: Config) -> Result<Report, String> {
         duplicates: checker.duplicates,
         out_of_order: checker.out_of_order,
         measured_s: seconds,
+        reconnects,
+        stalled_s,
         histograms: [
             ("publish", publish),
             ("publish-delay", delay),
@@ -815,6 +829,7 @@ async fn produce_inner(
     while pending.get() > 0 {
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
+    stats.borrow_mut().reconnects += client.reconnects();
     let _ = client.close().await;
     Ok(())
 }
@@ -962,6 +977,9 @@ async fn consume_inner(
                     }
                 }
             }
+            // A lost connection (a broker restart): the next poll reconnects. It is reported
+            // as an outage (reconnects, stalled seconds), not as an error of the broker.
+            Err(ClientError::ConnectionLost { .. }) => {}
             Err(error) => {
                 stats
                     .borrow_mut()
@@ -970,6 +988,7 @@ async fn consume_inner(
             }
         }
     }
+    stats.borrow_mut().reconnects += client.reconnects();
     let _ = client.close().await;
     Ok(())
 }

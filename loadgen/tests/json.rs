@@ -41,6 +41,8 @@ fn json_has_the_contract_fields() {
         duplicates: 9,
         out_of_order: 10,
         measured_s: 2.0004,
+        reconnects: 11,
+        stalled_s: 12,
         ..Report::default()
     };
     let json = parse(&report);
@@ -73,6 +75,8 @@ fn json_has_the_contract_fields() {
     assert_eq!(json["duplicates"], 9);
     assert_eq!(json["out_of_order"], 10);
     assert_eq!(json["measured_s"], 2.0);
+    assert_eq!(json["reconnects"], 11);
+    assert_eq!(json["stalled_s"], 12);
     // Integers stay integers (the scripts format them with `:,`).
     assert!(json["produce"]["latency_us"]["p99"].is_u64());
     assert!(json["produce"]["messages"].is_u64());
@@ -96,6 +100,8 @@ fn json_has_the_contract_fields() {
         "out_of_order",
         "produce",
         "publish_delay_us",
+        "reconnects",
+        "stalled_s",
     ];
     expected.sort_unstable();
     assert_eq!(keys, expected);
