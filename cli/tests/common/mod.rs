@@ -119,6 +119,11 @@ impl Broker {
         let _ = child.wait();
     }
 
+    /// The process id (to read its /proc entries).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         self.child
