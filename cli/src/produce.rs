@@ -71,7 +71,14 @@ pub fn run(args: ProduceArgs) -> Result<(), String> {
         _ => Acks::Durable,
     };
     common::run(async move {
-        let client = Rc::new(args.connect.connect(address).await?);
+        // With acks 0 nothing tells which records a lost connection took with it, and the
+        // final close (below) vouches only for its own connection: a lost connection must fail
+        // the command, so it never reconnects.
+        let mut connect = args.connect.clone();
+        if acks == Acks::None {
+            connect.reconnect_timeout_ms = 0;
+        }
+        let client = Rc::new(connect.connect(address).await?);
         let options = ProducerOptions {
             acks,
             linger: std::time::Duration::from_millis(args.linger_ms),

@@ -277,6 +277,14 @@ pub struct Client {
     builder: RefCell<FlatBufferBuilder<'static>>,
     /// One reconnect at a time: calls that find the connection lost wait for it.
     reconnecting: Semaphore,
+    /// Reconnect attempts finished (opened a connection or gave up), and how the last one that
+    /// gave up failed: calls that waited for an attempt share its outcome instead of each
+    /// trying for another `reconnect_timeout`.
+    reconnect_attempts: Cell<u64>,
+    reconnect_failure: RefCell<Option<ClientError>>,
+    /// Connections in a row that failed soon after they were opened (a broker that refuses
+    /// requests or breaks the protocol): each such reconnect waits longer first.
+    quick_losses: Cell<u32>,
     closed: Cell<bool>,
     reconnects: Cell<u64>,
 }
@@ -284,6 +292,8 @@ pub struct Client {
 /// One TCP connection, its handshake's outcome and its reader and writer tasks: what a
 /// reconnect replaces.
 struct Connection {
+    /// When the handshake completed.
+    opened: std::time::Instant,
     shared: Rc<Shared>,
     /// The writer task's queue; taken by [`Client::close`]. Each call clones the `Rc` while it
     /// enqueues, so the queue closes once the last of them has.
@@ -311,6 +321,9 @@ impl Client {
             connection: RefCell::new(Rc::new(connection)),
             builder: RefCell::new(FlatBufferBuilder::with_capacity(1024)),
             reconnecting: Semaphore::new(1),
+            reconnect_attempts: Cell::new(0),
+            reconnect_failure: RefCell::new(None),
+            quick_losses: Cell::new(0),
             closed: Cell::new(false),
             reconnects: Cell::new(0),
         })
@@ -326,24 +339,55 @@ impl Client {
             if self.closed.get() || self.options.reconnect_timeout.is_zero() {
                 return Err(current.unusable(failure));
             }
+            let attempts_before = self.reconnect_attempts.get();
             let _permit = self
                 .reconnecting
                 .acquire_permit(1)
                 .await
                 .map_err(|_| current.unusable(failure.clone()))?;
+            if self.closed.get() {
+                return Err(current.unusable(failure));
+            }
             if !Rc::ptr_eq(&current, &self.connection.borrow()) {
                 // Another call reconnected while this one waited.
                 continue;
             }
+            if self.reconnect_attempts.get() != attempts_before
+                && let Some(gave_up) = self.reconnect_failure.borrow().clone()
+            {
+                // The attempt this call waited for gave up: its answer is this call's too.
+                return Err(gave_up);
+            }
+            // A connection that failed soon after it opened (a broker refusing our requests)
+            // is not retried at once: the pause grows with each such loss in a row.
+            if current.opened.elapsed() < RECONNECT_BACKOFF_MAX {
+                let losses = self.quick_losses.get().saturating_add(1);
+                self.quick_losses.set(losses);
+                let pause = RECONNECT_BACKOFF_MIN
+                    .saturating_mul(1 << losses.min(8))
+                    .min(RECONNECT_BACKOFF_MAX);
+                glommio::timer::sleep(pause).await;
+            } else {
+                self.quick_losses.set(0);
+            }
             tracing::info!(address = %self.address, %failure, "connection lost: reconnecting");
-            let fresh = Connection::open_with_retries(self.address, &self.options)
-                .await
-                .map_err(|error| ClientError::Unreachable {
-                    address: self.address,
-                    waited: self.options.reconnect_timeout,
-                    lost: failure.to_string(),
-                    last: error.to_string(),
-                })?;
+            let opened = Connection::open_with_retries(self.address, &self.options).await;
+            self.reconnect_attempts
+                .set(self.reconnect_attempts.get() + 1);
+            let fresh = match opened {
+                Ok(fresh) => fresh,
+                Err(error) => {
+                    let gave_up = ClientError::Unreachable {
+                        address: self.address,
+                        waited: self.options.reconnect_timeout,
+                        lost: failure.to_string(),
+                        last: error.to_string(),
+                    };
+                    *self.reconnect_failure.borrow_mut() = Some(gave_up.clone());
+                    return Err(gave_up);
+                }
+            };
+            *self.reconnect_failure.borrow_mut() = None;
             if self.closed.get() {
                 // Closed while reconnecting: the new connection is dropped unused.
                 continue;
@@ -377,7 +421,8 @@ impl Connection {
                     | ClientError::Timeout { .. }
             );
             // Jitter: between half and all of the backoff, so clients that lost the same
-            // broker do not all come back in the same instant.
+            // broker do not all come back in the same instant. (One attempt may itself take up
+            // to twice `connect_timeout`: the deadline is checked between attempts.)
             let pause = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
             if !unreachable || std::time::Instant::now() + pause >= deadline {
                 return Err(error);
@@ -435,6 +480,7 @@ impl Connection {
         let reader = glommio::spawn_local(read_loop(shared.clone(), reader));
         let writer = glommio::spawn_local(write_loop(shared.clone(), writer, queue));
         Ok(Connection {
+            opened: std::time::Instant::now(),
             shared,
             outgoing: RefCell::new(Some(Rc::new(sender))),
             in_flight: Semaphore::new(u64::from(in_flight_max)),

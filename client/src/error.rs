@@ -145,10 +145,13 @@ fn suffix(message: &str) -> String {
 }
 
 /// Wire error codes a producer retries: the batch was not stored, and trying again later can
-/// succeed. `ShuttingDown` is not among them: this client has one connection, to a broker that
-/// is going away.
+/// succeed. `ShuttingDown` is among them: the client reconnects, and a broker that restarts
+/// takes the batch then (one that stays down ends the retries with `Unreachable`).
 pub fn is_retriable_code(code: ErrorCode) -> bool {
-    code == ErrorCode::Timeout || code == ErrorCode::StorageFull || code == ErrorCode::Throttled
+    code == ErrorCode::Timeout
+        || code == ErrorCode::StorageFull
+        || code == ErrorCode::Throttled
+        || code == ErrorCode::ShuttingDown
 }
 
 impl ClientError {

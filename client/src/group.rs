@@ -326,10 +326,9 @@ impl GroupConsumer {
         let joined = self.join().await;
         self.membership.joining.set(false);
         let joined = joined?;
-        self.membership.rejoin.set(false);
+        // The coordinator knows this member by its new id from now on (a rejoin after a failure
+        // below reuses it rather than leaving a second member behind).
         *self.membership.member_id.borrow_mut() = joined.member_id.clone();
-        self.membership.generation.set(joined.generation);
-        self.joined = true;
         let assigned: Vec<(String, u32)> = joined
             .assignment
             .iter()
@@ -340,7 +339,20 @@ impl GroupConsumer {
                     .map(move |partition| (entry.topic.clone(), *partition))
             })
             .collect();
-        self.positions = self.starting_positions(&assigned).await?;
+        // The new generation counts only once its partitions are positioned: if that fails (a
+        // lost connection), the member must not go on fetching and committing its old
+        // partitions under the new generation; it rejoins at the next poll.
+        let positions = match self.starting_positions(&assigned).await {
+            Ok(positions) => positions,
+            Err(error) => {
+                self.membership.rejoin.set(true);
+                return Err(error);
+            }
+        };
+        self.membership.rejoin.set(false);
+        self.membership.generation.set(joined.generation);
+        self.joined = true;
+        self.positions = positions;
         self.committed
             .retain(|key, _| self.positions.contains_key(key));
         tracing::info!(group = %self.options.group, member = %joined.member_id,
@@ -452,7 +464,8 @@ async fn heartbeat_loop(
             Err(ClientError::Timeout { .. }) => {}
             // The next heartbeat reconnects and learns whether the coordinator still knows
             // this member (after a broker restart it does not: the member rejoins).
-            Err(ClientError::ConnectionLost { .. })
+            // Also after a reconnect that gave up: the broker may be back at the next one.
+            Err(ClientError::ConnectionLost { .. } | ClientError::Unreachable { .. })
                 if !client.options().reconnect_timeout.is_zero() => {}
             Err(error) => {
                 if client.failure().is_some() {

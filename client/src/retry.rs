@@ -473,12 +473,12 @@ mod tests {
                 KEEP,
             ),
             case(
-                "other codes fail at once",
+                "other codes fail at once; a broker shutting down is retried (after the reconnect)",
                 false,
                 0,
                 vec![PLAIN, PLAIN],
                 answered(&[Err(E::InvalidBatch), Err(E::ShuttingDown)]),
-                vec![Fail("InvalidBatch"), Fail("ShuttingDown")],
+                vec![Fail("InvalidBatch"), Retry],
                 KEEP,
             ),
             case(

@@ -213,6 +213,58 @@ fn after_a_lost_connection_the_next_call_reconnects_and_succeeds() {
 }
 
 #[test]
+fn calls_waiting_for_a_reconnect_that_gives_up_share_its_failure() {
+    run(|listener| async move {
+        let options = ClientOptions {
+            connect_timeout: Duration::from_millis(100),
+            reconnect_timeout: Duration::from_millis(400),
+            ..ClientOptions::default()
+        };
+        let (client, peer) = connect(&listener, options).await;
+        drop(peer);
+        // From now on the "broker" accepts connections but never answers a handshake: every
+        // reconnect attempt times out. Count the attempts.
+        let accepted = Rc::new(std::cell::Cell::new(0u32));
+        let counter = accepted.clone();
+        let _acceptor = glommio::spawn_local(async move {
+            let mut held = Vec::new();
+            loop {
+                let connection = listener
+                    .accept(net::Limits::default())
+                    .await
+                    .expect("accept");
+                counter.set(counter.get() + 1);
+                held.push(connection);
+            }
+        });
+        // Let the client notice the loss.
+        while client.failure().is_none() {
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        let calls: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|name| metadata_call(&client, name))
+            .collect();
+        for call in calls {
+            let error = call.await.expect_err("the broker never answers");
+            assert!(matches!(error, ClientError::Unreachable { .. }), "{error}");
+        }
+        // One reconnect's attempts (each 100 ms plus a pause, within 400 ms: at most 4), not
+        // three reconnects' (up to 12).
+        assert!(
+            accepted.get() <= 5,
+            "{} connection attempts for three calls",
+            accepted.get()
+        );
+        // A later call tries again.
+        let before = accepted.get();
+        let error = client.metadata(&[]).await.expect_err("still no answer");
+        assert!(matches!(error, ClientError::Unreachable { .. }), "{error}");
+        assert!(accepted.get() > before, "a fresh call reconnects again");
+    });
+}
+
+#[test]
 fn connecting_waits_for_a_broker_that_is_not_up_yet_and_gives_up_at_the_deadline() {
     run(|_listener| async move {
         // Nothing listens on this address for a while: connect retries until it does.

@@ -416,9 +416,13 @@ pub fn run(config: Config) -> Result<Report, String> {
         } else {
             "measure"
         };
+        // A stalled second: inside the measured window (not the flush after it), producers
+        // still at work, nothing acknowledged (at rates of at least a message a second).
+        let in_window =
+            second * 1_000_000_000 <= (config.warmup + config.duration).as_nanos() as u64;
         let producing = config.producers > 0
             && shared.producers_done.load(Ordering::SeqCst) < config.producers as usize;
-        if phase == "measure" && producing && now.0 == last.0 {
+        if phase == "measure" && in_window && producing && now.0 == last.0 {
             stalled_s += 1;
         }
         eprintln!(
