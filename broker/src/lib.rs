@@ -21,6 +21,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod ops;
 pub mod partition;
+pub mod per_ip;
 pub mod producer_ids;
 pub mod producer_state;
 pub mod server;

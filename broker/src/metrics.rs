@@ -150,6 +150,7 @@ pub struct Metrics {
     received_bytes_total: Cell<u64>,
     sent_bytes_total: Cell<u64>,
     connections_open: Cell<u64>,
+    connections_refused_total: [Cell<u64>; ConnectionRefusal::ALL.len()],
     ticks_total: Cell<u64>,
     produce_latency: RefCell<Latency>,
     fetch_latency: RefCell<Latency>,
@@ -170,6 +171,7 @@ impl Metrics {
             received_bytes_total: Cell::new(0),
             sent_bytes_total: Cell::new(0),
             connections_open: Cell::new(0),
+            connections_refused_total: Default::default(),
             ticks_total: Cell::new(0),
             produce_latency: RefCell::new(Latency::new()),
             fetch_latency: RefCell::new(Latency::new()),
@@ -217,6 +219,11 @@ impl Metrics {
         self.connections_open.set(open - 1);
     }
 
+    /// A connection closed at accept, and why.
+    pub fn connection_refused(&self, reason: ConnectionRefusal) {
+        add(&self.connections_refused_total[reason as usize], 1);
+    }
+
     /// A copy of the counters, to send to the shard rendering a scrape.
     pub fn snapshot(&self, shard: ShardId, partitions_owned: u64) -> MetricsSnapshot {
         MetricsSnapshot {
@@ -226,10 +233,34 @@ impl Metrics {
             received_bytes_total: self.received_bytes_total.get(),
             sent_bytes_total: self.sent_bytes_total.get(),
             connections_open: self.connections_open.get(),
+            connections_refused_total: self.connections_refused_total.each_ref().map(Cell::get),
             ticks_total: self.ticks_total.get(),
             partitions_owned,
             produce_latency: self.produce_latency.borrow().summary(),
             fetch_latency: self.fetch_latency.borrow().summary(),
+        }
+    }
+}
+
+/// Why a connection was closed as soon as it was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionRefusal {
+    /// The shard already served `connections_max` connections.
+    ConnectionsMax = 0,
+    /// Its address already held `connections_per_ip_max` ([`crate::per_ip`]).
+    PerIp = 1,
+}
+
+impl ConnectionRefusal {
+    /// Every reason, in index order.
+    pub const ALL: [ConnectionRefusal; 2] =
+        [ConnectionRefusal::ConnectionsMax, ConnectionRefusal::PerIp];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnectionRefusal::ConnectionsMax => "connections_max",
+            ConnectionRefusal::PerIp => "per_ip",
         }
     }
 }
@@ -264,6 +295,8 @@ pub struct MetricsSnapshot {
     pub sent_bytes_total: u64,
     /// Client connections open now.
     pub connections_open: u64,
+    /// Connections closed at accept, indexed like [`ConnectionRefusal::ALL`].
+    pub connections_refused_total: [u64; ConnectionRefusal::ALL.len()],
     /// Ticks of the shard's timer task (the group coordinator's; a busy partition checks its
     /// own timers at the same interval).
     pub ticks_total: u64,
@@ -313,6 +346,24 @@ pub fn render(snapshots: &[MetricsSnapshot]) -> String {
                 snapshot.shard.0,
                 api.label(),
                 snapshot.request_errors_total[api.index()]
+            );
+        }
+    }
+    header(
+        &mut out,
+        "ringbus_connections_refused_total",
+        "counter",
+        "Connections closed at accept, by reason (connections_max: the shard's limit; per_ip: \
+         the address's limit).",
+    );
+    for snapshot in snapshots {
+        for reason in ConnectionRefusal::ALL {
+            let _ = writeln!(
+                out,
+                "ringbus_connections_refused_total{{shard=\"{}\",reason=\"{}\"}} {}",
+                snapshot.shard.0,
+                reason.label(),
+                snapshot.connections_refused_total[reason as usize]
             );
         }
     }
@@ -406,7 +457,7 @@ fn seconds(us: u64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Api, Metrics, render};
+    use super::{Api, ConnectionRefusal, Metrics, render};
     use crate::topology::ShardId;
     use std::time::Duration;
 
@@ -417,6 +468,7 @@ mod tests {
         metrics.record_request(Api::Fetch, true, Duration::from_micros(300));
         metrics.connection_opened();
         metrics.record_received(100);
+        metrics.connection_refused(ConnectionRefusal::PerIp);
         let text = render(&[
             metrics.snapshot(ShardId(0), 3),
             Metrics::new().snapshot(ShardId(1), 1),
@@ -425,6 +477,12 @@ mod tests {
         assert!(text.contains("ringbus_request_errors_total{shard=\"0\",api=\"fetch\"} 1\n"));
         assert!(text.contains("ringbus_partitions_owned{shard=\"1\"} 1\n"));
         assert!(text.contains("ringbus_connections_open{shard=\"0\"} 1\n"));
+        assert!(
+            text.contains("ringbus_connections_refused_total{shard=\"0\",reason=\"per_ip\"} 1\n")
+        );
+        assert!(text.contains(
+            "ringbus_connections_refused_total{shard=\"1\",reason=\"connections_max\"} 0\n"
+        ));
         assert!(text.contains("ringbus_received_bytes_total{shard=\"0\"} 100\n"));
         assert!(text.contains("ringbus_produce_latency_seconds_sum{shard=\"0\"} 0.002\n"));
         assert!(text.contains("ringbus_produce_latency_seconds_count{shard=\"0\"} 1\n"));

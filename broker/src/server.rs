@@ -5,7 +5,8 @@
 //! With `metrics_listen`, every shard also binds the metrics address (SO_REUSEPORT) and serves
 //! `GET /metrics` (Prometheus text, every shard's counters) beside its accept loop.
 //! With `kafka`, every shard also binds the Kafka listener's address and accepts Kafka clients
-//! ([`crate::kafka`]) in an accept loop of its own, under the same connection limit.
+//! ([`crate::kafka`]) in an accept loop of its own, under the same connection limits: the
+//! shard's `connections_max`, and the per-IP limit shared by every shard ([`crate::per_ip`]).
 //!
 //! Start-up order: lock the data directory (one broker per directory), bind the first listener
 //! (resolving port 0), then start every shard; each opens its disk (the O_DIRECT probe), joins
@@ -23,6 +24,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -38,7 +40,8 @@ use storage::disk::glommio::{DirectIo, GlommioDisk};
 
 use crate::connection;
 use crate::kafka::{self, Advertised, KafkaConfig, KafkaSettings};
-use crate::metrics;
+use crate::metrics::{self, ConnectionRefusal};
+use crate::per_ip::{PerIpLimit, PerIpSlot};
 use crate::shard::{MESH_CHANNEL_MAX, Shard, ShardConfig, ShardMessage};
 use crate::topology::{CONTROLLER, ShardId};
 
@@ -60,6 +63,9 @@ pub struct ServeConfig {
     pub limits: net::Limits,
     /// Connections each shard accepts at once; more are closed on accept.
     pub connections_max: usize,
+    /// Connections one IP address may hold at once, over every shard and both client
+    /// listeners; more are closed on accept ([`crate::per_ip`]). None: no limit.
+    pub connections_per_ip_max: Option<NonZeroU32>,
     /// Requests in flight per connection before the broker stops reading it.
     pub in_flight_max: usize,
     /// Direct I/O policy for the data directory.
@@ -293,6 +299,8 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
         go_receivers.push(receiver);
     }
     let stops = Stops::new(stop_senders);
+    // One count for every shard: see crate::per_ip for why it is not split per shard.
+    let per_ip = config.connections_per_ip_max.map(PerIpLimit::new);
     // Signals are waited for from the start: Ctrl-C during a long recovery stops it.
     let signal_waiter = {
         let stops = stops.clone();
@@ -325,6 +333,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
         let mesh = mesh.clone();
         let ready_sender = ready_sender.clone();
         let kafka_settings = kafka_settings.clone();
+        let per_ip = per_ip.clone();
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(*core))
             .name(&format!("ringbus-shard-{index}"))
             // `ulimit -l` may be small (8 MiB on the machines we test on): keep glommio's
@@ -341,6 +350,7 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
                     frames: listener,
                     metrics: metrics_listener,
                     kafka: kafka_listener.zip(kafka_settings),
+                    per_ip,
                 };
                 let events = ShardEvents { stop, go };
                 run_shard(
@@ -421,11 +431,13 @@ struct ShardEvents {
     go: StopReceiver,
 }
 
-/// The sockets one shard listens on.
+/// The sockets one shard listens on, and the per-IP count its client listeners share with
+/// every other shard's.
 struct ShardListeners {
     frames: std::net::TcpListener,
     metrics: Option<std::net::TcpListener>,
     kafka: Option<(std::net::TcpListener, KafkaSettings)>,
+    per_ip: Option<Arc<PerIpLimit>>,
 }
 
 /// The sockets one shard listens on, adopted by its executor.
@@ -445,6 +457,7 @@ async fn run_shard(
     ready: std::sync::mpsc::Sender<Result<(), ServeError>>,
 ) {
     let (mut stop, mut go) = (events.stop.adopt(), events.go.adopt());
+    let per_ip = listeners.per_ip.clone();
     // Start-up raced against the stop event: a signal, or another shard failing, ends it
     // (this shard might otherwise wait forever in the mesh for a shard that is gone). The
     // stop is a socket read, which keeps one waker however often the race re-polls it.
@@ -489,6 +502,7 @@ async fn run_shard(
             shard: shard.clone(),
             connections,
             connections_max: config.connections_max,
+            per_ip,
             in_flight_max: config.in_flight_max,
         };
         serving.push(Box::pin(accept_loop(
@@ -628,38 +642,77 @@ async fn accept_loop(
 const ACCEPT_FAILED_BACKOFF: Duration = Duration::from_millis(10);
 
 /// What the accept loops do with a new connection: serve it in a task of its own, unless the
-/// shard already serves `connections_max` (of both protocols together).
+/// shard already serves `connections_max` (of both protocols together) or its address already
+/// holds `connections_per_ip_max` (over every shard). A refused connection is closed at once
+/// (dropped: nothing was read from it) and counted by reason in the shard's metrics.
 #[derive(Clone)]
 struct ConnectionStarter {
     shard: Rc<Shard>,
     connections: Rc<std::cell::Cell<usize>>,
     connections_max: usize,
+    per_ip: Option<Arc<PerIpLimit>>,
     in_flight_max: usize,
 }
 
+/// An admitted connection's places in the shard's count and its address's: both are given
+/// back when it is dropped, at the end of the connection's task.
+struct Admitted {
+    connections: Rc<std::cell::Cell<usize>>,
+    _per_ip: Option<PerIpSlot>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let open = self.connections.get();
+        assert!(open > 0, "a shard's connection count went below zero");
+        self.connections.set(open - 1);
+    }
+}
+
 impl ConnectionStarter {
-    /// Takes a connection slot, or refuses (false) at the limit.
-    fn admit(&self, connection: &net::Connection) -> bool {
+    /// Takes a connection slot, or refuses (None) at either limit.
+    fn admit(&self, connection: &net::Connection) -> Option<Admitted> {
         if self.connections.get() >= self.connections_max {
             tracing::warn!(shard = %self.shard.id, peer = %connection.peer(),
                 limit = self.connections_max, "connection limit reached: closing");
-            return false;
+            self.shard
+                .metrics
+                .connection_refused(ConnectionRefusal::ConnectionsMax);
+            return None;
         }
+        // Logged inside, at most once a second: one host can refuse thousands a second.
+        let per_ip = match self
+            .per_ip
+            .as_ref()
+            .map(|limit| limit.admit(connection.peer().ip()))
+        {
+            Some(Err(_refused)) => {
+                self.shard
+                    .metrics
+                    .connection_refused(ConnectionRefusal::PerIp);
+                return None;
+            }
+            Some(Ok(slot)) => Some(slot),
+            None => None,
+        };
         self.connections.set(self.connections.get() + 1);
-        true
+        Some(Admitted {
+            connections: self.connections.clone(),
+            _per_ip: per_ip,
+        })
     }
 
     /// Starts ringbus-wire connections.
     fn ringbus(self) -> impl FnMut(net::Connection) {
         move |connection| {
-            if !self.admit(&connection) {
+            let Some(admitted) = self.admit(&connection) else {
                 return;
-            }
-            let (shard, connections) = (self.shard.clone(), self.connections.clone());
+            };
+            let shard = self.shard.clone();
             let in_flight_max = self.in_flight_max;
             glommio::spawn_local(async move {
                 connection::serve(shard, connection, in_flight_max).await;
-                connections.set(connections.get() - 1);
+                drop(admitted);
             })
             .detach();
         }
@@ -668,14 +721,14 @@ impl ConnectionStarter {
     /// Starts Kafka-protocol connections.
     fn kafka(self, settings: Rc<KafkaSettings>) -> impl FnMut(net::Connection) {
         move |connection| {
-            if !self.admit(&connection) {
+            let Some(admitted) = self.admit(&connection) else {
                 return;
-            }
-            let (shard, connections) = (self.shard.clone(), self.connections.clone());
+            };
+            let shard = self.shard.clone();
             let (settings, in_flight_max) = (settings.clone(), self.in_flight_max);
             glommio::spawn_local(async move {
                 kafka::connection::serve(shard, settings, connection, in_flight_max).await;
-                connections.set(connections.get() - 1);
+                drop(admitted);
             })
             .detach();
         }

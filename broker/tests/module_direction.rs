@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 const RANKS: &[&str] = &[
     "topology",
     "byte_reader",
+    "per_ip",
     "snapshot",
     "metrics",
     "metadata",

@@ -107,6 +107,14 @@ struct ServeArgs {
     /// Connections each shard accepts at once.
     #[arg(long, default_value_t = 10_000)]
     connections_max: usize,
+    /// Connections one client IP address may hold at once, over every shard and both the
+    /// ringbus and Kafka listeners (Kafka's max.connections.per.ip); more are closed at accept
+    /// and counted in /metrics as ringbus_connections_refused_total{reason="per_ip"}. Default:
+    /// no limit, as in Kafka: clients behind one NAT or proxy, and benchmarks on one host,
+    /// share an address, so only the operator knows a fitting number; --connections-max still
+    /// bounds every shard.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    connections_per_ip_max: Option<u32>,
     /// Close connections idle for this many seconds (0: never).
     #[arg(long, default_value_t = 600)]
     idle_timeout_s: u64,
@@ -214,6 +222,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 .then(|| std::time::Duration::from_secs(args.idle_timeout_s)),
         },
         connections_max: args.connections_max,
+        connections_per_ip_max: args
+            .connections_per_ip_max
+            .and_then(std::num::NonZeroU32::new),
         in_flight_max: usize::from(broker::handler::IN_FLIGHT_MAX),
         direct_io: if args.allow_buffered_io {
             storage::disk::glommio::DirectIo::BufferedFallback
