@@ -26,6 +26,13 @@
 //! An I/O error (reading the snapshot, or removing a refused one) fails the load under either
 //! policy, as an error reading the log does: the partition would serve that error anyway.
 //!
+//! Two generations ([`store_keeping_previous`], [`load_newest_or_previous`]): for state whose
+//! log is deleted below its snapshots (committed offsets), one damaged file must not cost the
+//! partition its state. The snapshot being replaced is kept as `<name>.previous`, and the log
+//! is deleted only below the *previous* snapshot's `through`, so the previous plus the log
+//! after it rebuild the same state. A load tries the newest, then the previous; a refused
+//! newest is set aside as `<name>.refused` for an operator and the previous takes its place.
+//!
 //! Stateless; runs on the shard that owns the partition, during its open or load.
 
 use std::fmt::Display;
@@ -243,6 +250,93 @@ where
     }
 }
 
+/// The name of the snapshot kept beside `name` when a newer one replaces it.
+pub fn previous_name(name: &str) -> String {
+    format!("{name}.previous")
+}
+
+/// The name a refused newest snapshot is set aside under when its previous is used.
+pub fn refused_name(name: &str) -> String {
+    format!("{name}.refused")
+}
+
+/// Stores `bytes` as the newest snapshot `dir/name`, keeping the one it replaces as
+/// [`previous_name`]. The caller may then delete its log below the *previous* snapshot's
+/// `through` (not the new one's): that is what keeps the previous usable.
+///
+/// Crash-safe at every step: the rename leaves the previous and no newest (a load uses the
+/// previous, whose log is still there), and `store_blob` writes a temporary file, renames it
+/// and fsyncs the directory, which makes both renames durable together.
+pub async fn store_keeping_previous<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), IoFailure> {
+    let newest = dir.join(name);
+    match disk.rename(&newest, &dir.join(previous_name(name))).await {
+        Ok(()) => {}
+        // The first snapshot, or the one after a load that found none.
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(IoFailure::new("rename", &newest, None, error)),
+    }
+    storage::store_blob(disk, dir, name, bytes).await
+}
+
+/// [`load`] under [`OnRefusal::Fail`] over two generations (see the module documentation):
+/// the newest snapshot `dir/name` if it is trusted; otherwise, when it is refused or missing
+/// and a previous one exists, the previous, if that is trusted, which then becomes the newest
+/// (the refused one is renamed to [`refused_name`], durably, before the state is used).
+/// Fails when neither can be trusted, with the previous one's refusal.
+pub async fn load_newest_or_previous<D, T, E>(
+    disk: &D,
+    dir: &Path,
+    name: &str,
+    log: LogExtent,
+    decode: impl Fn(&[u8]) -> Result<(Offset, T), E>,
+) -> Result<Start<T>, LoadError>
+where
+    D: Disk,
+    T: Default,
+    E: Display,
+{
+    let names = match disk.list_dir(dir).await {
+        Ok(names) => names,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(IoFailure::new("list directory", dir, None, error).into()),
+    };
+    let (newest, previous) = (dir.join(name), dir.join(previous_name(name)));
+    let newest_exists = names.iter().any(|entry| entry == name);
+    let previous_exists = names.iter().any(|entry| *entry == previous_name(name));
+    let refused = match load(disk, &newest, log, OnRefusal::Fail, &decode).await {
+        Ok(start) if newest_exists || !previous_exists => return Ok(start),
+        // No newest but a previous: a crash between the two steps of a store.
+        Ok(_) => None,
+        Err(LoadError::Refused { refusal, .. }) if previous_exists => Some(refusal),
+        Err(error) => return Err(error),
+    };
+    let start = load(disk, &previous, log, OnRefusal::Fail, &decode).await?;
+    if newest_exists {
+        let aside = dir.join(refused_name(name));
+        disk.rename(&newest, &aside)
+            .await
+            .map_err(|error| IoFailure::new("rename", &newest, None, error))?;
+    }
+    disk.rename(&previous, &newest)
+        .await
+        .map_err(|error| IoFailure::new("rename", &previous, None, error))?;
+    disk.sync_dir(dir)
+        .await
+        .map_err(|error| IoFailure::new("fsync directory", dir, None, error))?;
+    match refused {
+        Some(refusal) => tracing::warn!(path = %newest.display(), %refusal,
+            through = %start.through, "newest snapshot refused (kept as .refused): using the previous one"),
+        None => tracing::info!(path = %newest.display(), through = %start.through,
+            "no newest snapshot (a store was cut short): using the previous one"),
+    }
+    Ok(start)
+}
+
 /// Removes `path` and fsyncs its directory, so no crash brings it back.
 async fn remove_durably<D: Disk>(disk: &D, path: &Path) -> Result<(), IoFailure> {
     match disk.remove(path).await {
@@ -444,6 +538,89 @@ mod tests {
             disk.crash(CrashMode::DropAll);
             assert_eq!(disk.durable_contents(&path), None);
         }
+    }
+
+    fn store_two(disk: &SimDisk, older: &[u8], newer: &[u8]) {
+        for bytes in [older, newer] {
+            block_on(store_keeping_previous(disk, &dir(), "state", bytes)).expect("store");
+        }
+    }
+
+    fn judge_two(disk: &SimDisk, start: u64, end: u64) -> Result<Start<Toy>, LoadError> {
+        let extent = LogExtent {
+            start: Offset(start),
+            end: Offset(end),
+        };
+        block_on(load_newest_or_previous(
+            disk,
+            &dir(),
+            "state",
+            extent,
+            decode,
+        ))
+    }
+
+    #[test]
+    fn the_newest_of_two_generations_is_used_and_the_previous_kept() {
+        let disk = SimDisk::new(6);
+        store_two(&disk, &toy(3, 7), &toy(6, 7));
+        disk.crash(CrashMode::DropAll);
+        let start = judge_two(&disk, 3, 9).expect("loads");
+        assert_eq!((start.through, start.replay_from), (Offset(6), Offset(6)));
+        let previous = dir().join(previous_name("state"));
+        assert!(
+            disk.durable_contents(&previous).is_some(),
+            "the previous is kept"
+        );
+    }
+
+    #[test]
+    fn a_damaged_newest_falls_back_to_the_previous_which_takes_its_place() {
+        let disk = SimDisk::new(7);
+        store_two(&disk, &toy(3, 7), &toy(6, 7));
+        let (newest, previous) = (dir().join("state"), dir().join(previous_name("state")));
+        disk.flip_bit(&newest, 20, 0);
+        // The log was deleted only below the previous (3): it rebuilds from there.
+        let start = judge_two(&disk, 3, 9).expect("the previous is used");
+        assert_eq!((start.state, start.through), (Toy(7), Offset(3)));
+        assert_eq!(start.replay_from, Offset(3));
+        // Durably: the damaged one set aside, the previous now the newest.
+        disk.crash(CrashMode::DropAll);
+        assert_eq!(disk.durable_contents(&previous), None);
+        assert!(disk.durable_contents(&newest).is_some());
+        assert!(
+            disk.durable_contents(&dir().join(refused_name("state")))
+                .is_some()
+        );
+        let again = judge_two(&disk, 3, 9).expect("loads again");
+        assert_eq!(again.through, Offset(3));
+    }
+
+    #[test]
+    fn a_store_cut_after_its_rename_leaves_the_previous_in_use() {
+        let disk = SimDisk::new(8);
+        store_two(&disk, &toy(2, 7), &toy(4, 7));
+        // The next store renamed the newest to the previous, then the power went.
+        block_on(disk.rename(&dir().join("state"), &dir().join(previous_name("state"))))
+            .expect("rename");
+        block_on(disk.sync_dir(&dir())).expect("sync");
+        let start = judge_two(&disk, 2, 9).expect("the previous is used");
+        assert_eq!(start.through, Offset(4));
+    }
+
+    #[test]
+    fn two_refused_generations_fail_the_load() {
+        let disk = SimDisk::new(9);
+        // The newest reaches past the log end, the previous is damaged.
+        store_two(&disk, &toy(3, 8), &toy(12, 7));
+        assert!(matches!(
+            refusal(judge_two(&disk, 0, 9)),
+            Refusal::Damaged { .. }
+        ));
+        assert!(
+            disk.durable_contents(&dir().join("state")).is_some(),
+            "nothing is moved when nothing is used"
+        );
     }
 
     #[test]

@@ -334,6 +334,9 @@ fn the_offsets_log_is_compacted_by_snapshots_and_recovers_from_them() {
         .join(format!("__consumer_offsets-{}", compacted[0].partition))
         .join("offsets-snapshot");
     assert!(snapshot.exists(), "{} exists", snapshot.display());
+    // The snapshot it replaced is kept: the log is deleted only below that one.
+    let previous = snapshot.with_file_name("offsets-snapshot.previous");
+    assert!(previous.exists(), "{} exists", previous.display());
     broker.kill();
 
     let broker = Broker::start(dir.path());
@@ -342,6 +345,22 @@ fn the_offsets_log_is_compacted_by_snapshots_and_recovers_from_them() {
         fetch_offsets(&mut client, "big"),
         vec![("t".to_string(), 0, last)]
     );
+    broker.stop();
+
+    // One damaged file does not cost the partition its groups: with the newest snapshot
+    // damaged, the previous one and the log after it give the same offsets, and the damaged
+    // file is set aside for an operator.
+    let mut bytes = std::fs::read(&snapshot).expect("read the snapshot");
+    // Within the framed payload (the file is padded to a block; the table holds one entry).
+    bytes[40] ^= 0x40;
+    std::fs::write(&snapshot, &bytes).expect("damage the snapshot");
+    let broker = Broker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    assert_eq!(
+        fetch_offsets(&mut client, "big"),
+        vec![("t".to_string(), 0, last)]
+    );
+    assert!(snapshot.with_file_name("offsets-snapshot.refused").exists());
     broker.stop();
 }
 

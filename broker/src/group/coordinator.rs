@@ -12,8 +12,9 @@
 //! then applied to the table. One commit per offsets partition at a time (its gate), so the
 //! "never backwards" check and the append cannot interleave with another commit of the same
 //! partition. Tables are loaded on first use: snapshot, then the records after it. Every
-//! [`offsets::SNAPSHOT_RECORDS`] records a new snapshot is stored and the segments below it
-//! deleted.
+//! [`offsets::SNAPSHOT_RECORDS`] records a new snapshot is stored, the one it replaces kept as
+//! the previous, and the segments below the *previous* deleted: so a damaged newest costs a
+//! rebuild from the previous, not the partition's groups ([`snapshot::load_newest_or_previous`]).
 //!
 //! Membership does not survive a restart (members rejoin, as with Kafka's coordinator
 //! failover); committed offsets do.
@@ -40,7 +41,7 @@ use crate::ops::{
     JoinArgs, LogBounds,
 };
 use crate::partition::{PartitionHandle, now_ms, partition_dir};
-use crate::snapshot::{self, LoadError, LogExtent, OnRefusal};
+use crate::snapshot::{self, LoadError, LogExtent};
 use crate::topology::{PartitionId, PartitionKey, ShardId};
 
 /// What the coordinator needs of the shard it runs on. `Shard` implements it; the coordinator
@@ -91,6 +92,9 @@ struct OffsetsPartition {
     loaded: Cell<bool>,
     /// Records appended since the last snapshot.
     records_since_snapshot: Cell<u64>,
+    /// What the newest snapshot on disk covers through (the log start when there is none):
+    /// once a newer one is stored, this one is the previous and the log may go below it.
+    snapshot_through: Cell<Offset>,
 }
 
 /// The coordinator state of one shard. See the module documentation.
@@ -382,6 +386,7 @@ impl Coordinator {
                     table: RefCell::new(OffsetTable::default()),
                     loaded: Cell::new(false),
                     records_since_snapshot: Cell::new(0),
+                    snapshot_through: Cell::new(Offset(0)),
                 })
             })
             .clone();
@@ -392,9 +397,10 @@ impl Coordinator {
                 .await
                 .map_err(|_| GroupFailed::shutting_down())?;
             if !partition.loaded.get() {
-                let (table, records) = load(shard, key).await?;
+                let (table, records, through) = load(shard, key).await?;
                 *partition.table.borrow_mut() = table;
                 partition.records_since_snapshot.set(records);
+                partition.snapshot_through.set(through);
                 partition.loaded.set(true);
             }
         }
@@ -529,8 +535,10 @@ impl Coordinator {
                     // partition, so the log ends right after this batch.
                     let through = last_offset.0 + 1;
                     let copy = partition.table.borrow().clone();
-                    if snapshot(shard, &key, &copy, through).await {
+                    let previous = partition.snapshot_through.get();
+                    if snapshot(shard, &key, &copy, through, previous).await {
                         partition.records_since_snapshot.set(0);
+                        partition.snapshot_through.set(Offset(through));
                     }
                 }
             }
@@ -645,10 +653,15 @@ impl Coordinator {
     }
 }
 
-/// Loads an offsets table: the snapshot, then the records after it. Returns the table and
-/// the records replayed (what counts towards the next snapshot).
-async fn load(shard: &dyn Host, key: &PartitionKey) -> Result<(OffsetTable, u64), GroupFailed> {
-    let path = partition_dir(shard.data_dir(), key).join(offsets::SNAPSHOT_FILE);
+/// Loads an offsets table: the newest trusted snapshot (or the previous), then the records
+/// after it. Returns the table, the records replayed (what counts towards the next snapshot)
+/// and what the snapshot used covers through.
+async fn load(
+    shard: &dyn Host,
+    key: &PartitionKey,
+) -> Result<(OffsetTable, u64, Offset), GroupFailed> {
+    let dir = partition_dir(shard.data_dir(), key);
+    let path = dir.join(offsets::SNAPSHOT_FILE);
     let partition = offsets_actor(shard, key)?;
     let LogBounds { log_start, log_end } = partition.describe().await?;
     let extent = LogExtent {
@@ -656,21 +669,28 @@ async fn load(shard: &dyn Host, key: &PartitionKey) -> Result<(OffsetTable, u64)
         end: log_end,
     };
     // Committed offsets cannot be rebuilt from a log whose older segments were deleted once a
-    // snapshot covered them: a refused snapshot fails the load (snapshot.rs, OnRefusal::Fail).
+    // snapshot covered them: with both generations refused the load fails (snapshot.rs).
     let decode =
         |bytes: &[u8]| OffsetTable::decode(bytes).map(|(through, table)| (Offset(through), table));
-    let start = snapshot::load(shard.disk(), &path, extent, OnRefusal::Fail, decode)
-        .await
-        .map_err(|error| match error {
-            LoadError::Refused { path, refusal } => GroupFailed::Corrupt {
-                what: path.display().to_string(),
-                reason: refusal.to_string(),
-            },
-            other => GroupFailed::Snapshot {
-                path: path.display().to_string(),
-                error: Arc::new(other),
-            },
-        })?;
+    let start = snapshot::load_newest_or_previous(
+        shard.disk(),
+        &dir,
+        offsets::SNAPSHOT_FILE,
+        extent,
+        decode,
+    )
+    .await
+    .map_err(|error| match error {
+        LoadError::Refused { path, refusal } => GroupFailed::Corrupt {
+            what: path.display().to_string(),
+            reason: refusal.to_string(),
+        },
+        other => GroupFailed::Snapshot {
+            path: path.display().to_string(),
+            error: Arc::new(other),
+        },
+    })?;
+    let through = start.through;
     let (from, mut table, mut records) = (start.replay_from, start.state, 0u64);
     snapshot::replay(&partition, from, log_end, LOAD_BYTES_MAX, |batch| {
         records += table
@@ -679,14 +699,26 @@ async fn load(shard: &dyn Host, key: &PartitionKey) -> Result<(OffsetTable, u64)
         Ok::<(), GroupFailed>(())
     })
     .await?;
-    Ok((table, records))
+    Ok((table, records, through))
 }
 
-/// Stores the snapshot of `table` as of `through`, then deletes the segments below it.
+/// Stores the snapshot of `table` as of `through`, keeping the one it replaces (which covers
+/// through `previous`), then deletes the segments below `previous`: the previous snapshot and
+/// the log after it must still rebuild the table if the new one is damaged.
 /// Returns whether the snapshot was stored (failures are logged; the next commit retries).
-async fn snapshot(shard: &dyn Host, key: &PartitionKey, table: &OffsetTable, through: u64) -> bool {
+async fn snapshot(
+    shard: &dyn Host,
+    key: &PartitionKey,
+    table: &OffsetTable,
+    through: u64,
+    previous: Offset,
+) -> bool {
+    assert!(
+        previous.0 <= through,
+        "a new snapshot through {through} is older than the previous through {previous}"
+    );
     let dir = partition_dir(shard.data_dir(), key);
-    if let Err(error) = storage::store_blob(
+    if let Err(error) = snapshot::store_keeping_previous(
         shard.disk(),
         &dir,
         offsets::SNAPSHOT_FILE,
@@ -699,7 +731,7 @@ async fn snapshot(shard: &dyn Host, key: &PartitionKey, table: &OffsetTable, thr
     }
     let deleted = match offsets_actor(shard, key) {
         Ok(partition) => partition
-            .delete_before(Offset(through))
+            .delete_before(previous)
             .await
             .map_err(GroupFailed::from),
         Err(error) => Err(error),
@@ -707,7 +739,7 @@ async fn snapshot(shard: &dyn Host, key: &PartitionKey, table: &OffsetTable, thr
     match deleted {
         Ok(LogBounds { log_start, .. }) => {
             tracing::info!(partition = %key, %through, %log_start, entries = table.len(),
-                "offsets snapshot stored; older segments deleted");
+                %previous, "offsets snapshot stored; segments below the previous one deleted");
         }
         Err(error) => {
             // The snapshot stands; the segments go at the next snapshot.

@@ -15,14 +15,16 @@
 //! own spec). The last record for a key wins.
 //!
 //! So the log does not grow forever, the coordinator snapshots the whole table of a partition
-//! once [`SNAPSHOT_RECORDS`] records were appended since the last snapshot, and then deletes
-//! the log's segments below the snapshot (whole segments: `storage::Log::delete_before`).
-//! Recovery loads the snapshot and replays the records after it ([`OffsetTable::replay_batch`]).
-//! Which snapshot is trusted is [`crate::snapshot`]'s rule with
-//! [`crate::snapshot::OnRefusal::Fail`]: once segments are deleted below it, the snapshot is the
-//! only copy of those commits, so a damaged one, one reaching past the log end, or a log
-//! starting above what it covers makes the load fail (corruption) rather than serve offsets
-//! that silently went back. The snapshot is a CRC-checked blob in the partition's directory:
+//! once [`SNAPSHOT_RECORDS`] records were appended since the last snapshot, keeping the one it
+//! replaces, and then deletes the log's segments below the *previous* snapshot (whole
+//! segments: `storage::Log::delete_before`). Recovery loads the newest trusted snapshot, or the
+//! previous, and replays the records after it ([`OffsetTable::replay_batch`]). Which snapshot
+//! is trusted is [`crate::snapshot`]'s rule with [`crate::snapshot::OnRefusal::Fail`] over two
+//! generations ([`crate::snapshot::load_newest_or_previous`]): once segments are deleted below
+//! them, the snapshots are the only copy of those commits, so when neither can be trusted (or
+//! the log starts above what the usable one covers) the load fails (corruption) rather than
+//! serve offsets that silently went back. The snapshot is a CRC-checked blob in the
+//! partition's directory:
 //!
 //! ```text
 //! version u16 = 1 | through_offset u64 | entry_count u32 | entries...
