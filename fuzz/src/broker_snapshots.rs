@@ -12,7 +12,7 @@
 //! | 4 | a stored batch replayed into an offsets table (`OffsetTable::replay_batch`) from offset `from u8` (first byte) | an error or a count of applied records no larger than the batch's |
 //! | 5 | `from u8 | batch`: a stored batch replayed into a producer state, when it verifies (as every stored batch does) | no panic; the state still snapshots and decodes |
 //! | 6 | `start u8 | end u8 | policy u8 | raw u8 | snapshot`, judged by `snapshot::load` against a log holding `start..end` (the smaller first), as a producer-state snapshot (`raw` bit 1 clear) or an offsets one (set), under `Rescan` (`policy` even) or `Fail` | the rules of broker/src/snapshot.rs: a trusted snapshot covers at most the log end; replay starts where it stops or at the log start, whichever is later; a refused one is removed durably under `Rescan` and kept under `Fail`, which fails the load |
-//! | 7 | `raw u8 | blob`: the producer-id reservation, loaded and then allocated from (`ProducerIds`) | ids are handed out at or above the stored reservation |
+//! | 7 | `raw u8 | blob`: the producer-id reservation, loaded and then allocated from (`ProducerIds`) | ids run on from the stored reservation, one per call, until i64::MAX |
 //!
 //! In cases 6 and 7 the low bit of `raw` says how the bytes are stored: set, as the whole
 //! file, so that the blob frame (magic, length, CRC) is fuzzed too; clear, as the payload of a
@@ -247,17 +247,21 @@ fn producer_ids(bytes: &[u8]) {
         Ok(None) => 0,
         Err(error) => panic!("the reservation loaded once but not twice: {error}"),
     };
-    for _ in 0..3 {
+    for allocated in 0..3u64 {
         match block_on(ids.allocate(&disk)) {
             Ok((id, epoch)) => {
                 assert_eq!(epoch, 0);
-                assert!(
-                    u64::try_from(id).is_ok_and(|id| id >= reserved),
+                // Ids run on from the reservation, one per call.
+                assert_eq!(
+                    u64::try_from(id),
+                    Ok(reserved + allocated),
                     "id {id} reused"
                 );
             }
             Err(broker::producer_ids::ProducerIdError::Exhausted) => {
-                assert!(reserved >= i64::MAX as u64);
+                // Only once the next id would be i64::MAX (never handed out): found by the
+                // long run with a reservation of i64::MAX - 2, which this check first got wrong.
+                assert!(reserved.saturating_add(allocated) >= i64::MAX as u64);
                 return;
             }
             Err(other) => panic!("the simulated disk has no I/O errors, yet: {other}"),
