@@ -15,7 +15,7 @@
 //!
 //! The bound: what a connection may make the broker touch is its body buffer's first read
 //! step, 16 KiB (net's `READ_STEP_MIN_BYTES`: the buffer grows with the bytes that arrive,
-//! never with the length a header claims; the 4 MiB it reserves is address space, not
+//! never with the length a header claims; the up to 8 MiB it reserves is address space, not
 //! memory), plus [`CONNECTION_OVERHEAD_BYTES`] for the rest of it: its tasks (reader, writer,
 //! the request queue and permits), glommio's socket source, the allocator's metadata for the
 //! reserved extent. The kernel's socket buffers are not the process's RSS.
