@@ -174,6 +174,30 @@ where
     T: Default,
     E: Display,
 {
+    load_as(disk, path, log, policy, decode, FailRefusal::Log).await
+}
+
+/// Whether [`load_as`] logs a refusal that fails the load under [`OnRefusal::Fail`]: not when
+/// the caller has another snapshot to try, which would make "not loading" untrue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailRefusal {
+    Log,
+    Quiet,
+}
+
+async fn load_as<D, T, E>(
+    disk: &D,
+    path: &Path,
+    log: LogExtent,
+    policy: OnRefusal,
+    decode: impl FnOnce(&[u8]) -> Result<(Offset, T), E>,
+    fail_refusal: FailRefusal,
+) -> Result<Start<T>, LoadError>
+where
+    D: Disk,
+    T: Default,
+    E: Display,
+{
     assert!(
         log.start <= log.end,
         "log extent {}..{} runs backwards",
@@ -199,8 +223,10 @@ where
         })),
     };
     let refuse = |refusal: Refusal| {
-        tracing::warn!(path = %path.display(), %refusal,
-            "snapshot refused: not loading (the state cannot be rebuilt from the log)");
+        if fail_refusal == FailRefusal::Log {
+            tracing::warn!(path = %path.display(), %refusal,
+                "snapshot refused: not loading (the state cannot be rebuilt from the log)");
+        }
         LoadError::Refused {
             path: path.to_path_buf(),
             refusal,
@@ -308,13 +334,21 @@ where
     let (newest, previous) = (dir.join(name), dir.join(previous_name(name)));
     let newest_exists = names.iter().any(|entry| entry == name);
     let previous_exists = names.iter().any(|entry| *entry == previous_name(name));
-    let refused = match load(disk, &newest, log, OnRefusal::Fail, &decode).await {
+    // With a previous to fall back on, a refused newest is logged below, with what it cost.
+    let quiet = match previous_exists {
+        true => FailRefusal::Quiet,
+        false => FailRefusal::Log,
+    };
+    let refused = match load_as(disk, &newest, log, OnRefusal::Fail, &decode, quiet).await {
         Ok(start) if newest_exists || !previous_exists => return Ok(start),
         // No newest but a previous: a crash between the two steps of a store.
         Ok(_) => None,
         Err(LoadError::Refused { refusal, .. }) if previous_exists => Some(refusal),
         Err(error) => return Err(error),
     };
+    if let Some(refusal) = &refused {
+        tracing::warn!(path = %newest.display(), %refusal, "newest snapshot refused: trying the previous one");
+    }
     let start = load(disk, &previous, log, OnRefusal::Fail, &decode).await?;
     if newest_exists {
         let aside = dir.join(refused_name(name));
@@ -329,8 +363,8 @@ where
         .await
         .map_err(|error| IoFailure::new("fsync directory", dir, None, error))?;
     match refused {
-        Some(refusal) => tracing::warn!(path = %newest.display(), %refusal,
-            through = %start.through, "newest snapshot refused (kept as .refused): using the previous one"),
+        Some(_) => tracing::warn!(path = %newest.display(), through = %start.through,
+            "using the previous snapshot; the refused newest is kept as .refused"),
         None => tracing::info!(path = %newest.display(), through = %start.through,
             "no newest snapshot (a store was cut short): using the previous one"),
     }
