@@ -14,6 +14,8 @@
 //!   mode: the load must succeed (every such crash leaves a loadable partition) and match.
 //! - Bit flips in the snapshot: refused (the file kept for an operator), padding ignored.
 //! - Past the log end, and deleted segments without a snapshot: refused.
+//! - Two generations: a power cut at every point of a store that replaces the newest snapshot
+//!   loads the replaced one or the new one, durably.
 //!
 //! A failure prints the seed; replay it with
 //! `RINGBUS_SIM_SEED=<seed> cargo test -p broker --test offsets_snapshot_crash`;
@@ -356,4 +358,99 @@ fn past_end_run(seed: u64) {
 #[test]
 fn an_offsets_snapshot_past_the_log_end_refuses_the_load() {
     for_each_seed("offsets_snapshot_crash", 40, past_end_run);
+}
+
+/// Two generations (`snapshot::store_keeping_previous`, `snapshot::load_newest_or_previous`):
+/// the power is cut after each mutating operation of a store that replaces the newest snapshot
+/// (the rename to `.previous`, then the new blob's write, sync, rename and directory sync), in
+/// every crash mode. The load must trust the snapshot being replaced or the new one (the log is
+/// deleted only below the one before them, so either rebuilds the table), never fail, and a
+/// second load must agree with the first (its promotion of the previous is durable).
+#[test]
+fn a_crash_while_replacing_the_newest_of_two_generations_loads_the_replaced_or_the_new_one() {
+    let encode = |through: u64| {
+        let mut table = OffsetTable::default();
+        let key = OffsetKey {
+            group: "g".to_string(),
+            topic: "t".to_string(),
+            partition: 0,
+        };
+        let committed = Committed {
+            offset: through,
+            timestamp_ms: NOW_MS,
+        };
+        table.apply(key, committed);
+        table.encode(through)
+    };
+    let decode =
+        |bytes: &[u8]| OffsetTable::decode(bytes).map(|(through, table)| (Offset(through), table));
+    // Deleted below the oldest generation (3) when the second (6) was stored.
+    let extent = LogExtent {
+        start: Offset(3),
+        end: Offset(20),
+    };
+    let store = |disk: &CutDisk, through: u64| {
+        block_on(snapshot::store_keeping_previous(
+            disk,
+            &dir(),
+            SNAPSHOT_FILE,
+            &encode(through),
+        ))
+    };
+    let load_two = |disk: &CutDisk, context: &str| {
+        block_on(snapshot::load_newest_or_previous(
+            disk,
+            &dir(),
+            SNAPSHOT_FILE,
+            extent,
+            decode,
+        ))
+        .unwrap_or_else(|error| panic!("{context}: load: {error}"))
+    };
+    for mode in CRASH_MODES {
+        for cut in 0.. {
+            let context = format!("{mode:?}, power cut after {cut} operations");
+            let disk = CutDisk::new(cut);
+            for through in [3, 6] {
+                store(&disk, through).expect("the first two generations");
+            }
+            disk.power.cut_after(cut);
+            let stored = store(&disk, 9);
+            disk.sim.crash(mode);
+            disk.power.restore();
+            let start = load_two(&disk, &context);
+            match stored {
+                Ok(()) => assert_eq!(start.through, Offset(9), "{context}: the stored one"),
+                Err(_) => assert!(
+                    [Offset(6), Offset(9)].contains(&start.through),
+                    "{context}: trusted a snapshot through {}",
+                    start.through
+                ),
+            }
+            assert_eq!(
+                start.state.get(&OffsetKey {
+                    group: "g".to_string(),
+                    topic: "t".to_string(),
+                    partition: 0,
+                }),
+                Some(Committed {
+                    offset: start.through.0,
+                    timestamp_ms: NOW_MS
+                }),
+                "{context}"
+            );
+            disk.sim.crash(mode);
+            assert_eq!(
+                load_two(&disk, &context).through,
+                start.through,
+                "{context}: the second load"
+            );
+            if stored.is_ok() {
+                // The cut fell after the whole store: every point has been tried (at least
+                // the rename to `.previous` and the new blob's own operations).
+                assert!(cut >= 2, "{context}: the store ran only {cut} operations");
+                break;
+            }
+        }
+    }
 }
