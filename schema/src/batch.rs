@@ -67,11 +67,17 @@
 //!
 //! # What ringbus accepts
 //!
-//! [`verify`] accepts exactly what a producer sends today without compression or transactions:
-//! magic 2, matching length and CRC, no compression, not transactional or control, at least
-//! one record, and contiguous offsets (`lastOffsetDelta == recordCount - 1`). Everything else is
-//! refused with a [`BatchError`] naming the reason; nothing on these paths panics on untrusted
-//! input.
+//! [`verify`] accepts exactly what a producer sends without transactions: magic 2, matching
+//! length and CRC, compression none, gzip, snappy, lz4 or zstd (bits 5-7 refused), not
+//! transactional or control, at least one record, and contiguous offsets
+//! (`lastOffsetDelta == recordCount - 1`). Everything else is refused with a [`BatchError`]
+//! naming the reason; nothing on these paths panics on untrusted input.
+//!
+//! Compressed batches are checked by their header and CRC only: ringbus never decompresses
+//! (batches are stored and served as they came, as Kafka does), so [`verify_with_records`]
+//! walks the records of uncompressed batches only and [`records`] refuses a compressed one
+//! with [`BatchError::UnsupportedCompression`]. See [`verify_with_records`] for exactly what
+//! that leaves unchecked.
 
 use crate::varint::{self, VarintError};
 
@@ -230,8 +236,11 @@ pub enum BatchError {
         /// CRC-32C of bytes 21..end.
         computed: u32,
     },
-    /// A real codec that ringbus recognises but cannot decode yet.
-    #[error("the batch is compressed with {compression}, which ringbus does not support yet")]
+    /// The records are compressed with a real codec: the batch verifies and is stored as it is,
+    /// but ringbus never decompresses, so its records cannot be iterated here ([`records`]).
+    #[error(
+        "the batch is compressed with {compression}; ringbus stores and serves it as it is but cannot decompress its records (a Kafka client can)"
+    )]
     UnsupportedCompression {
         /// The codec named by the attributes.
         compression: Compression,
@@ -542,8 +551,13 @@ fn check_length(header: &BatchHeader, actual_bytes: usize) -> Result<(), BatchEr
 }
 
 /// Full header check of ONE complete batch (slice must be exactly one batch): length matches,
-/// magic 2, CRC matches, compression supported (None only), not control/transactional,
-/// record_count > 0, last_offset_delta == record_count - 1. Does not walk the records.
+/// magic 2, CRC matches, compression a real codec (none, gzip, snappy, lz4 or zstd; bits 5-7
+/// refused), not control/transactional, record_count > 0, last_offset_delta ==
+/// record_count - 1. Does not walk the records.
+///
+/// The same checks hold for a compressed batch, because every one of them reads the header,
+/// which is never compressed; and the CRC covers the compressed records section, so a flipped
+/// bit anywhere after byte 21 is still caught.
 ///
 /// The checks run in that order of trust: framing first (is this a whole v2 batch?), then
 /// integrity (the CRC), then policy on fields the CRC has vouched for. Not checked: baseOffset
@@ -558,10 +572,10 @@ pub fn verify(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             computed,
         });
     }
-    let compression = header.compression()?;
-    if compression != Compression::None {
-        return Err(BatchError::UnsupportedCompression { compression });
-    }
+    // All four real codecs are accepted; bits 5-7 name none and are refused. A compressed
+    // batch is stored and served as it came (the broker never decompresses: zero copy), so
+    // nothing below looks inside its records section.
+    header.compression()?;
     if header.is_control_or_transactional() {
         return Err(BatchError::ControlOrTransactional);
     }
@@ -583,13 +597,27 @@ pub fn verify(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
-/// verify() plus walks every record (uncompressed only): each well-formed, offset deltas
-/// 0,1,2..., count matches, no trailing bytes.
+/// verify() plus, for an uncompressed batch, walks every record: each well-formed, offset
+/// deltas 0,1,2..., count matches, no trailing bytes.
 ///
 /// Costs one pass over the records on top of the CRC; worth it where a malformed record would
 /// otherwise reach a consumer that trusts the broker.
+///
+/// A compressed batch gets [`verify`]'s checks only. Its records section is one compressed
+/// blob, and the broker never decompresses (stored and served byte for byte, as Kafka does:
+/// decompressing to check would cost a copy and a codec per produce). So for a compressed
+/// batch the records themselves, their count against recordCount, their offset deltas and
+/// whether the blob decompresses at all are NOT checked here: the producer's CRC vouches that
+/// the bytes are what it sent, and a consumer checks the records when it decompresses them,
+/// which Kafka clients do. What is still checked: framing, magic, CRC, a real codec,
+/// not control/transactional, recordCount >= 1 and lastOffsetDelta == recordCount - 1 (the
+/// header alone decides the offsets the batch takes, and producer state reads its sequences
+/// from the header too).
 pub fn verify_with_records(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = verify(batch)?;
+    if header.compression()? != Compression::None {
+        return Ok(header);
+    }
     for (index, record) in (0u32..).zip(records(batch)?) {
         let record = record?;
         if i64::from(record.offset_delta) != i64::from(index) {
@@ -605,7 +633,8 @@ pub fn verify_with_records(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
-/// A batch that passed [`verify_with_records`]: only [`Verified::check`] makes one, and its
+/// A batch that passed [`verify_with_records`] (for a compressed batch: its header and CRC
+/// checks, see there): only [`Verified::check`] makes one, and its
 /// bytes can afterwards be changed only where the CRC does not reach ([`Verified::set_base_offset`]),
 /// so holding one proves the checks hold for these exact bytes. The broker checks a batch once,
 /// at the edge, and carries it to the log as this type instead of checking it again.

@@ -148,27 +148,122 @@ fn crc_mismatch() {
     );
 }
 
+/// A compressed batch as a producer sends one: a real header (idempotent producer fields set,
+/// three records) around `blob`, which stands for the compressed records. The blob is not a
+/// valid uncompressed records section, so any attempt to walk it would fail: a pass proves the
+/// checks stay out of it.
+fn compressed(bits: i16, blob: &[u8]) -> Vec<u8> {
+    let mut batch = common::batch_with_records_section(blob, 3);
+    common::put_attributes(&mut batch, bits);
+    batch[field::PRODUCER_ID..field::PRODUCER_ID + 8].copy_from_slice(&7i64.to_be_bytes());
+    batch[field::PRODUCER_EPOCH..field::PRODUCER_EPOCH + 2].copy_from_slice(&0i16.to_be_bytes());
+    common::put_i32(&mut batch, field::BASE_SEQUENCE, 40);
+    common::reseal(&mut batch);
+    batch
+}
+
+const CODECS: [(i16, Compression, &str); 4] = [
+    (1, Compression::Gzip, "gzip"),
+    (2, Compression::Snappy, "snappy"),
+    (3, Compression::Lz4, "lz4"),
+    (4, Compression::Zstd, "zstd"),
+];
+
+/// Bytes that are no records section: a record length varint of -1 first.
+const BLOB: &[u8] = &[0x01, 0xff, 0xfe, 0x00, 0x13, 0x37, 0x42, 0x99, 0x10, 0x20];
+
 #[test]
-fn unsupported_compression() {
-    let codecs = [
-        (1, Compression::Gzip, "gzip"),
-        (2, Compression::Snappy, "snappy"),
-        (3, Compression::Lz4, "lz4"),
-        (4, Compression::Zstd, "zstd"),
-    ];
-    for (bits, compression, name) in codecs {
-        let mut batch = valid();
-        common::put_attributes(&mut batch, bits);
-        common::reseal(&mut batch);
-        expect(
-            batch::verify(&batch),
-            BatchError::UnsupportedCompression { compression },
-            &[name],
-        );
+fn compressed_batches_are_accepted_by_their_header_and_crc() {
+    // The blob really is unwalkable as records, so acceptance below is not by accident.
+    assert!(batch::verify_with_records(&common::batch_with_records_section(BLOB, 3)).is_err());
+    for (bits, compression, name) in CODECS {
+        let batch = compressed(bits, BLOB);
+        let header = batch::verify(&batch).expect(name);
+        assert_eq!(header.compression(), Ok(compression), "{name}");
+        assert_eq!(header.record_count, 3, "{name}");
+        assert_eq!(header.last_offset_delta, 2, "{name}");
+        // Producer state reads these from the header, compressed or not.
         assert_eq!(
-            batch::records(&batch).err(),
-            Some(BatchError::UnsupportedCompression { compression })
+            (
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence
+            ),
+            (7, 0, 40),
+            "{name}"
         );
+        assert_eq!(batch::verify_with_records(&batch), Ok(header), "{name}");
+        let mut verified = batch::Verified::check(batch.clone()).expect(name);
+        verified.set_base_offset(1_000);
+        assert_eq!(verified.header().last_offset(), 1_002, "{name}");
+        // Re-basing stays outside the CRC: the stored bytes still verify.
+        assert!(batch::verify(verified.bytes()).is_ok(), "{name}");
+        // The records cannot be iterated: ringbus never decompresses.
+        let refused = batch::records(&batch).err();
+        assert_eq!(
+            refused,
+            Some(BatchError::UnsupportedCompression { compression }),
+            "{name}"
+        );
+        let message = refused.map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains(name), "{message:?} lacks {name}");
+    }
+}
+
+#[test]
+fn compressed_batches_keep_every_header_check() {
+    for (bits, _, name) in CODECS {
+        // A flipped bit anywhere the CRC covers (attributes through the compressed bytes) is
+        // refused by the CRC, since nothing else looks at the compressed bytes.
+        let batch = compressed(bits, BLOB);
+        for at in batch::CRC_UNCOVERED_BYTES..batch.len() {
+            let mut flipped = batch.clone();
+            flipped[at] ^= 0x04;
+            assert!(
+                matches!(
+                    batch::verify_with_records(&flipped),
+                    Err(BatchError::CrcMismatch { .. })
+                ),
+                "{name}: flipped byte {at} accepted"
+            );
+        }
+        // lastOffsetDelta against recordCount, checked from the header alone.
+        let mut gap = batch.clone();
+        common::put_i32(&mut gap, field::LAST_OFFSET_DELTA, 5);
+        common::reseal(&mut gap);
+        expect(
+            batch::verify_with_records(&gap),
+            BatchError::OffsetDeltaMismatch {
+                last_offset_delta: 5,
+                record_count: 3,
+            },
+            &[],
+        );
+        let mut empty = batch.clone();
+        common::put_i32(&mut empty, field::RECORD_COUNT, 0);
+        common::put_i32(&mut empty, field::LAST_OFFSET_DELTA, -1);
+        common::reseal(&mut empty);
+        expect(
+            batch::verify_with_records(&empty),
+            BatchError::EmptyBatch,
+            &[],
+        );
+        // Transactional (bit 4) with a codec is still refused.
+        let mut transactional = batch.clone();
+        common::put_attributes(&mut transactional, bits | 0x10);
+        common::reseal(&mut transactional);
+        expect(
+            batch::verify_with_records(&transactional),
+            BatchError::ControlOrTransactional,
+            &[],
+        );
+        // A lying batchLength is refused before anything else.
+        let mut longer = batch.clone();
+        longer.push(0);
+        assert!(matches!(
+            batch::verify_with_records(&longer),
+            Err(BatchError::LengthMismatch { .. })
+        ));
     }
 }
 
@@ -182,6 +277,12 @@ fn invalid_compression() {
             batch::verify(&batch),
             BatchError::InvalidCompression { bits },
             &[&format!("codec {bits}")],
+        );
+        // The same with a blob after the header, as a compressed batch would have.
+        expect(
+            batch::verify_with_records(&compressed(i16::from(bits), BLOB)),
+            BatchError::InvalidCompression { bits },
+            &[],
         );
     }
 }

@@ -36,6 +36,8 @@ pub(crate) fn unreachable(error: &Unreachable) -> Code {
 /// A batch that failed verification at the edge.
 pub(crate) fn batch(error: &BatchError) -> Code {
     match error {
+        // Verification accepts every real codec (the batch is stored compressed), so produce
+        // no longer meets this; kept so that a future refusal maps to the code Kafka uses.
         BatchError::UnsupportedCompression { .. } => {
             ResponseError::UnsupportedCompressionType.code()
         }
