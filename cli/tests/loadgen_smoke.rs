@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -26,34 +27,35 @@ fn loadgen_closed_loop_loses_nothing() {
     let dir = common::data_dir();
     let broker = common::Broker::start(dir.path());
     let json_path = dir.path().join("loadgen.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_ringbus"))
-        .args(["loadgen", "--broker"])
-        .arg(broker.address.to_string())
-        .args([
-            "--topic",
-            "smoke",
-            "--create-topic",
-            "--partitions",
-            "2",
-            "--producers",
-            "1",
-            "--consumers",
-            "1",
-            "--acks",
-            "1",
-            "--rate",
-            "0",
-            "--duration",
-            "3",
-            "--warmup",
-            "0",
-            "--cores",
-            "1",
-            "--json",
-        ])
-        .arg(&json_path)
-        .output()
-        .expect("run ringbus loadgen");
+    let output = common::output_within(
+        Command::new(env!("CARGO_BIN_EXE_ringbus"))
+            .args(["loadgen", "--broker"])
+            .arg(broker.address.to_string())
+            .args([
+                "--topic",
+                "smoke",
+                "--create-topic",
+                "--partitions",
+                "2",
+                "--producers",
+                "1",
+                "--consumers",
+                "1",
+                "--acks",
+                "1",
+                "--rate",
+                "0",
+                "--duration",
+                "3",
+                "--warmup",
+                "0",
+                "--cores",
+                "1",
+                "--json",
+            ])
+            .arg(&json_path),
+        LOADGEN_LIMIT,
+    );
     assert!(
         output.status.success(),
         "loadgen failed: {}\n{}",
@@ -69,14 +71,18 @@ fn loadgen_closed_loop_loses_nothing() {
     broker.stop();
 }
 
+/// Far above any run here (at most a 60 s window and loadgen's own drain), far below CI's limit.
+const LOADGEN_LIMIT: Duration = Duration::from_secs(240);
+
 fn loadgen(broker: &common::Broker, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ringbus"))
-        .args(["loadgen", "--broker"])
-        .arg(broker.address.to_string())
-        .args(["--cores", "1", "--warmup", "0"])
-        .args(args)
-        .output()
-        .expect("run ringbus loadgen")
+    common::output_within(
+        Command::new(env!("CARGO_BIN_EXE_ringbus"))
+            .args(["loadgen", "--broker"])
+            .arg(broker.address.to_string())
+            .args(["--cores", "1", "--warmup", "0"])
+            .args(args),
+        LOADGEN_LIMIT,
+    )
 }
 
 #[test]

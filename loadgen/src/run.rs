@@ -360,10 +360,9 @@ pub fn run(config: Config) -> Result<Report, String> {
             // milliseconds each (issue #11: consumers at 0.2 of produce, fetch p50 46 ms against
             // the broker's 12 ms).
             .preempt_timer(QUEUE_SLICE)
-            .spawn(move || async move {
-                let stats = executor_main(config, shared, producers, consumers).await;
-                done.fetch_add(1, Ordering::SeqCst);
-                stats
+            .spawn(move || {
+                DONE_ON_EXIT.with(|slot| *slot.borrow_mut() = Some(DoneOnExit(done)));
+                executor_main(config, shared, producers, consumers)
             })
             .map_err(|error| format!("starting the executor on core {core}: {error}"))?;
         handles.push(handle);
@@ -522,6 +521,23 @@ pub fn run(config: Config) -> Result<Report, String> {
         .collect(),
         find_max: None,
     })
+}
+
+/// Counts its executor thread as done when the thread ends, however it ends: the live loop
+/// waits until every executor is done, and an executor that panicked (in any of its tasks)
+/// and was counted only on the way out of its main future kept `run` waiting for ever.
+struct DoneOnExit(Arc<AtomicUsize>);
+
+impl Drop for DoneOnExit {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    /// The executor thread's [`DoneOnExit`]: thread-local values are dropped when the thread
+    /// exits, after a panic's unwinding too.
+    static DONE_ON_EXIT: RefCell<Option<DoneOnExit>> = const { RefCell::new(None) };
 }
 
 fn client_options(config: &Config, name: &str) -> ClientOptions {

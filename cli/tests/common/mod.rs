@@ -434,3 +434,75 @@ pub fn sum(text: &str, name: &str, labels: &[&str]) -> f64 {
     assert!(found, "no series {name} {labels:?} in:\n{text}");
     total
 }
+
+/// Runs `command` to its end, as [`Command::output`] does, but for at most `limit`: a command
+/// still running then has its threads' stacks printed (with gdb, where installed), is killed,
+/// and the test fails with what it printed. A hang in CI is then a failure that says where it
+/// hung, not a run that ends at CI's own time limit with nothing to go on.
+pub fn output_within(command: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+    // The pipes are drained beside the wait: a chatty child must not block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the command") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let Some(status) = status else {
+        let stacks = Command::new("gdb")
+            .args([
+                "-batch",
+                "-p",
+                &child.id().to_string(),
+                "-ex",
+                "thread apply all bt",
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|error| format!("(no stacks: gdb: {error})"));
+        let _ = child.kill();
+        let _ = child.wait();
+        let stdout = stdout.join().unwrap_or_default();
+        let stderr = stderr.join().unwrap_or_default();
+        panic!(
+            "{command:?} still ran after {limit:?}: killed\n--- stdout\n{}\n--- stderr\n{}\n--- stacks\n{stacks}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr),
+        );
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
