@@ -17,6 +17,7 @@ use crate::error::{AppendFailed, ApplyFailed, ProducerIdFailed, ReadFailed, Topi
 use crate::group::assign::Assignor;
 use crate::group::error::GroupFailed;
 use crate::group::membership::{GroupState, Joined, MemberView};
+use crate::group::retention::OffsetsExpiry;
 use crate::metadata::Metadata;
 use crate::metrics::MetricsSnapshot;
 use crate::topology::{PartitionKey, ShardId};
@@ -252,6 +253,8 @@ pub struct GroupDescription {
     pub assignor: Option<Assignor>,
     /// Its members, by id.
     pub members: Vec<MemberView>,
+    /// When its committed offsets expire (`--offsets-retention-ms`).
+    pub offsets_expiry: OffsetsExpiry,
 }
 
 /// An operation on consumer groups, run by the coordinator shard of the group (the owner of

@@ -75,6 +75,9 @@ pub struct ServeConfig {
     /// The partitions' and group coordinator's tick
     /// ([`crate::shard::TICK_INTERVAL_DEFAULT`]; shorter only to accelerate soak tests).
     pub tick_interval: Duration,
+    /// How long committed offsets of a consumer group without members are kept
+    /// (`--offsets-retention-ms`; None: for ever). See [`crate::group::retention`].
+    pub offsets_retention: Option<Duration>,
     /// The Kafka wire-protocol listener (None: none).
     pub kafka: Option<KafkaConfig>,
 }
@@ -566,6 +569,7 @@ async fn start_shard(
         log_defaults: config.log.clone(),
         cache_bytes: config.cache_bytes_per_shard,
         tick_interval: config.tick_interval,
+        offsets_retention: config.offsets_retention,
         frame_bytes_max: config.limits.frame_bytes_max,
     };
     let shard = Shard::start(id, shard_count, shard_config, disk, mesh)

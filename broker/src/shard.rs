@@ -114,6 +114,9 @@ pub struct ShardConfig {
     pub tick_interval: Duration,
     /// The largest frame the broker accepts, announced in the handshake.
     pub frame_bytes_max: u32,
+    /// How long committed offsets of a group without members are kept
+    /// (`--offsets-retention-ms`; None: for ever).
+    pub offsets_retention: Option<Duration>,
 }
 
 /// Ticks between the group timer's wake-ups while the shard coordinates no group.
@@ -138,6 +141,7 @@ impl Shard {
             cache_bytes,
             tick_interval,
             frame_bytes_max,
+            offsets_retention,
         } = config;
         assert!(!tick_interval.is_zero(), "a zero tick interval would spin");
         let (peers, receivers) = match mesh {
@@ -156,7 +160,7 @@ impl Shard {
             id,
             shard_count,
             metrics: Metrics::new(),
-            groups: Coordinator::default(),
+            groups: Coordinator::new(offsets_retention),
             data_dir,
             disk,
             log_defaults,
@@ -194,7 +198,9 @@ impl Shard {
         }
         // The group coordinator's timer; it holds the shard weakly and ends with it. With no
         // group to watch it wakes only every GROUP_IDLE_TICKS ticks (a new group's deadlines
-        // are then noticed up to that much later): an idle broker costs next to no CPU.
+        // are then noticed up to that much later): an idle broker costs next to no CPU. The
+        // expiry of offsets rides on it: a comparison per offsets partition, and a task only
+        // when one's next expiry is due.
         let weak = Rc::downgrade(&shard);
         glommio::spawn_local(async move {
             let mut wait = tick_interval;
@@ -208,6 +214,13 @@ impl Shard {
                 }
                 shard.metrics.tick();
                 shard.groups.tick(&*shard);
+                for key in shard.groups.offsets_due(&*shard, now_ms()) {
+                    let shard = shard.clone();
+                    glommio::spawn_local(async move {
+                        shard.groups.expire_offsets(&*shard, key).await;
+                    })
+                    .detach();
+                }
                 wait = if shard.groups.is_empty() {
                     tick_interval * GROUP_IDLE_TICKS
                 } else {
@@ -515,7 +528,7 @@ impl Shard {
                 self.answer(reply, result).await;
             }
             GroupCall::Describe { group, reply } => {
-                let result = groups.describe(&**self, &group);
+                let result = groups.describe(&**self, &group).await;
                 self.answer(reply, result).await;
             }
         }

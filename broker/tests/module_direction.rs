@@ -26,6 +26,7 @@ const RANKS: &[&str] = &[
     "error",
     "group::assign",
     "group::offsets",
+    "group::retention",
     "group::membership",
     "group::error",
     "ops",

@@ -144,6 +144,16 @@ struct ServeArgs {
     /// Do not create topics that Kafka clients name; they get UNKNOWN_TOPIC_OR_PARTITION.
     #[arg(long)]
     no_kafka_auto_create: bool,
+    /// Milliseconds a consumer group's committed offsets are kept once the group has no
+    /// members (Kafka's offsets.retention.minutes, counted as since KIP-211; default 7 days).
+    /// A group with members never loses its offsets. The count starts when the group's last
+    /// member leaves or times out; an offset committed while the group has none (a reset, a
+    /// consumer outside any group) counts from its own commit. After a broker restart every
+    /// count starts again from the restart: membership is not stored, so the broker cannot
+    /// tell how long a group has been empty, and it never expires offsets early. 0: offsets
+    /// never expire. `ringbus group describe` shows when a group's offsets expire.
+    #[arg(long, default_value_t = broker::group::retention::OFFSETS_RETENTION_DEFAULT_MS)]
+    offsets_retention_ms: u64,
 }
 
 /// `--kafka-listen`: an address, or none.
@@ -233,6 +243,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         },
         metrics_listen: args.metrics_listen,
         tick_interval: std::time::Duration::from_micros(args.tick_interval_us),
+        offsets_retention: (args.offsets_retention_ms > 0)
+            .then(|| std::time::Duration::from_millis(args.offsets_retention_ms)),
         kafka: args
             .kafka_listen
             .0

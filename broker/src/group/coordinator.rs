@@ -16,6 +16,17 @@
 //! the previous, and the segments below the *previous* deleted: so a damaged newest costs a
 //! rebuild from the previous, not the partition's groups ([`snapshot::load_newest_or_previous`]).
 //!
+//! Offsets of groups without members expire (`--offsets-retention-ms`; the rule is
+//! [`super::retention`]'s). The same ticker finds the offsets partitions whose next expiry is
+//! due ([`Coordinator::offsets_due`]: a comparison per partition, so an idle broker stays
+//! idle) and the shard runs [`Coordinator::expire_offsets`] for each in a task of its own: it
+//! loads the table if no client did yet (after a restart, offsets start to age only once
+//! loaded), finds what expired, and deletes it the way commits are written: one batch of
+//! tombstones (the key, no value) appended at acks durable under the partition's gate, then
+//! applied to the table. Replaying the log after a restart deletes them again, and snapshots
+//! hold the table as it is, so an expired offset never comes back. Each sweep computes when
+//! the next offset can expire, and no sweep runs before then.
+//!
 //! Membership does not survive a restart (members rejoin, as with Kafka's coordinator
 //! failover); committed offsets do.
 
@@ -24,7 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel::{self, LocalSender};
 use schema::batch::Verified;
@@ -34,6 +45,7 @@ use storage::disk::glommio::GlommioDisk;
 use super::error::GroupFailed;
 use super::membership::{Completed, Group, GroupError, GroupState, JoinRequest, Joined};
 use super::offsets::{self, Committed, OffsetKey, OffsetTable};
+use super::retention::{self, ExpiryClock, Sweep};
 use crate::error::Unreachable;
 use crate::metadata::Metadata;
 use crate::ops::{
@@ -69,10 +81,14 @@ pub const MEMBERS_PER_SHARD_MAX: usize = 100_000;
 /// Longest client id a join may carry, in bytes.
 pub const CLIENT_ID_BYTES_MAX_JOIN: usize = 255;
 /// Committed offsets one offsets partition holds; a commit of a new (group, topic, partition)
-/// beyond it is refused (`GroupFull`). Offsets of empty groups do not expire yet.
+/// beyond it is refused (`GroupFull`) until offsets of groups without members expire.
 pub const OFFSET_ENTRIES_MAX: usize = 1_000_000;
-/// Offsets in one commit: one batch of records, well under the log's batch size limit.
+/// Offsets in one commit: one batch of records, well under the log's batch size limit. Also
+/// the tombstones in one batch of expired offsets.
 pub const OFFSETS_PER_COMMIT_MAX: usize = 10_000;
+/// After a sweep of expired offsets failed (the table did not load, the append failed), the
+/// next try waits this long: a damaged partition is logged once a minute, not every tick.
+const SWEEP_RETRY_MS: i64 = 60_000;
 /// Bytes read per step while loading an offsets table from the log.
 const LOAD_BYTES_MAX: usize = 1 << 20;
 /// Longest client id kept in a member id.
@@ -95,6 +111,27 @@ struct OffsetsPartition {
     /// What the newest snapshot on disk covers through (the log start when there is none):
     /// once a newer one is stored, this one is the previous and the log may go below it.
     snapshot_through: Cell<Offset>,
+    /// When its groups' offsets started to age (retention.rs).
+    clock: RefCell<ExpiryClock>,
+    /// When the next sweep for expired offsets is due (wall-clock ms; 0 before the first).
+    next_sweep_ms: Cell<i64>,
+    /// A sweep task is under way: the ticker starts no other.
+    sweeping: Cell<bool>,
+}
+
+impl OffsetsPartition {
+    fn new() -> OffsetsPartition {
+        OffsetsPartition {
+            gate: glommio::sync::Semaphore::new(1),
+            table: RefCell::new(OffsetTable::default()),
+            loaded: Cell::new(false),
+            records_since_snapshot: Cell::new(0),
+            snapshot_through: Cell::new(Offset(0)),
+            clock: RefCell::new(ExpiryClock::default()),
+            next_sweep_ms: Cell::new(0),
+            sweeping: Cell::new(false),
+        }
+    }
 }
 
 /// The coordinator state of one shard. See the module documentation.
@@ -104,10 +141,17 @@ pub struct Coordinator {
     next_member: Cell<u64>,
     /// Distinguishes member ids across restarts of the broker.
     boot_nonce: u64,
+    /// How long offsets of a group without members are kept, in ms (None: for ever).
+    offsets_retention_ms: Option<i64>,
+    /// Every offsets partition this shard owns has an entry in `partitions` (so the ticker
+    /// sweeps, and first loads, each of them).
+    offsets_partitions_known: Cell<bool>,
 }
 
-impl Default for Coordinator {
-    fn default() -> Self {
+impl Coordinator {
+    /// A coordinator that expires offsets of groups without members after `offsets_retention`
+    /// (None: never).
+    pub fn new(offsets_retention: Option<Duration>) -> Coordinator {
         let boot_nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos() as u64);
@@ -116,6 +160,8 @@ impl Default for Coordinator {
             partitions: RefCell::new(HashMap::new()),
             next_member: Cell::new(0),
             boot_nonce,
+            offsets_retention_ms: offsets_retention.map(retention::retention_ms),
+            offsets_partitions_known: Cell::new(false),
         }
     }
 }
@@ -323,8 +369,24 @@ impl Coordinator {
         }
         if entry.group.is_empty() {
             groups.remove(group);
+            self.emptied(shard, group);
         }
         Ok(())
+    }
+
+    /// `group` lost its last member: its offsets start to age now (retention.rs).
+    fn emptied(&self, shard: &dyn Host, group: &str) {
+        let Ok(key) = offsets_partition(shard, group) else {
+            return;
+        };
+        let partitions = self.partitions.borrow();
+        // A table not loaded yet starts every offset's clock when it loads, later than now.
+        let Some(partition) = partitions.get(&key.partition.0) else {
+            return;
+        };
+        if partition.loaded.get() && partition.table.borrow().of_group(group).next().is_some() {
+            partition.clock.borrow_mut().emptied(group, now_ms());
+        }
     }
 
     /// True while this shard coordinates no group (nothing for the ticker to watch).
@@ -367,7 +429,26 @@ impl Coordinator {
                 release(entry, completed);
             }
         }
-        groups.retain(|_, entry| !entry.group.is_empty() || !entry.waiters.is_empty());
+        let mut emptied = Vec::new();
+        groups.retain(|name, entry| {
+            let keep = !entry.group.is_empty() || !entry.waiters.is_empty();
+            if !keep {
+                emptied.push(name.clone());
+            }
+            keep
+        });
+        for group in emptied {
+            self.emptied(shard, &group);
+        }
+    }
+
+    /// The state of an offsets partition this shard owns, its table maybe not loaded yet.
+    fn partition(&self, key: &PartitionKey) -> Rc<OffsetsPartition> {
+        self.partitions
+            .borrow_mut()
+            .entry(key.partition.0)
+            .or_insert_with(|| Rc::new(OffsetsPartition::new()))
+            .clone()
     }
 
     /// The loaded table of an offsets partition this shard owns.
@@ -376,20 +457,7 @@ impl Coordinator {
         shard: &dyn Host,
         key: &PartitionKey,
     ) -> Result<Rc<OffsetsPartition>, GroupFailed> {
-        let partition = self
-            .partitions
-            .borrow_mut()
-            .entry(key.partition.0)
-            .or_insert_with(|| {
-                Rc::new(OffsetsPartition {
-                    gate: glommio::sync::Semaphore::new(1),
-                    table: RefCell::new(OffsetTable::default()),
-                    loaded: Cell::new(false),
-                    records_since_snapshot: Cell::new(0),
-                    snapshot_through: Cell::new(Offset(0)),
-                })
-            })
-            .clone();
+        let partition = self.partition(key);
         if !partition.loaded.get() {
             let _permit = partition
                 .gate
@@ -401,6 +469,7 @@ impl Coordinator {
                 *partition.table.borrow_mut() = table;
                 partition.records_since_snapshot.set(records);
                 partition.snapshot_through.set(through);
+                partition.clock.borrow_mut().loaded(now_ms());
                 partition.loaded.set(true);
             }
         }
@@ -509,37 +578,20 @@ impl Coordinator {
             .iter()
             .map(|(_, key, committed)| (key.clone(), *committed))
             .collect();
-        let batch = Verified::check(bytes::BytesMut::from(
-            &offsets::commit_batch(&commits, now)[..],
-        ))
-        .expect("the coordinator builds valid batches");
-        let appended = match offsets_actor(shard, &key) {
-            Ok(partition) => partition
-                .append(batch, AckLevel::Durable)
-                .await
-                .map_err(GroupFailed::from),
-            Err(error) => Err(error),
-        };
-        match appended {
-            Ok(Appended { last_offset, .. }) => {
-                {
-                    let mut table = partition.table.borrow_mut();
-                    for (key, committed) in commits {
-                        table.apply(key, committed);
-                    }
-                }
-                let records = partition.records_since_snapshot.get() + accepted.len() as u64;
-                partition.records_since_snapshot.set(records);
-                if records >= offsets::SNAPSHOT_RECORDS {
-                    // Commits are serialised by the gate and only the coordinator writes this
-                    // partition, so the log ends right after this batch.
-                    let through = last_offset.0 + 1;
-                    let copy = partition.table.borrow().clone();
-                    let previous = partition.snapshot_through.get();
-                    if snapshot(shard, &key, &copy, through, previous).await {
-                        partition.records_since_snapshot.set(0);
-                        partition.snapshot_through.set(Offset(through));
-                    }
+        let batch = offsets::commit_batch(&commits, now);
+        let applied = append_then_apply(shard, &key, &partition, batch, commits.len(), |table| {
+            for (key, committed) in commits {
+                table.apply(key, committed);
+            }
+        })
+        .await;
+        match applied {
+            Ok(()) => {
+                // A member's commit that lands after its group lost its last member (during
+                // the append) was written before the group emptied: its group's clock starts
+                // now, not at the commit.
+                if !args.member_id.is_empty() && !self.groups.borrow().contains_key(&args.group) {
+                    self.emptied(shard, &args.group);
                 }
             }
             Err(error) => {
@@ -627,30 +679,201 @@ impl Coordinator {
         Ok(summaries.into_values().collect())
     }
 
-    /// A group's state and members (an unknown group is empty, generation 0).
-    pub fn describe(&self, shard: &dyn Host, group: &str) -> Result<GroupDescription, GroupFailed> {
-        offsets_partition(shard, group)?;
+    /// A group's state and members, and when its offsets expire (an unknown group is empty,
+    /// generation 0). Loads the group's offsets table if no client did yet.
+    pub async fn describe(
+        &self,
+        shard: &dyn Host,
+        group: &str,
+    ) -> Result<GroupDescription, GroupFailed> {
+        let key = offsets_partition(shard, group)?;
+        let partition = self.table(shard, &key).await?;
         let groups = self.groups.borrow();
-        Ok(match groups.get(group) {
+        let entry = groups.get(group);
+        let offsets_expiry = partition.clock.borrow().describe(
+            &partition.table.borrow(),
+            group,
+            entry.is_some(),
+            self.offsets_retention_ms,
+        );
+        Ok(match entry {
             Some(entry) => GroupDescription {
                 state: entry.group.state(),
                 generation: entry.group.generation(),
                 assignor: entry.group.assignor(),
                 members: entry.group.members(),
+                offsets_expiry,
             },
             None => GroupDescription {
                 state: GroupState::Empty,
                 generation: 0,
                 assignor: None,
                 members: Vec::new(),
+                offsets_expiry,
             },
         })
+    }
+
+    /// The offsets partitions whose sweep for expired offsets is due at `now_ms` (each marked
+    /// as being swept until [`Coordinator::expire_offsets`] ends): the ticker runs that for
+    /// each. Empty, and next to free, when offsets never expire or nothing is due.
+    pub fn offsets_due(&self, shard: &dyn Host, now_ms: i64) -> Vec<PartitionKey> {
+        if self.offsets_retention_ms.is_none() {
+            return Vec::new();
+        }
+        if !self.offsets_partitions_known.get() {
+            self.know_offsets_partitions(shard);
+        }
+        let mut due = Vec::new();
+        for (&index, partition) in self.partitions.borrow().iter() {
+            if !partition.sweeping.get() && partition.next_sweep_ms.get() <= now_ms {
+                partition.sweeping.set(true);
+                due.push(PartitionKey {
+                    topic: offsets::OFFSETS_TOPIC.to_string(),
+                    partition: PartitionId(index),
+                });
+            }
+        }
+        due
+    }
+
+    /// Gives every offsets partition this shard owns its entry, so that the ticker loads and
+    /// sweeps even tables no client asked for since the start. Until the controller created
+    /// the offsets topic (at first start) there is nothing to know, and the next tick asks
+    /// again.
+    fn know_offsets_partitions(&self, shard: &dyn Host) {
+        let metadata = shard.metadata();
+        let Some(topic) = metadata.topics.get(offsets::OFFSETS_TOPIC) else {
+            return;
+        };
+        for index in 0..topic.partitions {
+            let key = PartitionKey {
+                topic: offsets::OFFSETS_TOPIC.to_string(),
+                partition: PartitionId(index),
+            };
+            if shard.owner(&key) == shard.id() {
+                self.partition(&key);
+            }
+        }
+        self.offsets_partitions_known.set(true);
+    }
+
+    /// Deletes the expired offsets of one offsets partition (loading its table first if need
+    /// be) and sets when its next sweep is due. Run by the ticker for what
+    /// [`Coordinator::offsets_due`] returned; failures are logged and retried later.
+    pub async fn expire_offsets(&self, shard: &dyn Host, key: PartitionKey) {
+        let partition = self.partition(&key);
+        assert!(
+            partition.sweeping.get(),
+            "{key}: a sweep that offsets_due did not start"
+        );
+        let next_ms = match self.sweep(shard, &key).await {
+            Ok(next_ms) => next_ms,
+            Err(error) => {
+                tracing::warn!(partition = %key, %error, "expiring committed offsets failed");
+                now_ms().saturating_add(SWEEP_RETRY_MS)
+            }
+        };
+        partition.next_sweep_ms.set(next_ms);
+        partition.sweeping.set(false);
+    }
+
+    /// One sweep: finds the expired offsets, then deletes them a batch of tombstones at a
+    /// time, each under the gate and checked again there (a commit or a join since the scan
+    /// keeps an offset). Returns when the next sweep is due.
+    async fn sweep(&self, shard: &dyn Host, key: &PartitionKey) -> Result<i64, GroupFailed> {
+        let Some(retention_ms) = self.offsets_retention_ms else {
+            unreachable!("no sweep is started while offsets never expire");
+        };
+        let partition = self.table(shard, key).await?;
+        let active = |group: &str| self.groups.borrow().contains_key(group);
+        let Sweep { expired, next_ms } = partition.clock.borrow_mut().sweep(
+            &partition.table.borrow(),
+            active,
+            retention_ms,
+            now_ms(),
+        );
+        for chunk in expired.chunks(OFFSETS_PER_COMMIT_MAX) {
+            let _permit = partition
+                .gate
+                .acquire_permit(1)
+                .await
+                .map_err(|_| GroupFailed::shutting_down())?;
+            let now = now_ms();
+            let still: Vec<OffsetKey> = {
+                let table = partition.table.borrow();
+                let clock = partition.clock.borrow();
+                chunk
+                    .iter()
+                    .filter(|key| {
+                        table.get(key).is_some_and(|committed| {
+                            !active(&key.group)
+                                && clock.expires_at_ms(&key.group, committed, retention_ms) <= now
+                        })
+                    })
+                    .cloned()
+                    .collect()
+            };
+            if still.is_empty() {
+                continue;
+            }
+            let batch = offsets::tombstone_batch(&still, now);
+            append_then_apply(shard, key, &partition, batch, still.len(), |table| {
+                for key in &still {
+                    table.remove(key);
+                }
+            })
+            .await?;
+            let groups: std::collections::BTreeSet<&str> =
+                still.iter().map(|key| key.group.as_str()).collect();
+            for group in &groups {
+                tracing::debug!(partition = %key, group, "committed offsets expired");
+            }
+            tracing::info!(partition = %key, offsets = still.len(), groups = groups.len(),
+                retention_ms, "expired the committed offsets of groups without members");
+        }
+        Ok(next_ms)
     }
 
     /// Fails every parked join (shutdown): their senders are dropped with the groups.
     pub fn close(&self) {
         self.groups.borrow_mut().clear();
     }
+}
+
+/// Appends `batch` (of `records` records) to the offsets partition `key` at acks durable and,
+/// once it is durable, applies `change` to the table; then stores a snapshot when enough
+/// records were appended since the last. The caller holds the partition's gate, so nothing
+/// else writes the partition meanwhile. The path of commits and of expiries alike.
+async fn append_then_apply(
+    shard: &dyn Host,
+    key: &PartitionKey,
+    partition: &OffsetsPartition,
+    batch: Vec<u8>,
+    records: usize,
+    change: impl FnOnce(&mut OffsetTable),
+) -> Result<(), GroupFailed> {
+    assert!(records > 0, "an empty batch for {key}");
+    let batch = Verified::check(bytes::BytesMut::from(&batch[..]))
+        .expect("the coordinator builds valid batches");
+    let Appended { last_offset, .. } = offsets_actor(shard, key)?
+        .append(batch, AckLevel::Durable)
+        .await?;
+    change(&mut partition.table.borrow_mut());
+    let records = partition.records_since_snapshot.get() + records as u64;
+    partition.records_since_snapshot.set(records);
+    if records >= offsets::SNAPSHOT_RECORDS {
+        // Writes are serialised by the gate and only the coordinator writes this partition,
+        // so the log ends right after this batch.
+        let through = last_offset.0 + 1;
+        let copy = partition.table.borrow().clone();
+        let previous = partition.snapshot_through.get();
+        if snapshot(shard, key, &copy, through, previous).await {
+            partition.records_since_snapshot.set(0);
+            partition.snapshot_through.set(Offset(through));
+        }
+    }
+    Ok(())
 }
 
 /// Loads an offsets table: the newest trusted snapshot (or the previous), then the records

@@ -8,11 +8,16 @@
 //!
 //! ```text
 //! key:   version u16 = 1 | group_len u16 | group | topic_len u16 | topic | partition u32
-//! value: version u16 = 1 | offset u64 | commit_timestamp_ms i64
+//! value: version u16 = 1 | offset u64 | commit_timestamp_ms i64   (a commit)
+//!        null                                                   (a tombstone: expired)
 //! ```
 //!
 //! (little-endian, like every ringbus format; the Kafka batch around them is big-endian by its
-//! own spec). The last record for a key wins.
+//! own spec). The last record for a key wins. A record with a key and no value (null, Kafka's
+//! tombstone) deletes the key: the coordinator appends one per offset that expired
+//! (`--offsets-retention-ms`, [`super::retention`]), so replaying the log after a restart does
+//! not bring expired offsets back. A broker from before expiry skips tombstones (it read only
+//! records with both a key and a value), so after a downgrade expired offsets reappear.
 //!
 //! So the log does not grow forever, the coordinator snapshots the whole table of a partition
 //! once [`SNAPSHOT_RECORDS`] records were appended since the last snapshot, keeping the one it
@@ -24,7 +29,7 @@
 //! them, the snapshots are the only copy of those commits, so when neither can be trusted (or
 //! the log starts above what the usable one covers) the load fails (corruption) rather than
 //! serve offsets that silently went back. The snapshot is a CRC-checked blob in the
-//! partition's directory:
+//! partition's directory, holding the table as it is (so no expired offset, and no tombstone):
 //!
 //! ```text
 //! version u16 = 1 | through_offset u64 | entry_count u32 | entries...
@@ -151,6 +156,17 @@ pub fn encode_value(committed: &Committed) -> Vec<u8> {
     out
 }
 
+/// One batch holding a tombstone (the key, no value) per expired offset, in order. Panics on
+/// an empty list (a caller bug).
+pub fn tombstone_batch(keys: &[OffsetKey], now_ms: i64) -> Vec<u8> {
+    assert!(!keys.is_empty(), "a tombstone batch needs a key");
+    let mut builder = BatchBuilder::new(now_ms);
+    for key in keys {
+        builder.push(Some(&encode_key(key)), None, now_ms, &[]);
+    }
+    builder.finish()
+}
+
 /// One batch holding a record per commit, in order. Panics on an empty list (a caller bug).
 pub fn commit_batch(commits: &[(OffsetKey, Committed)], now_ms: i64) -> Vec<u8> {
     assert!(!commits.is_empty(), "a commit batch needs a commit");
@@ -221,15 +237,21 @@ impl Fields for ByteReader<'_> {
     }
 }
 
-/// Decodes one record of the offsets topic.
-pub fn decode_record(
-    key: &[u8],
-    value: &[u8],
-) -> Result<(OffsetKey, Committed), OffsetsFormatError> {
+/// Decodes the key of one record of the offsets topic (a commit's or a tombstone's).
+pub fn decode_key(key: &[u8]) -> Result<OffsetKey, OffsetsFormatError> {
     let mut reader = ByteReader::new(key);
     reader.version()?;
     let key = reader.key_fields()?;
     reader.end()?;
+    Ok(key)
+}
+
+/// Decodes one commit record of the offsets topic.
+pub fn decode_record(
+    key: &[u8],
+    value: &[u8],
+) -> Result<(OffsetKey, Committed), OffsetsFormatError> {
+    let key = decode_key(key)?;
     let mut reader = ByteReader::new(value);
     reader.version()?;
     let committed = reader.committed()?;
@@ -252,6 +274,18 @@ impl OffsetTable {
     /// Records a commit (the last one for a key wins).
     pub fn apply(&mut self, key: OffsetKey, committed: Committed) {
         self.offsets.insert(key, committed);
+    }
+
+    /// Deletes the committed offset of `key` (it expired); returns what it was.
+    pub fn remove(&mut self, key: &OffsetKey) -> Option<Committed> {
+        self.offsets.remove(key)
+    }
+
+    /// Every committed offset, ordered by (group, topic, partition).
+    pub fn iter(&self) -> impl Iterator<Item = (&OffsetKey, Committed)> {
+        self.offsets
+            .iter()
+            .map(|(key, committed)| (key, *committed))
     }
 
     /// Entries in the table.
@@ -294,9 +328,10 @@ impl OffsetTable {
     /// Replays one stored batch of the offsets topic while the table is rebuilt from the log
     /// ([`crate::snapshot::replay`]): applies its records at or after `from`, where the
     /// snapshot stops (the first batch a read returns may start below that; the snapshot holds
-    /// those records already). Returns how many records were applied. A record that does not
-    /// decode is an error: unlike a producer's batch, a commit cannot be skipped without
-    /// serving an offset that went back.
+    /// those records already): a commit sets its key, a tombstone (a key without a value)
+    /// deletes it. Returns how many records were applied. A record that does not decode is an
+    /// error: unlike a producer's batch, a commit cannot be skipped without serving an offset
+    /// that went back, nor a tombstone without bringing an expired offset back.
     pub fn replay_batch(&mut self, batch: &[u8], from: u64) -> Result<u64, OffsetsFormatError> {
         let damaged = |error: schema::batch::BatchError| format_error(error.to_string());
         let header = BatchHeader::parse(batch).map_err(damaged)?;
@@ -306,12 +341,19 @@ impl OffsetTable {
                 continue;
             }
             let record = record.map_err(damaged)?;
-            // Records without a key or a value are not commits (none is written today).
-            let (Some(key), Some(value)) = (record.key, record.value) else {
-                continue;
-            };
-            let (key, committed) = decode_record(key, value)?;
-            self.apply(key, committed);
+            match (record.key, record.value) {
+                (Some(key), Some(value)) => {
+                    let (key, committed) = decode_record(key, value)?;
+                    self.apply(key, committed);
+                }
+                (Some(key), None) => {
+                    // A tombstone may name a key the table does not hold: the snapshot was
+                    // taken after the expiry, or the key was re-committed and expired again.
+                    self.remove(&decode_key(key)?);
+                }
+                // A record without a key is neither (none is ever written).
+                (None, _) => continue,
+            }
             applied += 1;
         }
         Ok(applied)
@@ -466,6 +508,36 @@ mod tests {
         assert!(
             OffsetTable::default().replay_batch(&batch, 0).is_err(),
             "a damaged commit is an error, not skipped"
+        );
+    }
+
+    #[test]
+    fn replaying_a_tombstone_deletes_its_key() {
+        let at = |offset| Committed {
+            offset,
+            timestamp_ms: 3,
+        };
+        let mut table = OffsetTable::default();
+        table.apply(key("g", "t", 0), at(1));
+        table.apply(key("g", "t", 1), at(2));
+        let mut batch = tombstone_batch(&[key("g", "t", 0), key("gone", "t", 0)], 4);
+        schema::batch::verify_with_records(&batch).expect("a valid batch");
+        for record in schema::batch::records(&batch).expect("records") {
+            let record = record.expect("record");
+            assert_eq!(record.value, None, "a tombstone has no value");
+        }
+        assert_eq!(
+            table.replay_batch(&batch, 0),
+            Ok(2),
+            "a tombstone of a key the table lacks is still a record"
+        );
+        assert_eq!(table.get(&key("g", "t", 0)), None);
+        assert_eq!(table.get(&key("g", "t", 1)), Some(at(2)));
+        let last = batch.len() - 1;
+        batch[last] ^= 1;
+        assert!(
+            OffsetTable::default().replay_batch(&batch, 0).is_err(),
+            "a damaged tombstone is an error, not skipped"
         );
     }
 

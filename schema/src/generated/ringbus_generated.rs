@@ -6775,6 +6775,10 @@ impl<'a> DescribeGroupResponse<'a> {
   pub const VT_GENERATION: ::flatbuffers::VOffsetT = 10;
   pub const VT_ASSIGNOR: ::flatbuffers::VOffsetT = 12;
   pub const VT_MEMBERS: ::flatbuffers::VOffsetT = 14;
+  pub const VT_OFFSETS_RETENTION_MS: ::flatbuffers::VOffsetT = 16;
+  pub const VT_EMPTY_SINCE_MS: ::flatbuffers::VOffsetT = 18;
+  pub const VT_OFFSETS_FIRST_EXPIRY_MS: ::flatbuffers::VOffsetT = 20;
+  pub const VT_OFFSETS_LAST_EXPIRY_MS: ::flatbuffers::VOffsetT = 22;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -6786,6 +6790,10 @@ impl<'a> DescribeGroupResponse<'a> {
     args: &'args DescribeGroupResponseArgs<'args>
   ) -> ::flatbuffers::WIPOffset<DescribeGroupResponse<'bldr>> {
     let mut builder = DescribeGroupResponseBuilder::new(_fbb);
+    if let Some(x) = args.offsets_last_expiry_ms { builder.add_offsets_last_expiry_ms(x); }
+    if let Some(x) = args.offsets_first_expiry_ms { builder.add_offsets_first_expiry_ms(x); }
+    if let Some(x) = args.empty_since_ms { builder.add_empty_since_ms(x); }
+    builder.add_offsets_retention_ms(args.offsets_retention_ms);
     if let Some(x) = args.members { builder.add_members(x); }
     builder.add_generation(args.generation);
     if let Some(x) = args.message { builder.add_message(x); }
@@ -6838,6 +6846,43 @@ impl<'a> DescribeGroupResponse<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupMember>>>>(DescribeGroupResponse::VT_MEMBERS, None)}
   }
+  /// The broker's --offsets-retention-ms: the committed offsets of a group without members
+  /// expire this long after it lost its last member (or after their commit, or the broker's
+  /// start, whichever is later). 0: they never expire (what a broker from before offsets
+  /// expired means by leaving it out).
+  #[inline]
+  pub fn offsets_retention_ms(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(DescribeGroupResponse::VT_OFFSETS_RETENTION_MS, Some(0)).unwrap()}
+  }
+  /// Since when the coordinator counts the group empty (ms since the Unix epoch): when it lost
+  /// its last member or when the broker loaded its offsets, the later. Absent while it has
+  /// members, or has no committed offsets.
+  #[inline]
+  pub fn empty_since_ms(&self) -> Option<i64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(DescribeGroupResponse::VT_EMPTY_SINCE_MS, None)}
+  }
+  /// When the first and the last of its committed offsets expire (ms since the Unix epoch).
+  /// Absent when none will: it has members, no committed offsets, or retention is off.
+  #[inline]
+  pub fn offsets_first_expiry_ms(&self) -> Option<i64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(DescribeGroupResponse::VT_OFFSETS_FIRST_EXPIRY_MS, None)}
+  }
+  #[inline]
+  pub fn offsets_last_expiry_ms(&self) -> Option<i64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(DescribeGroupResponse::VT_OFFSETS_LAST_EXPIRY_MS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for DescribeGroupResponse<'_> {
@@ -6852,6 +6897,10 @@ impl ::flatbuffers::Verifiable for DescribeGroupResponse<'_> {
      .visit_field::<i32>("generation", Self::VT_GENERATION, false)?
      .visit_field::<Assignor>("assignor", Self::VT_ASSIGNOR, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<GroupMember>>>>("members", Self::VT_MEMBERS, false)?
+     .visit_field::<u64>("offsets_retention_ms", Self::VT_OFFSETS_RETENTION_MS, false)?
+     .visit_field::<i64>("empty_since_ms", Self::VT_EMPTY_SINCE_MS, false)?
+     .visit_field::<i64>("offsets_first_expiry_ms", Self::VT_OFFSETS_FIRST_EXPIRY_MS, false)?
+     .visit_field::<i64>("offsets_last_expiry_ms", Self::VT_OFFSETS_LAST_EXPIRY_MS, false)?
      .finish();
     Ok(())
   }
@@ -6863,6 +6912,10 @@ pub struct DescribeGroupResponseArgs<'a> {
     pub generation: i32,
     pub assignor: Assignor,
     pub members: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<GroupMember<'a>>>>>,
+    pub offsets_retention_ms: u64,
+    pub empty_since_ms: Option<i64>,
+    pub offsets_first_expiry_ms: Option<i64>,
+    pub offsets_last_expiry_ms: Option<i64>,
 }
 impl<'a> Default for DescribeGroupResponseArgs<'a> {
   #[inline]
@@ -6874,6 +6927,10 @@ impl<'a> Default for DescribeGroupResponseArgs<'a> {
       generation: 0,
       assignor: Assignor::Range,
       members: None,
+      offsets_retention_ms: 0,
+      empty_since_ms: None,
+      offsets_first_expiry_ms: None,
+      offsets_last_expiry_ms: None,
     }
   }
 }
@@ -6908,6 +6965,22 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DescribeGroupResponseBuilder<
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DescribeGroupResponse::VT_MEMBERS, members);
   }
   #[inline]
+  pub fn add_offsets_retention_ms(&mut self, offsets_retention_ms: u64) {
+    self.fbb_.push_slot::<u64>(DescribeGroupResponse::VT_OFFSETS_RETENTION_MS, offsets_retention_ms, 0);
+  }
+  #[inline]
+  pub fn add_empty_since_ms(&mut self, empty_since_ms: i64) {
+    self.fbb_.push_slot_always::<i64>(DescribeGroupResponse::VT_EMPTY_SINCE_MS, empty_since_ms);
+  }
+  #[inline]
+  pub fn add_offsets_first_expiry_ms(&mut self, offsets_first_expiry_ms: i64) {
+    self.fbb_.push_slot_always::<i64>(DescribeGroupResponse::VT_OFFSETS_FIRST_EXPIRY_MS, offsets_first_expiry_ms);
+  }
+  #[inline]
+  pub fn add_offsets_last_expiry_ms(&mut self, offsets_last_expiry_ms: i64) {
+    self.fbb_.push_slot_always::<i64>(DescribeGroupResponse::VT_OFFSETS_LAST_EXPIRY_MS, offsets_last_expiry_ms);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DescribeGroupResponseBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     DescribeGroupResponseBuilder {
@@ -6931,6 +7004,10 @@ impl ::core::fmt::Debug for DescribeGroupResponse<'_> {
       ds.field("generation", &self.generation());
       ds.field("assignor", &self.assignor());
       ds.field("members", &self.members());
+      ds.field("offsets_retention_ms", &self.offsets_retention_ms());
+      ds.field("empty_since_ms", &self.empty_since_ms());
+      ds.field("offsets_first_expiry_ms", &self.offsets_first_expiry_ms());
+      ds.field("offsets_last_expiry_ms", &self.offsets_last_expiry_ms());
       ds.finish()
   }
 }

@@ -696,6 +696,10 @@ impl Reader<'_> {
                 generation: body.generation(),
                 assignor: assignor_known(body.assignor(), "DescribeGroupResponse", "assignor")?,
                 members,
+                offsets_retention_ms: body.offsets_retention_ms(),
+                empty_since_ms: body.empty_since_ms(),
+                offsets_first_expiry_ms: body.offsets_first_expiry_ms(),
+                offsets_last_expiry_ms: body.offsets_last_expiry_ms(),
             },
         })
     }

@@ -246,6 +246,17 @@ pub struct GroupDescriptionOwned {
     pub assignor: Assignor,
     /// Its members, by member id.
     pub members: Vec<GroupMemberOwned>,
+    /// The broker's offsets retention in ms; 0: offsets never expire.
+    pub offsets_retention_ms: u64,
+    /// Since when the group counts as empty (ms since the Unix epoch); None while it has
+    /// members or no committed offsets.
+    pub empty_since_ms: Option<i64>,
+    /// When the first of its committed offsets expires (ms since the Unix epoch); None when
+    /// none will.
+    pub offsets_first_expiry_ms: Option<i64>,
+    /// When the last of its committed offsets expires (ms since the Unix epoch); None when
+    /// none will.
+    pub offsets_last_expiry_ms: Option<i64>,
 }
 
 /// The answer to a join (schema `JoinGroupResponse`, without its error fields).

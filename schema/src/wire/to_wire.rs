@@ -551,6 +551,10 @@ fn encode_response_body(
                 generation: group.generation,
                 assignor: group.assignor,
                 members,
+                offsets_retention_ms: group.offsets_retention_ms,
+                empty_since_ms: group.empty_since_ms,
+                offsets_first_expiry_ms: group.offsets_first_expiry_ms,
+                offsets_last_expiry_ms: group.offsets_last_expiry_ms,
             };
             let table = DescribeGroupResponse::create(builder, &args);
             (ResponseBody::DescribeGroupResponse, table.as_union_value())

@@ -631,6 +631,10 @@ pub fn sample_responses() -> Vec<ResponseSample> {
                                 partitions: vec![4, 5],
                             }],
                         }],
+                        offsets_retention_ms: 604_800_000,
+                        empty_since_ms: None,
+                        offsets_first_expiry_ms: None,
+                        offsets_last_expiry_ms: None,
                     },
                 },
             ),
@@ -994,6 +998,10 @@ pub fn random_response(rng: &mut Rng) -> ResponseSample {
                         assignment: random_topic_partitions(rng),
                     })
                     .collect(),
+                offsets_retention_ms: rng.u64(..),
+                empty_since_ms: rng.bool().then(|| rng.i64(..)),
+                offsets_first_expiry_ms: rng.bool().then(|| rng.i64(..)),
+                offsets_last_expiry_ms: rng.bool().then(|| rng.i64(..)),
             },
         },
         // A whole-request error: no body (the error must then be set).
