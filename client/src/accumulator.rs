@@ -295,7 +295,12 @@ impl Accumulator {
     ) -> Appended {
         let record_bytes = record_bytes_max(key, value, headers);
         let mut sealed = Vec::new();
-        let batches = self.open.entry(topic.to_string()).or_default();
+        // Look the topic up before inserting it: `entry` wants an owned key, and a String per
+        // record was a malloc and a free on the producer's hottest path.
+        let batches = match self.open.get_mut(topic) {
+            Some(batches) => batches,
+            None => self.open.entry(topic.to_string()).or_default(),
+        };
         if let Some(open) = batches.get(&partition) {
             let fits =
                 open.builder.encoded_bytes().saturating_add(record_bytes) <= self.batch_bytes;

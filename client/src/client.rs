@@ -170,6 +170,9 @@ pub struct ListOffsetsItem {
     pub query: OffsetQuery,
 }
 
+/// Frames the writer task sends with one [`net::FrameWriter::write_frames`] at most.
+const WRITE_FRAMES_MAX: usize = 64;
+
 /// A frame for the writer task. `written` is completed once the frame is on the socket (used
 /// by requests that get no response).
 struct Outgoing {
@@ -1052,20 +1055,46 @@ async fn write_loop(
     mut writer: net::FrameWriter,
     queue: LocalReceiver<Outgoing>,
 ) {
+    let mut frames = Vec::with_capacity(WRITE_FRAMES_MAX);
     while let Some(frame) = queue.recv().await {
+        // Take the frames queued behind it too, so they go out in one send call: a producer
+        // seals several batches between two runs of this task (issue #11). `poll_once` of
+        // `recv` is a try-receive: a pending receive unregisters itself when dropped.
+        frames.push(frame);
+        while frames.len() < WRITE_FRAMES_MAX {
+            match futures_lite::future::poll_once(queue.recv()).await {
+                Some(Some(frame)) => frames.push(frame),
+                Some(None) | None => break,
+            }
+        }
         if shared.failure.borrow().is_some() {
+            frames.clear();
             continue;
         }
-        match writer.write_frame(&frame.message, &frame.payload).await {
+        let out: Vec<net::OutFrame<'_>> = frames
+            .iter()
+            .map(|frame| net::OutFrame {
+                message: &frame.message,
+                payload: &frame.payload,
+            })
+            .collect();
+        let result = writer.write_frames(&out).await;
+        drop(out);
+        match result {
             Ok(()) => {
-                if let Some(written) = frame.written {
-                    written.send(());
+                for frame in frames.drain(..) {
+                    if let Some(written) = frame.written {
+                        written.send(());
+                    }
                 }
             }
-            Err(error) => shared.fail(ClientError::ConnectionLost {
-                address: shared.address,
-                reason: format!("write failed: {error}"),
-            }),
+            Err(error) => {
+                frames.clear();
+                shared.fail(ClientError::ConnectionLost {
+                    address: shared.address,
+                    reason: format!("write failed: {error}"),
+                });
+            }
         }
     }
     if shared.failure.borrow().is_none()

@@ -53,10 +53,14 @@ impl Partitioner {
             return schema::murmur2::partition_for_key(key, partition_count);
         }
         let start = self.start;
-        let sticky = self
-            .sticky
-            .entry(topic.to_string())
-            .or_insert(start % partition_count);
+        // Not `entry(topic.to_string())`: that allocated a String for every keyless record.
+        let sticky = match self.sticky.get_mut(topic) {
+            Some(sticky) => sticky,
+            None => self
+                .sticky
+                .entry(topic.to_string())
+                .or_insert(start % partition_count),
+        };
         // The count can shrink only if the topic was recreated; stay in range regardless.
         *sticky %= partition_count;
         *sticky
