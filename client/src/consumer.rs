@@ -6,7 +6,10 @@
 //! latest or first-at-a-timestamp offset, looked up with list-offsets); a partition without a
 //! position starts at [`ConsumerOptions::start`] on the first poll. [`Consumer::poll`] sends one
 //! fetch for every assigned partition (`bytes_min` 1, so the broker answers as soon as any has
-//! data, or after `max_wait`), decodes the batches and advances the positions.
+//! data, or after `max_wait`), decodes the batches and advances the positions; before it
+//! returns, it sends the fetch for the new positions, so the broker prepares the next answer
+//! while the caller handles this one (Kafka's consumer pipelines the same way). A seek or an
+//! assignment in between makes the next poll drop that fetch's answer and fetch afresh.
 //!
 //! Trust: each fetched batch is verified (framing and CRC-32C, [`schema::batch::verify`])
 //! before its records are read, and a record whose offset delta is out of order is refused. A
@@ -98,6 +101,20 @@ pub struct Consumer {
     /// Assigned partitions and their positions (the next offset to return); `None` until
     /// sought or first polled.
     positions: BTreeMap<u32, Option<u64>>,
+    /// The fetch sent for the positions the last poll left, so the broker prepares it while
+    /// the caller handles the records (Kafka's consumer does the same). Used by the next poll
+    /// only if the positions are still those; otherwise dropped (the fetch only reads, and
+    /// its task finishes on its own within its wait).
+    prefetch: Option<Prefetch>,
+}
+
+/// A fetch running ahead of the next [`Consumer::poll`].
+struct Prefetch {
+    /// The positions it fetches from.
+    positions: BTreeMap<PartitionKey, u64>,
+    /// Its outcome; a detached task, so dropping this handle does not cancel the fetch
+    /// mid-request.
+    outcome: glommio::task::JoinHandle<Result<poll::Polled, ClientError>>,
 }
 
 impl Consumer {
@@ -108,6 +125,7 @@ impl Consumer {
             options,
             topic: String::new(),
             positions: BTreeMap::new(),
+            prefetch: None,
         }
     }
 
@@ -183,13 +201,42 @@ impl Consumer {
             fetch_bytes_max: self.options.fetch_bytes_max,
             partition_bytes_max: self.options.partition_bytes_max,
         };
-        // The caller chose the positions: one outside the log is theirs to move (seek).
-        let polled =
-            poll::poll_once(&self.client, &positions, max_wait, limits, OutOfRange::Fail).await?;
+        let prefetched = match self.prefetch.take() {
+            Some(prefetch) if prefetch.positions == positions => prefetch.outcome.await,
+            // Sought or reassigned since: its records are not the ones asked for.
+            Some(_) | None => None,
+        };
+        let polled = match prefetched {
+            Some(outcome) => outcome?,
+            // The caller chose the positions: one outside the log is theirs to move (seek).
+            None => {
+                poll::poll_once(&self.client, &positions, max_wait, limits, OutOfRange::Fail)
+                    .await?
+            }
+        };
         for ((_, partition), next) in polled.positions {
             self.positions.insert(partition, Some(next));
         }
+        self.start_prefetch(max_wait, limits);
         Ok(polled.records)
+    }
+
+    /// Sends the fetch the next poll will want (from the positions now), in a task of its own.
+    fn start_prefetch(&mut self, max_wait: Duration, limits: FetchLimits) {
+        let positions: BTreeMap<PartitionKey, u64> = self
+            .positions
+            .iter()
+            .filter_map(|(&partition, &position)| {
+                Some(((self.topic.clone(), partition), position?))
+            })
+            .collect();
+        let client = self.client.clone();
+        let fetched = positions.clone();
+        let outcome = glommio::spawn_local(async move {
+            poll::poll_once(&client, &fetched, max_wait, limits, OutOfRange::Fail).await
+        })
+        .detach();
+        self.prefetch = Some(Prefetch { positions, outcome });
     }
 
     /// Gives every partition without a position its start position (one list-offsets).

@@ -118,3 +118,67 @@ fn positions_follow_seeks_and_fetched_batches() {
         );
     });
 }
+
+/// Goal: the fetch a poll sends ahead for the next one is used only while the positions are
+/// still the ones it asked for: without a seek the next poll returns its records; after a
+/// seek they are dropped and the next poll fetches from the sought offset.
+#[test]
+fn the_fetch_sent_ahead_is_dropped_after_a_seek() {
+    run(|listener| async move {
+        let (client, mut peer) = connect(&listener, ClientOptions::default()).await;
+        let broker = glommio::spawn_local(async move {
+            let fetch = peer.receive().await;
+            assert_eq!(fetch_offset(&fetch), 0);
+            answer_fetch(
+                &mut peer,
+                &fetch,
+                &[(0, ErrorCode::None, stored_batch(0, 2))],
+            )
+            .await;
+            // Sent ahead by the first poll, used by the second.
+            let fetch = peer.receive().await;
+            assert_eq!(fetch_offset(&fetch), 2);
+            answer_fetch(
+                &mut peer,
+                &fetch,
+                &[(0, ErrorCode::None, stored_batch(2, 2))],
+            )
+            .await;
+            // Sent ahead by the second poll; the consumer seeks before the third.
+            let fetch = peer.receive().await;
+            assert_eq!(fetch_offset(&fetch), 4);
+            answer_fetch(
+                &mut peer,
+                &fetch,
+                &[(0, ErrorCode::None, stored_batch(4, 2))],
+            )
+            .await;
+            let fetch = peer.receive().await;
+            assert_eq!(fetch_offset(&fetch), 1, "the sought offset");
+            answer_fetch(
+                &mut peer,
+                &fetch,
+                &[(0, ErrorCode::None, stored_batch(0, 3))],
+            )
+            .await;
+        });
+
+        let mut consumer = Consumer::new(client, ConsumerOptions::default());
+        consumer.assign("t", &[0]);
+        consumer.seek(0, SeekTo::Offset(0)).await.expect("sought");
+        let offsets = |records: Vec<client::ConsumedRecord>| -> Vec<u64> {
+            records.into_iter().map(|record| record.offset).collect()
+        };
+        let wait = Duration::from_millis(10);
+        assert_eq!(offsets(consumer.poll(wait).await.expect("polled")), [0, 1]);
+        assert_eq!(offsets(consumer.poll(wait).await.expect("polled")), [2, 3]);
+        consumer.seek(0, SeekTo::Offset(1)).await.expect("sought");
+        assert_eq!(
+            offsets(consumer.poll(wait).await.expect("polled")),
+            [1, 2],
+            "records from the sought offset, not the ones fetched ahead"
+        );
+        assert_eq!(consumer.position(0), Some(3));
+        broker.await;
+    });
+}
