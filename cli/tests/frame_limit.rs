@@ -6,15 +6,17 @@
 //! Method: start the real binary with `--frame-bytes-max 65536`, handshake over the raw wire
 //! protocol and read the announced limit; then produce records of 100 KiB through `ringbus
 //! produce`, which must refuse them itself (the frame would exceed the announced limit) and
-//! exit non-zero, and check the broker still answers a request.
+//! exit non-zero, and check the broker still answers a request; then store ten 10 KiB
+//! batches and fetch with no byte limit: the answer fits the frame, and a consumer reads
+//! every batch a frame at a time.
 
 mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{Broker, RawClient, create_topic, data_dir};
-use schema::wire::{ErrorCode, RequestBodyOwned, ResponseBodyOwned};
+use common::{Broker, RawClient, create_topic, data_dir, fetch_all, produce};
+use schema::wire::{Acks, ErrorCode, FetchPartitionOwned, RequestBodyOwned, ResponseBodyOwned};
 
 const FRAME_BYTES_MAX: u32 = 64 << 10;
 
@@ -74,5 +76,50 @@ fn the_handshake_announces_the_configured_frame_limit() {
     // The broker is unharmed.
     let (response, _) = client.request(&RequestBodyOwned::Metadata { topics: vec![] }, &[]);
     assert_eq!(response.error, ErrorCode::None);
+
+    // A fetch asking for more than a frame holds gets a full frame, not a response the broker
+    // cannot send (the connection used to close, and a consumer reconnected for ever).
+    let value = vec![b'v'; 10 << 10];
+    for _ in 0..10 {
+        let mut builder = schema::batch::BatchBuilder::new(1_700_000_000_000);
+        builder.push(None, Some(&value), 1_700_000_000_000, &[]);
+        let stored = produce(
+            &mut client,
+            "limited",
+            &[(0, builder.finish())],
+            Acks::Written,
+        );
+        assert_eq!(stored[0].0, ErrorCode::None);
+    }
+    let (response, payload) = client.request(
+        &RequestBodyOwned::Fetch {
+            wait_ms_max: 0,
+            bytes_min: 0,
+            bytes_max: u32::MAX,
+            partitions: vec![FetchPartitionOwned {
+                topic: "limited".to_string(),
+                partition: 0,
+                offset: 0,
+                bytes_max: u32::MAX,
+            }],
+        },
+        &[],
+    );
+    let Some(ResponseBodyOwned::Fetch { results, .. }) = response.body else {
+        panic!("unexpected {:?}", response.body);
+    };
+    assert_eq!(results[0].error, ErrorCode::None, "{}", results[0].message);
+    let returned = results[0].batches.length() as usize;
+    assert!(returned > 0, "the fetch returned nothing");
+    assert!(
+        payload.len() < FRAME_BYTES_MAX as usize,
+        "{} bytes of batches in a {FRAME_BYTES_MAX}-byte frame",
+        payload.len()
+    );
+    assert_eq!(
+        fetch_all(&mut client, "limited", 0, 0).len(),
+        10,
+        "every batch, a frame at a time"
+    );
     broker.stop();
 }

@@ -666,10 +666,17 @@ impl Client {
     /// partition's batches are a zero-copy slice of the response.
     pub async fn fetch(&self, args: FetchArgs) -> Result<Vec<Fetched>, ClientError> {
         const OPERATION: &str = "fetch";
+        // What a response frame we accept can hold (the broker caps by its own limit too).
+        let fitting = wire::fetch_bytes_fitting(
+            self.options.frame_bytes_max,
+            args.partitions
+                .iter()
+                .map(|partition| partition.topic.len()),
+        );
         let body = RequestBodyOwned::Fetch {
             wait_ms_max: millis_u32(args.wait_max),
             bytes_min: args.bytes_min,
-            bytes_max: args.bytes_max,
+            bytes_max: args.bytes_max.min(fitting),
             partitions: args.partitions,
         };
         // The broker may hold the request for the whole wait before it answers.

@@ -182,3 +182,47 @@ fn the_fetch_sent_ahead_is_dropped_after_a_seek() {
         broker.await;
     });
 }
+
+/// Goal: a consumer asking for more bytes than a response frame it accepts can hold asks the
+/// broker for what fits (it used to ask for all of it, and a response it then refused cost it
+/// its connection, again and again).
+#[test]
+fn a_fetch_asks_for_no_more_than_a_frame_holds() {
+    const FRAME_BYTES_MAX: u32 = 64 << 10;
+    run(|listener| async move {
+        let options = ClientOptions {
+            frame_bytes_max: FRAME_BYTES_MAX,
+            ..ClientOptions::default()
+        };
+        let (client, mut peer) = connect(&listener, options).await;
+        let broker = glommio::spawn_local(async move {
+            let fetch = peer.receive().await;
+            let RequestBodyOwned::Fetch { bytes_max, .. } = &fetch.body else {
+                panic!("expected a fetch");
+            };
+            assert!(
+                *bytes_max < FRAME_BYTES_MAX,
+                "asked for {bytes_max} bytes with a {FRAME_BYTES_MAX}-byte frame limit"
+            );
+            answer_fetch(
+                &mut peer,
+                &fetch,
+                &[(0, ErrorCode::None, stored_batch(0, 1))],
+            )
+            .await;
+        });
+        let options = ConsumerOptions {
+            fetch_bytes_max: 16 << 20,
+            ..ConsumerOptions::default()
+        };
+        let mut consumer = Consumer::new(client, options);
+        consumer.assign("t", &[0]);
+        consumer.seek(0, SeekTo::Offset(0)).await.expect("sought");
+        let records = consumer
+            .poll(Duration::from_millis(10))
+            .await
+            .expect("polled");
+        assert_eq!(records.len(), 1);
+        broker.await;
+    });
+}

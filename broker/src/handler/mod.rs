@@ -591,6 +591,12 @@ async fn fetch(
     partitions: Vec<FetchPartitionOwned>,
 ) -> (Vec<FetchResultOwned>, Vec<Bytes>) {
     let wait = Duration::from_millis(u64::from(wait_ms_max));
+    // A response over our frame limit could not be sent: the client would see its
+    // connection close, reconnect and ask again, for ever.
+    let bytes_max = bytes_max.min(schema::wire::fetch_bytes_fitting(
+        shard.frame_bytes_max,
+        partitions.iter().map(|asked| asked.topic.len()),
+    ));
     let asks: Vec<FetchAsk> = partitions
         .iter()
         .map(|asked| FetchAsk {

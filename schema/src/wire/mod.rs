@@ -240,6 +240,29 @@ impl FrameHeader {
     }
 }
 
+/// Room a fetch response's message takes besides its batches: a fixed part, and per
+/// partition its result (fields, and an error text when it failed) plus its topic name.
+const FETCH_MESSAGE_FIXED_BYTES: usize = 4 << 10;
+const FETCH_RESULT_BYTES_MAX: usize = 512;
+
+/// The largest `bytes_max` of a fetch of `topic_lengths` (one per partition asked) whose
+/// response still fits a frame of `frame_bytes_max`: both ends cap a fetch with it, so a
+/// consumer that asks for more than a frame holds gets a full frame, not a response the
+/// broker cannot send or the client refuses (a consumer asking for 16 MiB with the default
+/// 16 MiB frame limit reconnected for ever). At least 1: a fetch always makes progress.
+pub fn fetch_bytes_fitting(
+    frame_bytes_max: u32,
+    topic_lengths: impl Iterator<Item = usize>,
+) -> u32 {
+    let message_bytes = topic_lengths.fold(FETCH_MESSAGE_FIXED_BYTES, |bytes, length| {
+        bytes.saturating_add(FETCH_RESULT_BYTES_MAX + length)
+    });
+    let room = (frame_bytes_max as usize)
+        .saturating_sub(FRAME_PREFIX_BYTES)
+        .saturating_sub(message_bytes);
+    u32::try_from(room).unwrap_or(u32::MAX).max(1)
+}
+
 /// The prefix for a frame of a `message_bytes` message and a `payload_bytes` payload, for
 /// writers: fails rather than send a frame the peer would refuse.
 pub fn frame_prefix(
