@@ -630,10 +630,14 @@ impl Shard {
                 errors.push(format!("{key}: {error}"));
             }
         }
-        // New topics: open the partitions this shard owns.
+        // New topics: open the partitions this shard owns. The cache budget is shared by the
+        // clients' partitions only: the internal ones (group offsets, a few small records per
+        // commit, read back only when a table loads) get the minimum, where an equal share
+        // took a third of the budget from the data partitions of a 16-partition topic.
         let owned_after = next
             .topics
             .values()
+            .filter(|topic| !offsets::is_internal(&topic.name))
             .flat_map(|topic| {
                 (0..topic.partitions).map(|partition| PartitionKey {
                     topic: topic.name.clone(),
@@ -653,7 +657,7 @@ impl Shard {
                     continue;
                 }
                 let mut config = self.log_defaults.clone();
-                config.cache_bytes_max = cache_bytes_max;
+                config.cache_bytes_max = partition_cache_bytes(&topic.name, cache_bytes_max);
                 // u64::MAX is how a topic says "unlimited" (-1 on the wire).
                 if let Some(ms) = topic.config.retention_ms {
                     config.retention_ms = (ms != u64::MAX).then_some(ms);
@@ -807,9 +811,28 @@ pub fn cache_share(shard_budget_bytes: usize, partitions: usize) -> usize {
         .clamp(PARTITION_CACHE_BYTES_MIN, PARTITION_CACHE_BYTES_MAX)
 }
 
+/// The cache of one partition of `topic`: `share` ([`cache_share`] over the clients'
+/// partitions), or the minimum for the broker's internal topics.
+pub fn partition_cache_bytes(topic: &str, share: usize) -> usize {
+    if offsets::is_internal(topic) {
+        PARTITION_CACHE_BYTES_MIN
+    } else {
+        share
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_partitions_take_the_minimum_cache() {
+        assert_eq!(
+            partition_cache_bytes(offsets::OFFSETS_TOPIC, 16 << 20),
+            PARTITION_CACHE_BYTES_MIN
+        );
+        assert_eq!(partition_cache_bytes("orders", 16 << 20), 16 << 20);
+    }
 
     #[test]
     fn the_cache_budget_is_shared_out_within_bounds() {
