@@ -86,6 +86,7 @@ mkdir -p "$raw"
 scratch=$(mktemp -d "$DATA_DIR/ringbus-bench.XXXXXX")
 [[ "$(stat -f -c %T "$scratch")" != tmpfs ]] || die "$DATA_DIR is tmpfs: O_DIRECT needs a disk filesystem"
 broker_pid=""
+broker_data=""
 cleanup() {
     if [[ -n "$broker_pid" ]]; then kill "$broker_pid" 2>/dev/null || true; fi
     rm -rf "$scratch"
@@ -136,6 +137,7 @@ start_broker() {
     local data="$scratch/data-$name"
     rm -rf "$data"
     mkdir -p "$data"
+    broker_data=$data
     # No Kafka listener: the runs measure the ringbus wire, and must not take 9092 (binaries
     # from before the Kafka listener have no such option).
     # shellcheck disable=SC2046 # the option is two words or none
@@ -144,7 +146,7 @@ start_broker() {
         >"$raw/$name-broker.log" 2>&1 &
     broker_pid=$!
     for _ in $(seq 100); do
-        grep -q "listening on" "$raw/$name-broker.log" && return 0
+        grep -qs "listening on" "$raw/$name-broker.log" && return 0
         sleep 0.1
     done
     die "the broker did not start for $name"
@@ -154,6 +156,9 @@ stop_broker() {
     kill -TERM "$broker_pid"
     wait "$broker_pid" || true
     broker_pid=""
+    # A find-max run writes tens of GiB; keeping every workload's log filled the disk of a
+    # shared VM mid-run (2026-12-06, max-acksall: "No space left on device").
+    rm -rf "$broker_data"
 }
 
 # loadgen NAME [args...]: one loadgen run whose files are $raw/NAME.*; records the broker's
