@@ -185,6 +185,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         // Colour codes only on a terminal: a log file or a pipe gets plain text.
         .with_ansi(std::io::stderr().is_terminal())
+        // A log that cannot be written (stderr on a full disk, a closed pipe) is lost, not
+        // fatal: by default tracing-subscriber reports the failure with `eprintln!`, which
+        // panics when stderr fails, and so a broker logging to the disk it filled died.
+        .log_internal_errors(false)
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
@@ -258,14 +262,21 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let shards = config.cores.len();
     broker::server::serve(config, |bound| {
         use std::io::Write;
-        println!("ringbus listening on {} with {shards} shards", bound.listen);
+        // Not println!: it panics when stdout cannot be written (a full disk, a closed
+        // pipe), and the broker serves whether or not anyone reads these lines.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "ringbus listening on {} with {shards} shards",
+            bound.listen
+        );
         if let Some(kafka) = bound.kafka {
-            println!("kafka listening on {kafka}");
+            let _ = writeln!(out, "kafka listening on {kafka}");
         }
         if let Some(metrics) = bound.metrics {
-            println!("ringbus metrics on {metrics}");
+            let _ = writeln!(out, "ringbus metrics on {metrics}");
         }
-        let _ = std::io::stdout().flush();
+        let _ = out.flush();
     })
     .map_err(|error| error.to_string())
 }

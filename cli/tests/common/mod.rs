@@ -48,11 +48,22 @@ impl Broker {
     /// Like [`Broker::start_with_args`], listening on `listen` (to restart a broker on the
     /// address its clients know).
     pub fn start_listening(data_dir: &Path, listen: &str, extra: &[&str]) -> Broker {
+        Broker::start_logging(data_dir, listen, extra, "warn", Stdio::inherit())
+    }
+
+    /// Like [`Broker::start_listening`], logging at `log` (RINGBUS_LOG) to `stderr`.
+    pub fn start_logging(
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        log: &str,
+        stderr: Stdio,
+    ) -> Broker {
         let mut child = serve_command_at(data_dir, "0-1", listen)
             .args(extra)
-            .env("RINGBUS_LOG", "warn")
+            .env("RINGBUS_LOG", log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start ringbus");
         let stdout = child.stdout.take().expect("stdout");
