@@ -121,5 +121,43 @@ fn the_handshake_announces_the_configured_frame_limit() {
         10,
         "every batch, a frame at a time"
     );
+
+    // Two partitions: the first fills the response to within less than a batch of its
+    // budget; the second's batch must wait for the next fetch (only the first partition with
+    // data may exceed the budget), or the response outgrows the frame.
+    create_topic(&mut client, "two", 2);
+    let value = vec![b'w'; 19_400];
+    for partition in [0, 0, 0, 1] {
+        let mut builder = schema::batch::BatchBuilder::new(1_700_000_000_000);
+        builder.push(None, Some(&value), 1_700_000_000_000, &[]);
+        let stored = produce(
+            &mut client,
+            "two",
+            &[(partition, builder.finish())],
+            Acks::Written,
+        );
+        assert_eq!(stored[0].0, ErrorCode::None);
+    }
+    let partitions = (0..2)
+        .map(|partition| FetchPartitionOwned {
+            topic: "two".to_string(),
+            partition,
+            offset: 0,
+            bytes_max: u32::MAX,
+        })
+        .collect();
+    let request = RequestBodyOwned::Fetch {
+        wait_ms_max: 0,
+        bytes_min: 0,
+        bytes_max: u32::MAX,
+        partitions,
+    };
+    let (response, payload) = client.request(&request, &[]);
+    let Some(ResponseBodyOwned::Fetch { results, .. }) = response.body else {
+        panic!("unexpected {:?}", response.body);
+    };
+    assert!(payload.len() < FRAME_BYTES_MAX as usize);
+    assert_eq!(results[1].batches.length(), 0, "the second partition waits");
+    assert_eq!(fetch_all(&mut client, "two", 1, 0).len(), 1);
     broker.stop();
 }

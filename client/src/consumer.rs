@@ -7,9 +7,10 @@
 //! position starts at [`ConsumerOptions::start`] on the first poll. [`Consumer::poll`] sends one
 //! fetch for every assigned partition (`bytes_min` 1, so the broker answers as soon as any has
 //! data, or after `max_wait`), decodes the batches and advances the positions; before it
-//! returns, it sends the fetch for the new positions, so the broker prepares the next answer
-//! while the caller handles this one (Kafka's consumer pipelines the same way). A seek or an
-//! assignment in between makes the next poll drop that fetch's answer and fetch afresh.
+//! returns, it sends a fetch for the new positions that waits for data only briefly, so the broker
+//! prepares the next answer while the caller handles this one (Kafka's consumer pipelines
+//! the same way). The next poll uses its records; when it found none, failed, or a seek or an
+//! assignment came in between, the poll fetches afresh.
 //!
 //! Trust: each fetched batch is verified (framing and CRC-32C, [`schema::batch::verify`])
 //! before its records are read, and a record whose offset delta is out of order is refused. A
@@ -107,6 +108,12 @@ pub struct Consumer {
     /// its task finishes on its own within its wait).
     prefetch: Option<Prefetch>,
 }
+
+/// The longest a fetch sent ahead waits for data. A fetch that does not wait at all came back
+/// empty at the log end, and the poll after it paid a second round trip: consumption fell
+/// from ~390 to ~280 MiB/s in closed loop. Long enough for the next batches of a busy topic
+/// to arrive, short enough that what waits behind it on the connection hardly notices.
+const PREFETCH_WAIT_MAX: Duration = Duration::from_millis(20);
 
 /// A fetch running ahead of the next [`Consumer::poll`].
 struct Prefetch {
@@ -207,9 +214,22 @@ impl Consumer {
             Some(_) | None => None,
         };
         let polled = match prefetched {
-            Some(outcome) => outcome?,
-            // The caller chose the positions: one outside the log is theirs to move (seek).
-            None => {
+            Some(Ok(polled)) if !polled.records.is_empty() => polled,
+            // The broker's answer for these positions (a partition error): a fresh fetch
+            // would get the same.
+            Some(Err(error))
+                if !matches!(
+                    error,
+                    ClientError::ConnectionLost { .. } | ClientError::Timeout { .. }
+                ) =>
+            {
+                return Err(error);
+            }
+            // Nothing came within the fetch ahead's short wait (see `start_prefetch`), or the
+            // connection failed while the caller was away (a fresh request reconnects):
+            // fetch now, waiting as this call asks. The caller chose the positions: one
+            // outside the log is theirs to move (seek).
+            Some(_) | None => {
                 poll::poll_once(&self.client, &positions, max_wait, limits, OutOfRange::Fail)
                     .await?
             }
@@ -222,7 +242,12 @@ impl Consumer {
     }
 
     /// Sends the fetch the next poll will want (from the positions now), in a task of its own.
+    /// It waits for data at most [`PREFETCH_WAIT_MAX`] (or the poll's wait, if shorter): the
+    /// broker answers in request order, so a fetch parked at the log end between two polls
+    /// holds back every later answer on the connection (a seek's lookup, a close) for as long
+    /// as it waits. When it finds nothing, the next poll long-polls afresh.
     fn start_prefetch(&mut self, max_wait: Duration, limits: FetchLimits) {
+        let wait = max_wait.min(PREFETCH_WAIT_MAX);
         let positions: BTreeMap<PartitionKey, u64> = self
             .positions
             .iter()
@@ -233,7 +258,7 @@ impl Consumer {
         let client = self.client.clone();
         let fetched = positions.clone();
         let outcome = glommio::spawn_local(async move {
-            poll::poll_once(&client, &fetched, max_wait, limits, OutOfRange::Fail).await
+            poll::poll_once(&client, &fetched, wait, limits, OutOfRange::Fail).await
         })
         .detach();
         self.prefetch = Some(Prefetch { positions, outcome });

@@ -135,9 +135,17 @@ fn the_fetch_sent_ahead_is_dropped_after_a_seek() {
                 &[(0, ErrorCode::None, stored_batch(0, 2))],
             )
             .await;
-            // Sent ahead by the first poll, used by the second.
+            // Sent ahead by the first poll, used by the second; it waits for data only briefly
+            // (a parked fetch would hold back every later answer on the connection).
             let fetch = peer.receive().await;
             assert_eq!(fetch_offset(&fetch), 2);
+            let RequestBodyOwned::Fetch { wait_ms_max, .. } = &fetch.body else {
+                unreachable!("fetch_offset checked it is a fetch");
+            };
+            assert!(
+                *wait_ms_max <= 20,
+                "the fetch ahead waits briefly: {wait_ms_max} ms"
+            );
             answer_fetch(
                 &mut peer,
                 &fetch,

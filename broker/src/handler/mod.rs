@@ -756,10 +756,20 @@ async fn fetch_once(
             Ok(key) => read(shard, key, Offset(asked.offset), budget.max(1))
                 .await
                 .map(|read| {
-                    next = read.next_offset.0;
-                    total += read.batches.iter().map(Bytes::len).sum::<usize>();
+                    let bytes: usize = read.batches.iter().map(Bytes::len).sum();
+                    // A read returns at least one batch, however small its budget: only the
+                    // first partition with data may go over the request's budget (Kafka's
+                    // rule), or a response could outgrow the frame it was capped to.
+                    let batches = if total > 0 && total + bytes > bytes_max {
+                        next = next.max(read.log_end.0);
+                        Vec::new()
+                    } else {
+                        next = read.next_offset.0;
+                        total += bytes;
+                        read.batches
+                    };
                     Fetched {
-                        batches: read.batches,
+                        batches,
                         log_start: read.log_start.0,
                         log_end: read.log_end.0,
                     }
