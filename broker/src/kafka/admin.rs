@@ -530,9 +530,21 @@ pub(crate) async fn list_offsets(shard: &Rc<Shard>, head: Head, mut body: Bytes)
                     .await
                     .map_err(|error| errors::read(&error)),
             };
+            // The log names the batch a time falls in; Kafka answers the record, with its
+            // timestamp, and -1 where every record is older.
+            let found = match (query, found) {
+                (Some(OffsetQuery::Timestamp(timestamp)), Ok(offset)) => {
+                    record_for_time(shard, &asked.name, index, offset.0, timestamp).await
+                }
+                (_, found) => found.map(|offset| Some((offset.0 as i64, -1))),
+            };
             match found {
-                Ok(offset) => {
-                    answer.offset = offset.0 as i64;
+                Ok(None) => {
+                    answer.offset = -1;
+                }
+                Ok(Some((offset, timestamp))) => {
+                    answer.offset = offset;
+                    answer.timestamp = timestamp;
                     if head.version >= 4 {
                         answer.leader_epoch = 0;
                     }
@@ -556,6 +568,79 @@ pub(crate) async fn list_offsets(shard: &Rc<Shard>, head: Head, mut body: Bytes)
         &response,
     )?;
     respond(parts, failed)
+}
+
+/// Kafka's batch attribute bit 3: the records carry the time the broker appended the batch
+/// (its maxTimestamp), not their own.
+const ATTRIBUTE_LOG_APPEND_TIME: i16 = 0x08;
+
+/// Kafka's batch attribute bits 0-2: the codec of the records (0: none). The records of a
+/// compressed batch cannot be walked without decompressing them.
+const ATTRIBUTE_COMPRESSION: i16 = 0x07;
+
+/// The record a lookup by `timestamp_ms` answers, read from the batch the log found for it
+/// (the first whose maxTimestamp is at or after the time; `from` is its base offset, or the log
+/// start where retention cut into it): its offset and timestamp, or None where the log found
+/// no batch (every record is older).
+async fn record_for_time(
+    shard: &Rc<Shard>,
+    topic: &str,
+    partition: u32,
+    from: u64,
+    timestamp_ms: i64,
+) -> Result<Option<(i64, i64)>, Code> {
+    let ask = handler::FetchAsk {
+        topic: topic.to_string(),
+        partition,
+        offset: from,
+        // A read returns at least the batch holding `from`, however small its budget.
+        bytes_max: 1,
+    };
+    let mut read = handler::fetch_partitions(shard, std::time::Duration::ZERO, 0, 1, &[ask]).await;
+    let fetched = read
+        .pop()
+        .expect("one result per asked partition")
+        .map_err(|error| errors::read(&error))?;
+    let Some(batch) = fetched.batches.first() else {
+        return Ok(None);
+    };
+    Ok(Some(record_at_or_after(batch, from as i64, timestamp_ms)))
+}
+
+/// In a stored batch, the first record at or after `from` whose timestamp is at or after
+/// `timestamp_ms`: its offset and timestamp. With log-append time every record has the batch's
+/// maxTimestamp. A compressed batch is not decompressed (the broker never does), so it answers
+/// its first offset from `from` on with the batch's baseTimestamp: the right record only when
+/// the time falls on or before the batch's first record; a client seeking there reads the
+/// batch's earlier records too.
+fn record_at_or_after(batch: &[u8], from: i64, timestamp_ms: i64) -> (i64, i64) {
+    // The log stores only batches whose header parsed; were one not to, the batch's offset
+    // is still the answer.
+    let Ok(header) = schema::batch::BatchHeader::parse(batch) else {
+        return (from, -1);
+    };
+    let first = (header.base_offset.max(from), header.base_timestamp);
+    if header.attributes & ATTRIBUTE_LOG_APPEND_TIME != 0 {
+        return (first.0, header.max_timestamp);
+    }
+    if header.attributes & ATTRIBUTE_COMPRESSION != 0 {
+        return first;
+    }
+    let Ok(records) = schema::batch::records(batch) else {
+        return first;
+    };
+    for record in records {
+        let Ok(record) = record else { break };
+        // A producer's deltas are any varint: saturate rather than overflow.
+        let offset = header
+            .base_offset
+            .saturating_add(i64::from(record.offset_delta));
+        let timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
+        if offset >= from && timestamp >= timestamp_ms {
+            return (offset, timestamp);
+        }
+    }
+    first
 }
 
 /// InitProducerId for an idempotent producer: a new id and epoch from the controller, the same
@@ -588,4 +673,49 @@ pub(crate) async fn init_producer_id(shard: &Rc<Shard>, head: Head, mut body: By
         &response,
     )?;
     respond(parts, code != NONE)
+}
+
+#[cfg(test)]
+mod tests {
+    use schema::batch::{BatchBuilder, set_base_offset};
+
+    use super::{ATTRIBUTE_LOG_APPEND_TIME, record_at_or_after};
+
+    /// A stored batch at offset 100 of records 10 ms apart from time 1,000.
+    fn stored_batch() -> Vec<u8> {
+        let mut builder = BatchBuilder::new(1_000);
+        for i in 0..5 {
+            builder.push(Some(b"key"), Some(b"value"), 1_000 + 10 * i, &[]);
+        }
+        let mut batch = builder.finish();
+        set_base_offset(&mut batch, 100);
+        batch
+    }
+
+    #[test]
+    fn a_time_inside_a_batch_answers_its_record() {
+        let batch = stored_batch();
+        // On a record's time, between two records' times, and before the batch.
+        assert_eq!(record_at_or_after(&batch, 100, 1_020), (102, 1_020));
+        assert_eq!(record_at_or_after(&batch, 100, 1_021), (103, 1_030));
+        assert_eq!(record_at_or_after(&batch, 100, 0), (100, 1_000));
+        // Retention cut into the batch: nothing before the log start is answered.
+        assert_eq!(record_at_or_after(&batch, 103, 0), (103, 1_030));
+    }
+
+    #[test]
+    fn log_append_time_answers_the_first_record_with_the_batch_time() {
+        let mut batch = stored_batch();
+        // Attributes are bytes 21-22 of the header; the CRC is not checked here.
+        batch[22] |= ATTRIBUTE_LOG_APPEND_TIME as u8;
+        assert_eq!(record_at_or_after(&batch, 100, 1_021), (100, 1_040));
+    }
+
+    #[test]
+    fn a_compressed_batch_answers_its_first_record() {
+        let mut batch = stored_batch();
+        // gzip: its records are not walked (they would read as garbage).
+        batch[22] |= 1;
+        assert_eq!(record_at_or_after(&batch, 100, 1_021), (100, 1_000));
+    }
 }

@@ -142,12 +142,14 @@ pub(crate) fn find_coordinator(settings: &KafkaSettings, head: Head, mut body: B
 }
 
 /// The assignor of the first eager protocol a member proposes that ringbus implements, with
-/// its Kafka name, and the topics its subscription names.
+/// its Kafka name, and the topics its subscription names. kafkajs names its (only, default)
+/// assignor `RoundRobinAssigner`: Kafka's round-robin (partitions sorted by topic and
+/// partition, dealt to the members sorted by id) under another name.
 fn protocol(request: &JoinGroupRequest) -> Option<(Assignor, StrBytes, Vec<String>)> {
     request.protocols.iter().find_map(|proposed| {
         let assignor = match proposed.name.as_str() {
             "range" => Assignor::Range,
-            "roundrobin" => Assignor::RoundRobin,
+            "roundrobin" | "RoundRobinAssigner" => Assignor::RoundRobin,
             _ => return None,
         };
         let topics = subscription_topics(&proposed.metadata)?;
@@ -680,6 +682,7 @@ pub(crate) async fn describe_groups(shard: &Rc<Shard>, head: Head, mut body: Byt
 mod tests {
     use super::*;
     use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as Owned;
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 
     #[test]
     fn a_subscription_is_read_at_its_version() {
@@ -707,6 +710,49 @@ mod tests {
             None,
             "a lying topic count"
         );
+    }
+
+    #[test]
+    fn the_eager_assignors_are_known_by_their_clients_names() {
+        let join = |names: &[&str]| {
+            let mut metadata = BytesMut::new();
+            metadata.put_i16(0);
+            let mut subscription = ConsumerProtocolSubscription::default();
+            subscription.topics = vec![text("t")];
+            subscription.encode(&mut metadata, 0).expect("encodes");
+            let metadata = metadata.freeze();
+            let mut request = JoinGroupRequest::default();
+            request.protocols = names
+                .iter()
+                .map(|name| {
+                    let mut proposed = JoinGroupRequestProtocol::default();
+                    proposed.name = text(name);
+                    proposed.metadata = metadata.clone();
+                    proposed
+                })
+                .collect();
+            protocol(&request).map(|(assignor, name, topics)| {
+                assert_eq!(topics, vec!["t".to_string()]);
+                (assignor, name.to_string())
+            })
+        };
+        assert_eq!(join(&["range"]), Some((Assignor::Range, "range".into())));
+        assert_eq!(
+            join(&["roundrobin"]),
+            Some((Assignor::RoundRobin, "roundrobin".into()))
+        );
+        // kafkajs's default: answered with its own name, which kafkajs checks.
+        assert_eq!(
+            join(&["RoundRobinAssigner"]),
+            Some((Assignor::RoundRobin, "RoundRobinAssigner".into()))
+        );
+        assert_eq!(
+            join(&["cooperative-sticky", "range"]),
+            Some((Assignor::Range, "range".into())),
+            "the first one ringbus implements"
+        );
+        assert_eq!(join(&["cooperative-sticky"]), None);
+        assert_eq!(join(&["RoundRobin"]), None, "names are exact");
     }
 
     #[test]

@@ -51,6 +51,18 @@ impl Broker {
         Broker::start_logging(data_dir, listen, extra, "warn", Stdio::inherit())
     }
 
+    /// Like [`Broker::start_listening`], with the Kafka listener on `kafka_listen` (to restart
+    /// a broker on the Kafka address its Kafka clients know).
+    pub fn start_listening_kafka(
+        data_dir: &Path,
+        listen: &str,
+        kafka_listen: &str,
+        extra: &[&str],
+    ) -> Broker {
+        let command = serve_command_kafka_at(data_dir, "0-1", listen, kafka_listen);
+        Broker::spawn(command, data_dir, extra, "warn", Stdio::inherit())
+    }
+
     /// Like [`Broker::start_listening`], logging at `log` (RINGBUS_LOG) to `stderr`.
     pub fn start_logging(
         data_dir: &Path,
@@ -59,7 +71,19 @@ impl Broker {
         log: &str,
         stderr: Stdio,
     ) -> Broker {
-        let mut child = serve_command_at(data_dir, "0-1", listen)
+        let command = serve_command_at(data_dir, "0-1", listen);
+        Broker::spawn(command, data_dir, extra, log, stderr)
+    }
+
+    /// Runs `command` (a `serve`) with `extra`, and waits for its listening lines.
+    fn spawn(
+        mut command: Command,
+        data_dir: &Path,
+        extra: &[&str],
+        log: &str,
+        stderr: Stdio,
+    ) -> Broker {
+        let mut child = command
             .args(extra)
             .env("RINGBUS_LOG", log)
             .stdout(Stdio::piped())
@@ -181,6 +205,16 @@ pub fn serve_command(data_dir: &Path, cores: &str) -> Command {
 
 /// [`serve_command`] listening on `listen`.
 pub fn serve_command_at(data_dir: &Path, cores: &str, listen: &str) -> Command {
+    serve_command_kafka_at(data_dir, cores, listen, "127.0.0.1:0")
+}
+
+/// [`serve_command_at`] with the Kafka listener on `kafka_listen`.
+pub fn serve_command_kafka_at(
+    data_dir: &Path,
+    cores: &str,
+    listen: &str,
+    kafka_listen: &str,
+) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ringbus"));
     command
         .args([
@@ -188,7 +222,7 @@ pub fn serve_command_at(data_dir: &Path, cores: &str, listen: &str) -> Command {
             "--listen",
             listen,
             "--kafka-listen",
-            "127.0.0.1:0",
+            kafka_listen,
             "--cores",
             cores,
             "--data-dir",
