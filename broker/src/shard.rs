@@ -18,7 +18,7 @@ use std::time::Duration;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalSender};
 use storage::disk::glommio::GlommioDisk;
-use storage::{Log, LogConfig};
+use storage::{Log, LogConfig, Offset};
 
 use crate::error::{ApplyFailed, ProducerIdFailed, TopicChangeFailed};
 use crate::error::{ShardGone, Unreachable};
@@ -26,7 +26,7 @@ use crate::group::coordinator::{Coordinator, Host};
 use crate::group::offsets;
 use crate::metadata::{Metadata, TopicConfig, TopicSpec};
 use crate::metrics::Metrics;
-use crate::ops::{ControllerOp, GroupCall, Reply, ShardOp};
+use crate::ops::{ControllerOp, GroupCall, LogBounds, ReadBatches, Reply, ShardOp};
 use crate::partition::{self, PartitionHandle, now_ms, partition_dir};
 use crate::producer_ids::ProducerIds;
 use crate::topology::{CONTROLLER, PartitionId, PartitionKey, ShardId, shard_for};
@@ -409,6 +409,30 @@ impl Shard {
             })
     }
 
+    /// The bounds the actor of a partition this shard owns published after its last round
+    /// (see [`PartitionHandle::published_bounds`]); None where it is not served here or not
+    /// running.
+    pub fn published_bounds(&self, key: &PartitionKey) -> Option<LogBounds> {
+        self.partitions
+            .borrow()
+            .get(key)
+            .and_then(|owned| owned.handle.published_bounds())
+    }
+
+    /// A read of a partition this shard owns from its recent-batch cache, without waiting
+    /// for its actor (see [`PartitionHandle::read_cached`]); None: ask the actor.
+    pub fn read_cached(
+        &self,
+        key: &PartitionKey,
+        offset: Offset,
+        bytes_max: usize,
+    ) -> Option<ReadBatches> {
+        self.partitions
+            .borrow()
+            .get(key)
+            .and_then(|owned| owned.handle.read_cached(offset, bytes_max))
+    }
+
     /// Runs an operation that belongs to this shard and answers it.
     async fn execute(self: &Rc<Self>, op: ShardOp) {
         match op {
@@ -434,7 +458,10 @@ impl Shard {
                 reply,
             } => {
                 let result = match self.partition(&key) {
-                    Ok(partition) => partition.read(offset, bytes_max).await,
+                    Ok(partition) => match partition.read_cached(offset, bytes_max) {
+                        Some(read) => Ok(read),
+                        None => partition.read(offset, bytes_max).await,
+                    },
                     Err(error) => Err(error.into()),
                 };
                 self.answer(reply, result).await;

@@ -20,6 +20,7 @@ pub mod small_file;
 pub use error::{AppendError, Corruption, IoFailure, OpenError, ReadError, RetentionError};
 pub use format::Offset;
 pub use log::{
-    Appended, BackgroundSync, FlushPolicy, Log, LogConfig, Read, RecoveryReport, RetentionOutcome,
+    Appended, BackgroundSync, CacheReader, FlushPolicy, Log, LogConfig, Read, RecoveryReport,
+    RetentionOutcome,
 };
 pub use small_file::{BlobError, load_blob, remove_log_dir, store_blob};

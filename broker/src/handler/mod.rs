@@ -445,6 +445,11 @@ async fn read(
     bytes_max: usize,
 ) -> Result<ReadBatches, ReadFailed> {
     let owner = shard.owner(&key);
+    if owner == shard.id
+        && let Some(read) = shard.read_cached(&key, offset, bytes_max)
+    {
+        return Ok(read);
+    }
     let op = |reply| ShardOp::Read {
         key,
         offset,
@@ -454,12 +459,18 @@ async fn read(
     shard.call(owner, op).await?
 }
 
-/// A partition's bounds, from its owning shard.
+/// A partition's bounds, from its owning shard: at once where this shard owns it (the bounds
+/// its actor published), else through the owner.
 pub(crate) async fn describe(
     shard: &Rc<Shard>,
     key: PartitionKey,
 ) -> Result<LogBounds, ReadFailed> {
     let owner = shard.owner(&key);
+    if owner == shard.id
+        && let Some(bounds) = shard.published_bounds(&key)
+    {
+        return Ok(bounds);
+    }
     shard
         .call(owner, |reply| ShardOp::Describe { key, reply })
         .await?

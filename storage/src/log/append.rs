@@ -11,7 +11,8 @@
 use bytes::{Bytes, BytesMut};
 use schema::batch::Verified;
 
-use super::{Appended, CachedBatch, Log, PendingBatch};
+use super::cache::CachedBatch;
+use super::{Appended, Log, PendingBatch};
 use crate::disk::{BLOCK_BYTES, Disk, File};
 use crate::error::AppendError;
 use crate::format::{
@@ -147,13 +148,9 @@ impl<D: Disk> Log<D> {
     }
 
     fn cache_insert(&mut self, base: Offset, last: Offset, bytes: Bytes) {
-        self.cache_bytes += bytes.len();
-        self.cache.push_back(CachedBatch { base, last, bytes });
-        while self.cache_bytes > self.config.cache_bytes_max {
-            let Some(evicted) = self.cache.pop_front() else {
-                break;
-            };
-            self.cache_bytes -= evicted.bytes.len();
-        }
+        self.cache.borrow_mut().insert(
+            CachedBatch { base, last, bytes },
+            self.config.cache_bytes_max,
+        );
     }
 }

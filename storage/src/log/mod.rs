@@ -27,7 +27,8 @@
 //! This module holds the `Log` type, its configuration and what its operations return, the
 //! durability-level assertions and the fail-stop state. Each role is a file of its own:
 //! - `open`: opening and crash recovery (docs/storage-format.md, "Recovery");
-//! - `append`: verifying a batch, assigning offsets, buffering (level appended), the cache;
+//! - `append`: verifying a batch, assigning offsets, buffering (level appended);
+//! - `cache`: the recent-batch cache, and the reader that shares it on the log's thread;
 //! - `write`: flush and sync (levels written and durable), preallocation, disk-full rollback;
 //! - `roll`: when a segment is due to close, and creating the next segment file;
 //! - `close`: cutting a segment back to its data, and the clean close of the log;
@@ -38,6 +39,7 @@
 // here, so the submodules share it without accessors); what one role calls in another is
 // `pub(super)`.
 mod append;
+mod cache;
 mod close;
 mod open;
 mod read;
@@ -45,6 +47,7 @@ mod retention;
 mod roll;
 mod write;
 
+pub use cache::CacheReader;
 pub use write::{BackgroundSync, PREALLOCATE_GROWTH_MAX};
 
 use std::collections::{BTreeMap, VecDeque};
@@ -196,13 +199,6 @@ struct PendingBatch {
     max_timestamp: i64,
 }
 
-/// A recent batch kept for tailing readers.
-struct CachedBatch {
-    base: Offset,
-    last: Offset,
-    bytes: Bytes,
-}
-
 /// The write buffer of the active segment: full chunks waiting to be written, and the chunk
 /// being filled. Chunks are contiguous in the file starting at `position`.
 struct WriteBuffer<B> {
@@ -234,8 +230,8 @@ pub struct Log<D: Disk> {
     size_unsynced: bool,
     buffer: WriteBuffer<<D::File as File>::Buffer>,
     pending: VecDeque<PendingBatch>,
-    cache: VecDeque<CachedBatch>,
-    cache_bytes: usize,
+    /// Shared with the [`CacheReader`]s handed out ([`Log::cache_reader`]).
+    cache: cache::Shared,
     bytes_since_sync: u64,
     last_sync_ms: i64,
     /// The outcome of the background fdatasync started by [`Log::start_background_sync`] and
@@ -267,6 +263,12 @@ impl<D: Disk> Log<D> {
     /// One past the last appended offset (level: appended).
     pub fn appended_end(&self) -> Offset {
         self.appended_end
+    }
+
+    /// A reader of the recent-batch cache for this thread, which reads while the log's owner
+    /// is busy (see [`CacheReader::read`] for what it needs from its caller).
+    pub fn cache_reader(&self) -> CacheReader {
+        CacheReader::new(self.cache.clone())
     }
 
     /// One past the last written offset (level: written). Reads stop here.

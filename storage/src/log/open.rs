@@ -111,8 +111,7 @@ impl<D: Disk> Log<D> {
             // A new segment is its header block; recovery below reads the real size.
             allocated_end: SEGMENT_DATA_START,
             pending: VecDeque::new(),
-            cache: VecDeque::new(),
-            cache_bytes: 0,
+            cache: Default::default(),
             bytes_since_sync: 0,
             last_sync_ms: now_ms,
             size_unsynced: false,

@@ -41,18 +41,10 @@ impl<D: Disk> Log<D> {
             log_start: self.log_start,
         };
         let mut budget = bytes_max;
-        let cache_hit = self.cache.front().is_some_and(|batch| batch.base <= from);
-        if cache_hit {
-            let start = self.cache.partition_point(|batch| batch.last < from);
-            for batch in self.cache.range(start..) {
-                if batch.base >= log_end || (!out.batches.is_empty() && batch.bytes.len() > budget)
-                {
-                    break;
-                }
-                budget = budget.saturating_sub(batch.bytes.len());
-                out.batches.push(batch.bytes.clone());
-                out.next_offset = batch.last.plus(1);
-            }
+        let cached = self.cache.borrow().read(from, log_end, bytes_max);
+        if let Some((batches, next_offset)) = cached {
+            out.batches = batches;
+            out.next_offset = next_offset;
         } else {
             // From the segment holding `from` (the last one starting at or before it) onwards.
             let first = self

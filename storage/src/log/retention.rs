@@ -114,14 +114,7 @@ impl<D: Disk> Log<D> {
             .sync_dir(&self.dir)
             .await
             .map_err(|e| IoFailure::new("fsync directory", &self.dir, None, e))?;
-        while self
-            .cache
-            .front()
-            .is_some_and(|batch| batch.base < self.log_start)
-        {
-            let dropped = self.cache.pop_front().expect("checked");
-            self.cache_bytes -= dropped.bytes.len();
-        }
+        self.cache.borrow_mut().drop_before(self.log_start);
         Ok(RetentionOutcome {
             deleted_segments: deleted,
             log_start: self.log_start,

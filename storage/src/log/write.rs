@@ -418,14 +418,7 @@ impl<D: Disk> Log<D> {
         self.allocated_end = keep;
         self.size_unsynced = true;
         self.appended_end = self.written_end;
-        while self
-            .cache
-            .back()
-            .is_some_and(|batch| batch.base >= self.written_end)
-        {
-            let dropped = self.cache.pop_back().expect("checked");
-            self.cache_bytes -= dropped.bytes.len();
-        }
+        self.cache.borrow_mut().drop_from(self.written_end);
         self.active_mut().index.add_padding(keep);
         self.check_levels();
         AppendError::StorageFull {
