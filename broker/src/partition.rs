@@ -235,9 +235,10 @@ impl PartitionHandle {
             .unwrap_or_else(|| Err(self.closing().into()))
     }
 
-    /// The log's bounds as the actor's last round left them, without waiting for the actor:
-    /// what [`PartitionHandle::describe`] would answer, since the actor answers describes
-    /// from what earlier rounds wrote. None before the actor's first round or once it closes.
+    /// The log's bounds as the actor last published them (at the top of every round and after
+    /// each step that moves them: see `publish`), without waiting for the actor: never ahead of
+    /// what [`PartitionHandle::describe`] would answer. None before the actor's first round,
+    /// for a failed log, and once the actor closes.
     pub fn published_bounds(&self) -> Option<LogBounds> {
         self.bounds.get()
     }
@@ -487,13 +488,7 @@ async fn run(
     let housekeeping_interval = tick_interval * HOUSEKEEPING_TICKS;
     let mut housekeeping_due = std::time::Instant::now() + housekeeping_interval;
     loop {
-        // What a describe would answer now (see `PartitionHandle::published_bounds`): after
-        // the open, every round's write and deletions, and the housekeeping's retention.
-        // A failed log answers reads with its failure: readers must ask the actor.
-        bounds.set((!log.is_failed()).then(|| LogBounds {
-            log_start: log.log_start(),
-            log_end: log.written_end(),
-        }));
+        publish(&bounds, &log);
         // Busy: bytes wait for their fdatasync or readers wait for data; check every tick. A
         // failed log's bytes will never be durable: only its waiters keep it busy.
         let unsynced = log.appended_end() > log.durable_end() && !log.is_failed();
@@ -512,6 +507,7 @@ async fn run(
         // fail-stops.
         if let Err(error) = log.poll_background_sync() {
             tracing::error!(partition = %key, %error, "background sync failed");
+            publish(&bounds, &log);
         }
 
         let mut appended: Vec<Waiting> = Vec::new();
@@ -654,6 +650,9 @@ async fn run(
             }
             level_error = Some(Arc::new(error));
         }
+        // Before the acknowledgements: a producer told its offset is written finds it below
+        // the end that fetches and describes report.
+        publish(&bounds, &log);
         appended = answer_reached(&key, &log, appended, level_error.as_ref(), false);
 
         // 3. One fdatasync for everyone who asked (group commit), in the round: they wait for
@@ -687,6 +686,7 @@ async fn run(
                 }
             }
         }
+        publish(&bounds, &log);
         let unanswered = answer_reached(&key, &log, appended, level_error.as_ref(), true);
         assert!(
             unanswered.is_empty(),
@@ -697,6 +697,7 @@ async fn run(
         for work in later {
             serve(&key, &mut log, &mut waiters, work).await;
         }
+        publish(&bounds, &log);
 
         // 5. Wake long-polling readers whose data arrived; forget those whose wait is over
         // (they have answered their client already).
@@ -712,7 +713,6 @@ async fn run(
         });
 
         if closing {
-            bounds.set(None);
             break;
         }
         if std::time::Instant::now() >= housekeeping_due {
@@ -733,8 +733,11 @@ async fn run(
                     Err(error) => tracing::error!(partition = %key, %error, "retention failed"),
                 }
             }
+            publish(&bounds, &log);
         }
     }
+    // Closing (or every handle gone): reads go to the actor, which answers that it closes.
+    bounds.set(None);
     for (_, _, reply) in waiters {
         let _ = reply.try_send(());
     }
@@ -744,6 +747,17 @@ async fn run(
     if let Err(error) = log.close(now_ms()).await {
         tracing::error!(partition = %key, %error, "closing the log failed");
     }
+}
+
+/// Publishes the bounds a describe would answer now, for the reads and describes that do not
+/// wait for the actor ([`PartitionHandle::published_bounds`]): at the top of every round and
+/// after every step that moves the written end or the log start or can fail the log. None for
+/// a failed log: its readers must ask the actor, which answers with the failure.
+fn publish(bounds: &Cell<Option<LogBounds>>, log: &Log<GlommioDisk>) {
+    bounds.set((!log.is_failed()).then(|| LogBounds {
+        log_start: log.log_start(),
+        log_end: log.written_end(),
+    }));
 }
 
 /// Answers the producers in `appended` whose level is settled: those that asked for less than

@@ -735,3 +735,60 @@ fn a_background_sync_dropped_before_it_ran_stops_the_log_rather_than_hang_it() {
     assert!(matches!(block_on(log.sync(1_000)), Err(AppendError::Io(_))));
     assert_eq!(log.durable_end(), Offset(0));
 }
+
+/// The cache reader (what the broker reads without waiting for the log's owner) returns only
+/// what is below the written end it is given: nothing appended but unwritten, nothing a full
+/// disk rolled back, and after the rolled-back offsets are reused, the new batches.
+#[test]
+fn the_cache_reader_sees_only_written_batches_across_a_full_disk_rollback() {
+    let disk = SimDisk::new(16);
+    let mut config = small_config();
+    config.write_ahead_chunks = 64;
+    // small_config caches nothing; this test is about the cache.
+    config.cache_bytes_max = 1 << 20;
+    let mut log = open(&disk, config);
+    let reader = log.cache_reader();
+    let durable = batch(1, 1_000, 5);
+    block_on(log.append(durable.clone(), 1_000)).expect("append");
+    // Appended, not written: the written end (0) is all a reader may ask up to.
+    assert_eq!(
+        reader.read(Offset(0), log.written_end(), 1 << 20),
+        Some((Vec::new(), Offset(0)))
+    );
+    block_on(log.sync(1_000)).expect("sync");
+    let written = log.written_end();
+    assert_eq!(
+        reader.read(Offset(0), written, 1 << 20),
+        Some((vec![stored(&durable, Offset(0))], Offset(1)))
+    );
+    disk.set_space_limit(Some(disk.space_used()));
+    for _ in 0..3 {
+        block_on(log.append(batch(1, 10_000, 5), 1_000)).expect("append only buffers");
+    }
+    // Appended past the written end: a reader given that end sees none of them.
+    assert!(
+        reader
+            .read(Offset(1), written, 1 << 20)
+            .is_some_and(|(batches, next)| { batches.is_empty() && next == Offset(1) })
+    );
+    assert!(matches!(
+        block_on(log.sync(1_000)),
+        Err(AppendError::StorageFull { .. })
+    ));
+    assert_eq!(log.written_end(), written);
+    disk.set_space_limit(None);
+    let next = batch(1, 1_000, 5);
+    block_on(log.append(next.clone(), 1_000)).expect("append after space freed");
+    block_on(log.sync(1_000)).expect("sync");
+    // Offset 1 again, with the new batch's bytes, not a rolled-back one's.
+    assert_eq!(
+        reader.read(Offset(1), log.written_end(), 1 << 20),
+        Some((vec![stored(&next, Offset(1))], Offset(2)))
+    );
+    assert_eq!(
+        reader.read(Offset(0), log.written_end(), 1 << 20),
+        block_on(log.read(Offset(0), 1 << 20))
+            .map(|read| Some((read.batches, read.next_offset)))
+            .expect("read")
+    );
+}
