@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Broker, data_dir, output_within};
+use common::{Broker, data_dir, kafka_python, output_within};
 
 /// How long one run of the script may take in all.
 const DEADLINE: Duration = Duration::from_secs(150);
@@ -37,35 +37,11 @@ const SCRIPT: &str = concat!(
     "/tests/kafka_python/confluent_groups.py"
 );
 
-/// A Python with confluent-kafka, or None (after saying so) where there is none outside CI.
-fn python() -> Option<String> {
-    let python = std::env::var("RINGBUS_KAFKA_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let usable = Command::new(&python)
-        .args(["-c", "import confluent_kafka"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    let in_ci = std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "0");
-    match (usable, in_ci) {
-        (true, _) => Some(python),
-        (false, true) => panic!(
-            "{python} cannot import confluent_kafka, and CI is set: .ci/run must install it \
-             (RINGBUS_KAFKA_PYTHON names its venv's python)"
-        ),
-        (false, false) => {
-            eprintln!(
-                "SKIPPED: {python} has no confluent_kafka (pip install confluent-kafka, or set \
-                 RINGBUS_KAFKA_PYTHON); not under CI"
-            );
-            None
-        }
-    }
-}
-
 #[test]
 fn a_group_of_three_rebalances_while_consuming_and_restarts_without_redelivery() {
-    let Some(python) = python() else { return };
+    let Some(python) = kafka_python("confluent_kafka", "confluent-kafka") else {
+        return;
+    };
     let dir = data_dir();
     let broker = Broker::start(dir.path());
     let output = output_within(
@@ -92,7 +68,9 @@ fn a_group_of_three_rebalances_while_consuming_and_restarts_without_redelivery()
 
 #[test]
 fn confluent_commits_survive_a_broker_kill_9_and_a_new_member_resumes_at_them() {
-    let Some(python) = python() else { return };
+    let Some(python) = kafka_python("confluent_kafka", "confluent-kafka") else {
+        return;
+    };
     let dir = data_dir();
     let broker = Broker::start(dir.path());
     let address = broker.address.to_string();

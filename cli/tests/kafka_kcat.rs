@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Broker, data_dir};
+use common::{Broker, data_dir, in_ci};
 
 /// How long one kcat or ringbus client command may take.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
@@ -30,10 +30,9 @@ fn kcat() -> Option<PathBuf> {
             .flat_map(|dir| [dir.join("kcat"), dir.join("kafkacat")])
             .find(|path| path.is_file())
     });
-    let in_ci = std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "0");
     match found {
         Some(path) => Some(path),
-        None if in_ci => panic!(
+        None if in_ci() => panic!(
             "kcat is not installed, and CI is set: .ci/run must install it (apt-get install kcat)"
         ),
         None => {

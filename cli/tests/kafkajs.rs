@@ -16,12 +16,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Broker, data_dir, output_within};
+use common::{Broker, data_dir, in_ci, output_within, ringbus_with_stdin};
 
 /// How long the kafkajs checks may take in all.
 const DEADLINE: Duration = Duration::from_secs(180);
@@ -56,8 +55,7 @@ fn node_modules() -> Option<PathBuf> {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success());
-    let in_ci = std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "0");
-    match (usable, in_ci) {
+    match (usable, in_ci()) {
         (true, _) => Some(node_modules),
         (false, true) => panic!(
             "node cannot require kafkajs from {}, and CI is set: .ci/run must install it \
@@ -85,31 +83,17 @@ fn kafkajs_clients_work_against_the_kafka_listener() {
     };
     let dir = data_dir();
     let broker = Broker::start(dir.path());
-    let ringbus = |args: &[&str], stdin: &[u8]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringbus"))
-            .args(args)
-            .arg("--broker")
-            .arg(broker.address.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ringbus");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin)
-            .expect("write stdin");
-        let output = child.wait_with_output().expect("ringbus output");
-        assert!(output.status.success(), "ringbus {args:?}: {output:?}");
-    };
-    ringbus(&["topic", "create", "native", "--partitions", "1"], b"");
+    ringbus_with_stdin(
+        &broker,
+        &["topic", "create", "native", "--partitions", "1"],
+        b"",
+    );
     let lines: Vec<String> = (0..50)
         .map(|i| format!("native-key-{i}:value {i} ünïcode ✓"))
         .collect();
     let input = lines.join("\n") + "\n";
-    ringbus(
+    ringbus_with_stdin(
+        &broker,
         &["produce", "--topic", "native", "--key-separator", ":"],
         input.as_bytes(),
     );

@@ -551,3 +551,59 @@ pub fn output_within(command: &mut Command, limit: Duration) -> std::process::Ou
         stderr: stderr.join().unwrap_or_default(),
     }
 }
+
+/// Whether the tests run under CI (the CI environment variable set, and not to "0"): there a
+/// missing external client is a broken set-up (.ci/run installs each), elsewhere a reason to
+/// skip that test with a message.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "0")
+}
+
+/// The Python that `RINGBUS_KAFKA_PYTHON` names (else `python3`) if it imports `module` (the
+/// PyPI package `package`); None, after saying so, where it does not outside CI; under CI,
+/// where .ci/run installs it, a failed test.
+pub fn kafka_python(module: &str, package: &str) -> Option<String> {
+    let python = std::env::var("RINGBUS_KAFKA_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let usable = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    match (usable, in_ci()) {
+        (true, _) => Some(python),
+        (false, true) => panic!(
+            "{python} cannot import {module} ({package}), and CI is set: .ci/run must install \
+             it (RINGBUS_KAFKA_PYTHON names its venv's python)"
+        ),
+        (false, false) => {
+            eprintln!(
+                "SKIPPED: {python} has no {module} (pip install {package}, or set \
+                 RINGBUS_KAFKA_PYTHON); not under CI"
+            );
+            None
+        }
+    }
+}
+
+/// Runs `ringbus ARGS --broker ADDRESS` against `broker` with `stdin` as its input; the test
+/// fails unless it succeeds.
+pub fn ringbus_with_stdin(broker: &Broker, args: &[&str], stdin: &[u8]) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringbus"))
+        .args(args)
+        .arg("--broker")
+        .arg(broker.address.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ringbus");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("ringbus output");
+    assert!(output.status.success(), "ringbus {args:?}: {output:?}");
+}
