@@ -34,10 +34,6 @@ use crate::client::{Client, OffsetQuery};
 use crate::error::ClientError;
 use crate::poll::{self, FetchLimits, OutOfRange, PartitionKey};
 
-/// Attribute bit 3 of a batch: its timestamps are the broker's append time (`maxTimestamp`
-/// holds it for every record), not the producer's create time.
-const ATTRIBUTE_LOG_APPEND_TIME: i16 = 1 << 3;
-
 /// Where to move a partition's position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeekTo {
@@ -337,7 +333,7 @@ pub fn decode_batches(
                 ),
             });
         };
-        let log_append_time = header.attributes & ATTRIBUTE_LOG_APPEND_TIME != 0;
+        let log_append_time = header.log_append_time();
         let records = batch::records(&bytes).map_err(|error| invalid(at, error))?;
         for (index, record) in (0u32..).zip(records) {
             let record = record.map_err(|error| invalid(at, error))?;

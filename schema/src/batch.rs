@@ -146,6 +146,9 @@ const _: () = assert!(BATCH_LENGTH_MIN == 49);
 
 /// Attribute bits 0-2: the compression codec of the records section.
 const ATTRIBUTE_COMPRESSION_MASK: i16 = 0x07;
+/// Attribute bit 3: the timestamps are the broker's append time (maxTimestamp holds it for
+/// every record), not the producer's create time.
+const ATTRIBUTE_LOG_APPEND_TIME: i16 = 0x08;
 /// Attribute bit 4: part of a transaction.
 const ATTRIBUTE_TRANSACTIONAL: i16 = 0x10;
 /// Attribute bit 5: a control batch (transaction markers), not user records.
@@ -476,6 +479,12 @@ impl BatchHeader {
     pub fn compression(&self) -> Result<Compression, BatchError> {
         // The mask keeps 3 bits, so the cast cannot lose anything.
         Compression::from_bits((self.attributes & ATTRIBUTE_COMPRESSION_MASK) as u8)
+    }
+
+    /// Whether attribute bit 3 is set: every record's timestamp is the broker's append time,
+    /// `max_timestamp`, whatever its own timestamp delta says.
+    pub fn log_append_time(&self) -> bool {
+        self.attributes & ATTRIBUTE_LOG_APPEND_TIME != 0
     }
 
     /// Offset of the last record: base_offset + last_offset_delta.
@@ -1349,6 +1358,17 @@ mod tests {
             prefix[8..12].copy_from_slice(&i32::to_be_bytes(batch_length));
             assert_eq!(total_bytes(&prefix), expected, "batchLength {batch_length}");
         }
+    }
+
+    #[test]
+    fn log_append_time_is_attribute_bit_3_alone() {
+        let mut header = BatchHeader::parse(&one_record_batch()).unwrap();
+        assert!(!header.log_append_time());
+        header.attributes = 0x08;
+        assert!(header.log_append_time());
+        // The codec and transaction bits around it say nothing about the timestamp type.
+        header.attributes = 0x77;
+        assert!(!header.log_append_time());
     }
 
     #[test]

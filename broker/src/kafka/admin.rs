@@ -570,14 +570,6 @@ pub(crate) async fn list_offsets(shard: &Rc<Shard>, head: Head, mut body: Bytes)
     respond(parts, failed)
 }
 
-/// Kafka's batch attribute bit 3: the records carry the time the broker appended the batch
-/// (its maxTimestamp), not their own.
-const ATTRIBUTE_LOG_APPEND_TIME: i16 = 0x08;
-
-/// Kafka's batch attribute bits 0-2: the codec of the records (0: none). The records of a
-/// compressed batch cannot be walked without decompressing them.
-const ATTRIBUTE_COMPRESSION: i16 = 0x07;
-
 /// The record a lookup by `timestamp_ms` answers, read from the batch the log found for it
 /// (the first whose maxTimestamp is at or after the time; `from` is its base offset, or the log
 /// start where retention cut into it): its offset and timestamp, or None where the log found
@@ -620,10 +612,11 @@ fn record_at_or_after(batch: &[u8], from: i64, timestamp_ms: i64) -> (i64, i64) 
         return (from, -1);
     };
     let first = (header.base_offset.max(from), header.base_timestamp);
-    if header.attributes & ATTRIBUTE_LOG_APPEND_TIME != 0 {
+    if header.log_append_time() {
         return (first.0, header.max_timestamp);
     }
-    if header.attributes & ATTRIBUTE_COMPRESSION != 0 {
+    // The records of a compressed batch cannot be walked without decompressing them.
+    if !matches!(header.compression(), Ok(schema::batch::Compression::None)) {
         return first;
     }
     let Ok(records) = schema::batch::records(batch) else {
@@ -679,7 +672,7 @@ pub(crate) async fn init_producer_id(shard: &Rc<Shard>, head: Head, mut body: By
 mod tests {
     use schema::batch::{BatchBuilder, set_base_offset};
 
-    use super::{ATTRIBUTE_LOG_APPEND_TIME, record_at_or_after};
+    use super::record_at_or_after;
 
     /// A stored batch at offset 100 of records 10 ms apart from time 1,000.
     fn stored_batch() -> Vec<u8> {
@@ -707,7 +700,7 @@ mod tests {
     fn log_append_time_answers_the_first_record_with_the_batch_time() {
         let mut batch = stored_batch();
         // Attributes are bytes 21-22 of the header; the CRC is not checked here.
-        batch[22] |= ATTRIBUTE_LOG_APPEND_TIME as u8;
+        batch[22] |= 0x08; // attribute bit 3: log-append time
         assert_eq!(record_at_or_after(&batch, 100, 1_021), (100, 1_040));
     }
 
