@@ -90,6 +90,13 @@ pub struct Args {
     /// a backlog that an earlier run wrote).
     #[arg(long)]
     pub from_earliest: bool,
+    /// The consumers' fetch size over all their partitions, bytes (the broker caps it to its
+    /// frame limit).
+    #[arg(long, default_value_t = client::ConsumerOptions::default().fetch_bytes_max)]
+    pub fetch_bytes: u32,
+    /// The consumers' fetch size per partition, bytes.
+    #[arg(long, default_value_t = client::ConsumerOptions::default().partition_bytes_max)]
+    pub partition_fetch_bytes: u32,
     /// Search for the highest rate the producers and consumers sustain (as the OpenMessaging
     /// Benchmark does): a closed-loop trial, then open-loop trials of --duration each,
     /// bisecting on whether the rate was met and the consumers kept up. Reports the best

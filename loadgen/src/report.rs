@@ -111,6 +111,10 @@ pub struct RunConfig {
     pub messages: Option<u64>,
     /// Consumers started at the earliest offset.
     pub from_earliest: bool,
+    /// Consumer fetch bytes over all partitions.
+    pub fetch_bytes: u32,
+    /// Consumer fetch bytes per partition.
+    pub partition_fetch_bytes: u32,
 }
 
 /// What `--find-max` found: the best sustained rate and every trial (`find_max` in the JSON).

@@ -87,6 +87,10 @@ pub struct Config {
     pub messages: Option<u64>,
     /// Consumers start at the earliest offset.
     pub from_earliest: bool,
+    /// Consumer fetch bytes, over all partitions and per partition.
+    pub fetch_bytes: u32,
+    /// Consumer fetch bytes per partition.
+    pub partition_fetch_bytes: u32,
 }
 
 /// How messages are keyed.
@@ -119,6 +123,9 @@ impl Config {
             "all" | "-1" => Acks::Durable,
             other => return Err(format!("--acks {other:?}: expected 0, 1 or all")),
         };
+        if args.fetch_bytes == 0 || args.partition_fetch_bytes == 0 {
+            return Err("--fetch-bytes and --partition-fetch-bytes must be at least 1".to_string());
+        }
         if args.message_size < HEADER_BYTES {
             return Err(format!("--message-size must be at least {HEADER_BYTES}"));
         }
@@ -186,6 +193,8 @@ impl Config {
             keys,
             messages: args.messages,
             from_earliest: args.from_earliest,
+            fetch_bytes: args.fetch_bytes,
+            partition_fetch_bytes: args.partition_fetch_bytes,
         })
     }
 
@@ -221,6 +230,8 @@ impl Config {
             .to_string(),
             messages: self.messages,
             from_earliest: self.from_earliest,
+            fetch_bytes: self.fetch_bytes,
+            partition_fetch_bytes: self.partition_fetch_bytes,
         }
     }
 }
@@ -906,7 +917,8 @@ async fn consume_inner(
         client.clone(),
         ConsumerOptions {
             start,
-            ..ConsumerOptions::default()
+            fetch_bytes_max: config.fetch_bytes,
+            partition_bytes_max: config.partition_fetch_bytes,
         },
     );
     consumer.assign(&config.topic, &partitions);

@@ -439,7 +439,7 @@ pub(crate) async fn append_all(
 
 /// Reads whole batches on the partition's owning shard.
 async fn read(
-    shard: &Rc<Shard>,
+    shard: Rc<Shard>,
     key: PartitionKey,
     offset: Offset,
     bytes_max: usize,
@@ -461,10 +461,7 @@ async fn read(
 
 /// A partition's bounds, from its owning shard: at once where this shard owns it (the bounds
 /// its actor published), else through the owner.
-pub(crate) async fn describe(
-    shard: &Rc<Shard>,
-    key: PartitionKey,
-) -> Result<LogBounds, ReadFailed> {
+pub(crate) async fn describe(shard: Rc<Shard>, key: PartitionKey) -> Result<LogBounds, ReadFailed> {
     let owner = shard.owner(&key);
     if owner == shard.id
         && let Some(bounds) = shard.published_bounds(&key)
@@ -742,54 +739,137 @@ pub(crate) async fn fetch_partitions(
 
 /// One read of every asked partition: the results, the bytes returned, and per partition the
 /// offset after what was returned (or its log end when only described).
+///
+/// Reads do not queue one behind another (issue #11: a consumer that fell behind the cache
+/// read its partitions one at a time, each read waiting for its actor's write, then its own
+/// disk read). In waves: the partitions the recent-batch cache answers are taken at once, in
+/// order, with exact budgets; every other partition that still has budget is given it up
+/// front (its own limit, cut to what the request has left after the budgets given before it)
+/// and all of them read concurrently; what they leave unused goes to the next wave, which
+/// takes the partitions that got no budget. A partition this shard knows to be at its log end
+/// takes no budget (it finds nothing, or what arrives meanwhile). A wave of budgets never
+/// asks for more than the request has left, so no read is wasted (only the at-least-one-batch
+/// rule can go over, and then only for the first partition with data, as before).
 async fn fetch_once(
     shard: &Rc<Shard>,
     bytes_max: usize,
     partitions: &[FetchAsk],
 ) -> (Vec<Result<Fetched, ReadFailed>>, usize, Vec<u64>) {
-    let mut results = Vec::with_capacity(partitions.len());
-    let mut next_offsets = Vec::with_capacity(partitions.len());
-    let mut total: usize = 0;
-    for asked in partitions {
-        let budget = asked.bytes_max.min(bytes_max.saturating_sub(total));
-        let mut next = asked.offset;
-        let outcome = match resolve(shard, &asked.topic, asked.partition) {
-            Err(error) => Err(error.into()),
-            // The request's budget is spent: report positions without reading.
-            Ok(key) if budget == 0 && total > 0 => describe(shard, key).await.map(|bounds| {
-                next = next.max(bounds.log_end.0);
-                Fetched {
-                    batches: Vec::new(),
-                    log_start: bounds.log_start.0,
-                    log_end: bounds.log_end.0,
-                }
-            }),
-            Ok(key) => read(shard, key, Offset(asked.offset), budget.max(1))
-                .await
-                .map(|read| {
-                    let bytes: usize = read.batches.iter().map(Bytes::len).sum();
-                    // A read returns at least one batch, however small its budget: only the
-                    // first partition with data may go over the request's budget (Kafka's
-                    // rule), or a response could outgrow the frame it was capped to.
-                    let batches = if total > 0 && total + bytes > bytes_max {
-                        next = next.max(read.log_end.0);
-                        Vec::new()
-                    } else {
-                        next = read.next_offset.0;
-                        total += bytes;
-                        read.batches
-                    };
-                    Fetched {
-                        batches,
-                        log_start: read.log_start.0,
-                        log_end: read.log_end.0,
-                    }
-                }),
-        };
-        results.push(outcome);
-        next_offsets.push(next);
+    let mut results: Vec<Option<Result<Fetched, ReadFailed>>> =
+        partitions.iter().map(|_| None).collect();
+    let mut next_offsets: Vec<u64> = partitions.iter().map(|asked| asked.offset).collect();
+    let mut keys: Vec<Option<PartitionKey>> = Vec::with_capacity(partitions.len());
+    for (index, asked) in partitions.iter().enumerate() {
+        match resolve(shard, &asked.topic, asked.partition) {
+            Ok(key) => keys.push(Some(key)),
+            Err(error) => {
+                results[index] = Some(Err(error.into()));
+                keys.push(None);
+            }
+        }
     }
+    let mut total: usize = 0;
+    loop {
+        let mut committed = total;
+        let mut wave: Vec<(usize, glommio::Task<Result<ReadBatches, ReadFailed>>)> = Vec::new();
+        for (index, asked) in partitions.iter().enumerate() {
+            let Some(key) = keys[index].as_ref().filter(|_| results[index].is_none()) else {
+                continue;
+            };
+            let budget = asked.bytes_max.min(bytes_max.saturating_sub(committed));
+            if budget == 0 && committed > 0 {
+                continue;
+            }
+            let offset = Offset(asked.offset);
+            let local = shard.owner(key) == shard.id;
+            if local && let Some(read) = shard.read_cached(key, offset, budget.max(1)) {
+                let before = total;
+                take(
+                    &mut results[index],
+                    &mut next_offsets[index],
+                    read,
+                    &mut total,
+                    bytes_max,
+                );
+                committed += total - before;
+                continue;
+            }
+            let at_end = local
+                && shard
+                    .published_bounds(key)
+                    .is_some_and(|bounds| bounds.log_end == offset);
+            if !at_end {
+                committed += budget.max(1);
+            }
+            let (shard, key) = (shard.clone(), key.clone());
+            let task = glommio::spawn_local(read(shard, key, offset, budget.max(1)));
+            wave.push((index, task));
+        }
+        if wave.is_empty() {
+            break;
+        }
+        for (index, task) in wave {
+            match task.await {
+                Ok(read) => take(
+                    &mut results[index],
+                    &mut next_offsets[index],
+                    read,
+                    &mut total,
+                    bytes_max,
+                ),
+                Err(error) => results[index] = Some(Err(error)),
+            }
+        }
+    }
+    // The request's budget is spent: the partitions left report their positions unread.
+    let mut described: Vec<(usize, glommio::Task<Result<LogBounds, ReadFailed>>)> = Vec::new();
+    for (index, key) in keys.iter().enumerate() {
+        if let Some(key) = key.as_ref().filter(|_| results[index].is_none()) {
+            let task = glommio::spawn_local(describe(shard.clone(), key.clone()));
+            described.push((index, task));
+        }
+    }
+    for (index, task) in described {
+        results[index] = Some(task.await.map(|bounds| {
+            next_offsets[index] = next_offsets[index].max(bounds.log_end.0);
+            Fetched {
+                batches: Vec::new(),
+                log_start: bounds.log_start.0,
+                log_end: bounds.log_end.0,
+            }
+        }));
+    }
+    let results = results
+        .into_iter()
+        .map(|result| result.expect("every partition is answered"))
+        .collect();
     (results, total, next_offsets)
+}
+
+/// Takes a partition's read into the fetch's answer, in the order answers are decided: only
+/// the first partition with data may go over the request's budget (Kafka's rule), or a
+/// response could outgrow the frame it was capped to.
+fn take(
+    result: &mut Option<Result<Fetched, ReadFailed>>,
+    next_offset: &mut u64,
+    read: ReadBatches,
+    total: &mut usize,
+    bytes_max: usize,
+) {
+    let bytes: usize = read.batches.iter().map(Bytes::len).sum();
+    let batches = if *total > 0 && *total + bytes > bytes_max {
+        *next_offset = (*next_offset).max(read.log_end.0);
+        Vec::new()
+    } else {
+        *next_offset = read.next_offset.0;
+        *total += bytes;
+        read.batches
+    };
+    *result = Some(Ok(Fetched {
+        batches,
+        log_start: read.log_start.0,
+        log_end: read.log_end.0,
+    }));
 }
 
 async fn list_offsets(
@@ -868,7 +948,7 @@ async fn metadata(shard: &Rc<Shard>, topics: Vec<String>) -> ResponseBodyOwned {
                 log_start: 0,
                 log_end: 0,
             };
-            match describe(shard, key).await {
+            match describe(shard.clone(), key).await {
                 Ok(bounds) => {
                     entry.log_start = bounds.log_start.0;
                     entry.log_end = bounds.log_end.0;
