@@ -161,7 +161,7 @@ fn record(
         }
     };
     Some(ProducerRecord {
-        topic: topic.to_string(),
+        topic: topic.into(),
         partition,
         key,
         value,

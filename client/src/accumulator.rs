@@ -17,7 +17,6 @@
 //! `Rc`-shared between a batch and its deliveries, so all of it is `!Send`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -28,6 +27,7 @@ use schema::batch::{BatchBuilder, HEADER_BYTES};
 use schema::varint::{VARINT_BYTES_MAX, VARLONG_BYTES_MAX};
 
 use crate::error::ClientError;
+use crate::fast_hash::FastMap;
 
 /// Where an acknowledged record was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +227,7 @@ pub struct Accumulator {
     batch_bytes: usize,
     /// Seal batches without their CRC, which [`SealedBatch::stamp`] computes.
     crc_at_stamp: bool,
-    open: HashMap<String, HashMap<u32, OpenBatch>>,
+    open: FastMap<String, FastMap<u32, OpenBatch>>,
     next_id: u64,
 }
 
@@ -267,7 +267,7 @@ impl Accumulator {
         Accumulator {
             batch_bytes,
             crc_at_stamp: false,
-            open: HashMap::new(),
+            open: FastMap::default(),
             next_id: 0,
         }
     }
@@ -399,7 +399,7 @@ impl Accumulator {
     pub fn open_record_count(&self) -> usize {
         self.open
             .values()
-            .flat_map(HashMap::values)
+            .flat_map(FastMap::values)
             .map(|open| open.builder.record_count())
             .sum()
     }

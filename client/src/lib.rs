@@ -14,6 +14,7 @@
 //! - [`group`]: [`GroupConsumer`], a member of a consumer group: subscribe, rebalances,
 //!   committed offsets (auto or manual), heartbeats.
 //! - [`coordinator`]: the group and producer-id calls on [`Client`].
+//! - [`fast_hash`]: [`fast_hash::FastMap`], the map of the per-record lookups.
 //! - [`error`]: [`ClientError`], carrying the broker's [`ErrorCode`] and message where there is
 //!   one. Bad responses are errors, never panics.
 //!
@@ -52,6 +53,7 @@ pub mod client;
 pub mod consumer;
 pub mod coordinator;
 pub mod error;
+pub mod fast_hash;
 pub mod group;
 mod oneshot;
 pub mod partitioner;

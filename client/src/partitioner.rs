@@ -10,13 +10,13 @@
 //! Pure state, no I/O: the producer owns one on its executor thread and tells it when a batch
 //! is sealed ([`Partitioner::batch_sealed`]).
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 
 /// Chooses partitions. See the module documentation for the rule.
 #[derive(Debug, Clone, Default)]
 pub struct Partitioner {
     /// The current sticky partition of each topic that has had a keyless record.
-    sticky: HashMap<String, u32>,
+    sticky: FastMap<String, u32>,
     /// Where a topic's sticky partition starts; spreads producers that start together.
     start: u32,
 }
@@ -26,7 +26,7 @@ impl Partitioner {
     /// partition count.
     pub fn new(start: u32) -> Partitioner {
         Partitioner {
-            sticky: HashMap::new(),
+            sticky: FastMap::default(),
             start,
         }
     }

@@ -44,8 +44,9 @@
 //! senders are tasks spawned on it.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -55,6 +56,7 @@ use schema::wire::{Acks, IDEMPOTENT_BATCHES_IN_FLIGHT_MAX};
 use crate::accumulator::{Accumulator, BatchId, Delivery, SealedBatch, record_bytes_max};
 use crate::client::{Client, ProduceItem};
 use crate::error::ClientError;
+use crate::fast_hash::FastMap;
 use crate::partitioner::Partitioner;
 use crate::retry::{self, Attempt, BatchAction, BatchStamp, Response, SequenceAction};
 
@@ -106,8 +108,9 @@ impl Default for ProducerOptions {
 /// One record to produce.
 #[derive(Debug, Clone, Default)]
 pub struct ProducerRecord {
-    /// The topic.
-    pub topic: String,
+    /// The topic (shared: a producer sending many records to one topic clones a handle, not
+    /// the name).
+    pub topic: Arc<str>,
     /// The partition; `None` lets the partitioner choose.
     pub partition: Option<u32>,
     /// The key; records with the same key go to the same partition (unless explicit).
@@ -122,11 +125,16 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A keyless record for `topic`.
-    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> ProducerRecord {
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> ProducerRecord {
+        // Every field spelled out: `..ProducerRecord::default()` built (and dropped) a default
+        // topic for every record.
         ProducerRecord {
             topic: topic.into(),
+            partition: None,
+            key: None,
             value: value.into(),
-            ..ProducerRecord::default()
+            headers: Vec::new(),
+            timestamp_ms: None,
         }
     }
 
@@ -166,12 +174,12 @@ struct Inner {
 
 struct State {
     partitioner: Partitioner,
-    partition_counts: HashMap<String, u32>,
+    partition_counts: FastMap<String, u32>,
     accumulator: Accumulator,
-    queues: HashMap<(String, u32), SendQueue>,
+    queues: FastMap<(String, u32), SendQueue>,
     /// The sequence the next new batch of each partition gets, and the producer id it
     /// belongs to (idempotence only): under a new producer id every partition starts at 0.
-    sequences: HashMap<(String, u32), (i64, i32)>,
+    sequences: FastMap<(String, u32), (i64, i32)>,
 }
 
 /// A partition's sealed batches and its one request in flight.
@@ -211,7 +219,7 @@ impl Producer {
             .map_or(0, |elapsed| elapsed.subsec_nanos());
         let state = State {
             partitioner: Partitioner::new(start),
-            partition_counts: HashMap::new(),
+            partition_counts: FastMap::default(),
             // An idempotent producer stamps every batch before its first send, and the stamp
             // computes the CRC: computing it at sealing too would read each batch twice.
             accumulator: if stamps_batches(&options) {
@@ -219,8 +227,8 @@ impl Producer {
             } else {
                 Accumulator::new(options.batch_bytes)
             },
-            queues: HashMap::new(),
-            sequences: HashMap::new(),
+            queues: FastMap::default(),
+            sequences: FastMap::default(),
         };
         Producer {
             inner: Rc::new(Inner {
@@ -467,7 +475,7 @@ impl Inner {
     }
 
     /// Seals the batch `id` of `topic`/`partition` after `linger`, unless it was sealed first.
-    fn arm_linger(self: &Rc<Self>, topic: String, partition: u32, id: BatchId) {
+    fn arm_linger(self: &Rc<Self>, topic: Arc<str>, partition: u32, id: BatchId) {
         let producer = Rc::downgrade(self);
         let linger = self.options.linger;
         glommio::spawn_local(async move {

@@ -7,37 +7,10 @@
 //! (one bit per sequence per producer). Lost = acknowledged by the broker but never consumed.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// A multiplicative hasher for the checker's small integer keys: it runs for every message
-/// consumed, and SipHash (the std default, built against flooding by untrusted keys, which
-/// these are not: they are the load generator's own producer and partition numbers) cost a
-/// few percent of the load generator's core.
-#[derive(Debug, Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(u64::from(byte));
-        }
-    }
-
-    fn write_u32(&mut self, value: u32) {
-        self.write_u64(u64::from(value));
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        // Fibonacci hashing: rotate, mix in, multiply by 2^64 / golden ratio.
-        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+// The checker runs for every message consumed: its maps, keyed by the load generator's own
+// producer and partition numbers, use the client's multiplicative hasher, not SipHash.
+use client::fast_hash::FastMap as IdMap;
 
 /// What one consumer (or several, merged) saw.
 #[derive(Debug, Default, Clone)]
