@@ -27,7 +27,7 @@ use crate::group::offsets;
 use crate::metadata::{Metadata, TopicConfig, TopicSpec};
 use crate::metrics::Metrics;
 use crate::ops::{ControllerOp, GroupCall, LogBounds, ReadBatches, Reply, ShardOp};
-use crate::partition::{self, PartitionHandle, now_ms, partition_dir};
+use crate::partition::{self, PartitionHandle, Wake, now_ms, partition_dir};
 use crate::producer_ids::ProducerIds;
 use crate::topology::{CONTROLLER, PartitionId, PartitionKey, ShardId, shard_for};
 
@@ -417,6 +417,16 @@ impl Shard {
             .borrow()
             .get(key)
             .and_then(|owned| owned.handle.published_bounds())
+    }
+
+    /// Has `wake` woken when a partition this shard owns may have data at or after `offset`
+    /// (see [`PartitionHandle::watch`]); false where it is not served here or has no published
+    /// bounds: then wait through its actor.
+    pub fn watch(&self, key: &PartitionKey, offset: Offset, wake: &Rc<Wake>) -> bool {
+        self.partitions
+            .borrow()
+            .get(key)
+            .is_some_and(|owned| owned.handle.watch(offset, wake))
     }
 
     /// A read of a partition this shard owns from its recent-batch cache, without waiting

@@ -41,6 +41,7 @@ use crate::group::offsets::is_internal;
 use crate::metadata::{TopicConfig, TopicSpec};
 use crate::metrics::Api;
 use crate::ops::{AckLevel, Appended, ControllerOp, LogBounds, OffsetQuery, ReadBatches, ShardOp};
+use crate::partition::Wake;
 use crate::shard::Shard;
 use crate::topology::{CONTROLLER, PartitionId, PartitionKey};
 
@@ -695,11 +696,12 @@ pub(crate) async fn fetch_partitions(
         }
         // Long-poll: park on every partition that answered without error, past what it
         // returned (parking where data already is would wake at once and spin), and wake on
-        // the first that gets more, or when time is up. The parked calls are cancelled when
-        // this round ends.
-        let (notify, woken) =
-            glommio::channels::local_channel::new_bounded(partitions.len().max(1));
-        let notify = Rc::new(notify);
+        // the first that gets more, or when time is up. A partition this shard owns is
+        // watched through the bounds its actor publishes (no task, no message); others, and
+        // one without published bounds, through a call to their actor. The parked calls are
+        // cancelled, and the watches forgotten, when this round ends.
+        let wake = Rc::new(Wake::default());
+        let mut watched = false;
         let mut waiting = Vec::new();
         for ((asked, result), next) in partitions.iter().zip(&results).zip(&next_offsets) {
             if result.is_err() {
@@ -709,7 +711,11 @@ pub(crate) async fn fetch_partitions(
                 continue;
             };
             let (offset, wait) = (Offset(*next), deadline - now);
-            let (shard, notify) = (shard.clone(), notify.clone());
+            if shard.owner(&key) == shard.id && shard.watch(&key, offset, &wake) {
+                watched = true;
+                continue;
+            }
+            let (shard, wake) = (shard.clone(), wake.clone());
             let task = glommio::spawn_local(async move {
                 let owner = shard.owner(&key);
                 let op = |reply| ShardOp::WaitForData {
@@ -720,20 +726,14 @@ pub(crate) async fn fetch_partitions(
                 };
                 // Data, a failure or a closing partition: each ends the wait the same way.
                 let _ = shard.call(owner, op).await;
-                let _ = notify.try_send(());
+                wake.wake();
             });
             waiting.push(task);
         }
-        if waiting.is_empty() {
+        if waiting.is_empty() && !watched {
             return results;
         }
-        futures_lite::future::or(
-            async {
-                woken.recv().await;
-            },
-            glommio::timer::sleep(deadline - now),
-        )
-        .await;
+        futures_lite::future::or(wake.woken(), glommio::timer::sleep(deadline - now)).await;
     }
 }
 
@@ -746,8 +746,8 @@ pub(crate) async fn fetch_partitions(
 /// order, with exact budgets; every other partition that still has budget is given it up
 /// front (its own limit, cut to what the request has left after the budgets given before it)
 /// and all of them read concurrently; what they leave unused goes to the next wave, which
-/// takes the partitions that got no budget. A partition this shard knows to be at its log end
-/// takes no budget (it finds nothing, or what arrives meanwhile). A wave of budgets never
+/// takes the partitions that got no budget. A partition this shard owns whose published end is
+/// the offset asked is answered from those bounds, empty, without a read. A wave of budgets never
 /// asks for more than the request has left, so no read is wasted (only the at-least-one-batch
 /// rule can go over, and then only for the first partition with data, as before).
 async fn fetch_once(
@@ -794,13 +794,20 @@ async fn fetch_once(
                 committed += total - before;
                 continue;
             }
-            let at_end = local
-                && shard
-                    .published_bounds(key)
-                    .is_some_and(|bounds| bounds.log_end == offset);
-            if !at_end {
-                committed += budget.max(1);
+            // At the published end there is nothing to read yet: answered from the bounds,
+            // without a read queued to the actor (a long-poll then watches the bounds).
+            if local
+                && let Some(bounds) = shard.published_bounds(key)
+                && bounds.log_end == offset
+            {
+                results[index] = Some(Ok(Fetched {
+                    batches: Vec::new(),
+                    log_start: bounds.log_start.0,
+                    log_end: bounds.log_end.0,
+                }));
+                continue;
             }
+            committed += budget.max(1);
             let (shard, key) = (shard.clone(), key.clone());
             let task = glommio::spawn_local(read(shard, key, offset, budget.max(1)));
             wave.push((index, task));
