@@ -691,7 +691,16 @@ pub(crate) async fn fetch_partitions(
     loop {
         let (results, total, next_offsets) = fetch_once(shard, bytes_max, partitions).await;
         let now = std::time::Instant::now();
-        if total >= bytes_min || now >= deadline {
+        // A partition that stopped short of its end (a budget, or a segment's end) has data
+        // that waiting would not add to this answer: the watch would wake at once and the
+        // read repeat the same bytes, holding the shard (a review found a Kafka fetch with
+        // min_bytes above the partition budget spinning until max_wait). Kafka too answers
+        // once the data available, capped by the budgets, is all it can send.
+        let stopped_short = results
+            .iter()
+            .zip(&next_offsets)
+            .any(|(result, &next)| result.as_ref().is_ok_and(|fetched| next < fetched.log_end));
+        if total >= bytes_min || now >= deadline || stopped_short {
             return results;
         }
         // Long-poll: park on every partition that answered without error, past what it
@@ -742,11 +751,12 @@ pub(crate) async fn fetch_partitions(
 ///
 /// Reads do not queue one behind another (issue #11: a consumer that fell behind the cache
 /// read its partitions one at a time, each read waiting for its actor's write, then its own
-/// disk read). In waves: the partitions the recent-batch cache answers are taken at once, in
-/// order, with exact budgets; every other partition that still has budget is given it up
-/// front (its own limit, cut to what the request has left after the budgets given before it)
-/// and all of them read concurrently; what they leave unused goes to the next wave, which
-/// takes the partitions that got no budget. A partition this shard owns whose published end is
+/// disk read). In waves: the partitions the recent-batch cache answers count their exact
+/// bytes; every other partition that still has budget is given it up front (its own limit,
+/// cut to what the request has left after the budgets given before it) and all of them read
+/// concurrently; the answers are then taken in request order (so the at-least-one-batch rule
+/// favours the same partition a one-by-one read would); what the reads leave unused goes to
+/// the next wave, which takes the partitions that got no budget. A partition this shard owns whose published end is
 /// the offset asked is answered from those bounds, empty, without a read. A wave of budgets never
 /// asks for more than the request has left, so no read is wasted (only the at-least-one-batch
 /// rule can go over, and then only for the first partition with data, as before).
@@ -771,7 +781,7 @@ async fn fetch_once(
     let mut total: usize = 0;
     loop {
         let mut committed = total;
-        let mut wave: Vec<(usize, glommio::Task<Result<ReadBatches, ReadFailed>>)> = Vec::new();
+        let mut wave: Vec<(usize, Pending)> = Vec::new();
         for (index, asked) in partitions.iter().enumerate() {
             let Some(key) = keys[index].as_ref().filter(|_| results[index].is_none()) else {
                 continue;
@@ -783,15 +793,8 @@ async fn fetch_once(
             let offset = Offset(asked.offset);
             let local = shard.owner(key) == shard.id;
             if local && let Some(read) = shard.read_cached(key, offset, budget.max(1)) {
-                let before = total;
-                take(
-                    &mut results[index],
-                    &mut next_offsets[index],
-                    read,
-                    &mut total,
-                    bytes_max,
-                );
-                committed += total - before;
+                committed += read.batches.iter().map(Bytes::len).sum::<usize>();
+                wave.push((index, Pending::Cached(read)));
                 continue;
             }
             // At the published end there is nothing to read yet: answered from the bounds,
@@ -810,13 +813,19 @@ async fn fetch_once(
             committed += budget.max(1);
             let (shard, key) = (shard.clone(), key.clone());
             let task = glommio::spawn_local(read(shard, key, offset, budget.max(1)));
-            wave.push((index, task));
+            wave.push((index, Pending::Reading(task)));
         }
         if wave.is_empty() {
             break;
         }
-        for (index, task) in wave {
-            match task.await {
+        // Taken in request order, whatever finished first: the at-least-one-batch rule lets
+        // only the first partition with data go over, as it would read one after another.
+        for (index, pending) in wave {
+            let read = match pending {
+                Pending::Cached(read) => Ok(read),
+                Pending::Reading(task) => task.await,
+            };
+            match read {
                 Ok(read) => take(
                     &mut results[index],
                     &mut next_offsets[index],
@@ -853,7 +862,13 @@ async fn fetch_once(
     (results, total, next_offsets)
 }
 
-/// Takes a partition's read into the fetch's answer, in the order answers are decided: only
+/// A partition's read in a wave of [`fetch_once`]: answered by the cache already, or running.
+enum Pending {
+    Cached(ReadBatches),
+    Reading(glommio::Task<Result<ReadBatches, ReadFailed>>),
+}
+
+/// Takes a partition's read into the fetch's answer, in request order: only
 /// the first partition with data may go over the request's budget (Kafka's rule), or a
 /// response could outgrow the frame it was capped to.
 fn take(
