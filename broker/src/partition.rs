@@ -1032,14 +1032,16 @@ mod tests {
         Verified::check(BytesMut::from(&builder.finish()[..])).expect("a valid batch")
     }
 
-    /// The cache read a fetch makes without waiting for the actor answers what the actor
-    /// would (same batches, bounds and next offset), only within the bounds the actor
-    /// published after a round, leaves reads at the log end to the actor, and answers
-    /// nothing once the actor closes.
-    #[test]
-    fn cached_reads_answer_what_the_actor_would() {
+    /// Runs `test` on a fresh executor thread against partition t-0's actor, spawned on a log
+    /// in a temporary directory that is removed afterwards; `test` gets the handle and the
+    /// actor's task.
+    fn with_partition<F, Fut>(name: &str, test: F)
+    where
+        F: FnOnce(PartitionHandle, glommio::Task<()>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
         let dir = std::env::temp_dir().join(format!(
-            "ringbus-partition-cache-{}-{}",
+            "ringbus-partition-{name}-{}-{}",
             std::process::id(),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -1070,46 +1072,57 @@ mod tests {
                     snapshot_through,
                 };
                 let (partition, task) = spawn(key, opened, Duration::from_millis(10));
-                assert_eq!(
-                    partition.describe().await.expect("bounds").log_end,
-                    Offset(0)
-                );
-                // At the end of the log the actor answers (after its round), not the cache.
-                assert!(partition.read_cached(Offset(0), 1 << 20).is_none());
-                for first in [0, 3] {
-                    partition
-                        .append(batch(first), AckLevel::Written)
-                        .await
-                        .expect("appended");
-                }
-                // Give the actor the round after its write, where it publishes the bounds.
-                let bounds = partition.describe().await.expect("bounds");
-                assert_eq!(bounds.log_end, Offset(6));
-                for (offset, bytes_max) in [(0, 1 << 20), (0, 1), (2, 1), (3, 1 << 20)] {
-                    let cached = partition
-                        .read_cached(Offset(offset), bytes_max)
-                        .expect("held in the cache");
-                    let read = partition
-                        .read(Offset(offset), bytes_max)
-                        .await
-                        .expect("read");
-                    assert_eq!(cached.batches, read.batches, "offset {offset}");
-                    assert_eq!(
-                        (cached.next_offset, cached.log_end, cached.log_start),
-                        (read.next_offset, read.log_end, read.log_start),
-                        "offset {offset}"
-                    );
-                }
-                // At and past the end: the actor's answer (or error), not the cache's.
-                assert!(partition.read_cached(Offset(6), 1).is_none());
-                assert!(partition.read_cached(Offset(7), 1).is_none());
-                partition.close().await;
-                task.await;
-                assert!(partition.read_cached(Offset(0), 1 << 20).is_none());
+                test(partition, task).await;
             })
             .expect("executor");
         handle.join().expect("the shard thread panicked");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The cache read a fetch makes without waiting for the actor answers what the actor
+    /// would (same batches, bounds and next offset), only within the bounds the actor
+    /// published after a round, leaves reads at the log end to the actor, and answers
+    /// nothing once the actor closes.
+    #[test]
+    fn cached_reads_answer_what_the_actor_would() {
+        with_partition("cache", |partition, task| async move {
+            assert_eq!(
+                partition.describe().await.expect("bounds").log_end,
+                Offset(0)
+            );
+            // At the end of the log the actor answers (after its round), not the cache.
+            assert!(partition.read_cached(Offset(0), 1 << 20).is_none());
+            for first in [0, 3] {
+                partition
+                    .append(batch(first), AckLevel::Written)
+                    .await
+                    .expect("appended");
+            }
+            // Give the actor the round after its write, where it publishes the bounds.
+            let bounds = partition.describe().await.expect("bounds");
+            assert_eq!(bounds.log_end, Offset(6));
+            for (offset, bytes_max) in [(0, 1 << 20), (0, 1), (2, 1), (3, 1 << 20)] {
+                let cached = partition
+                    .read_cached(Offset(offset), bytes_max)
+                    .expect("held in the cache");
+                let read = partition
+                    .read(Offset(offset), bytes_max)
+                    .await
+                    .expect("read");
+                assert_eq!(cached.batches, read.batches, "offset {offset}");
+                assert_eq!(
+                    (cached.next_offset, cached.log_end, cached.log_start),
+                    (read.next_offset, read.log_end, read.log_start),
+                    "offset {offset}"
+                );
+            }
+            // At and past the end: the actor's answer (or error), not the cache's.
+            assert!(partition.read_cached(Offset(6), 1).is_none());
+            assert!(partition.read_cached(Offset(7), 1).is_none());
+            partition.close().await;
+            task.await;
+            assert!(partition.read_cached(Offset(0), 1 << 20).is_none());
+        });
     }
     /// A long-poll's watch on the published bounds: woken at once where data is already past
     /// the offset, woken by the write that moves the end past it (and not before), never
@@ -1117,73 +1130,39 @@ mod tests {
     /// partition it waits on.
     #[test]
     fn watches_wake_on_the_write_that_moves_the_end_and_on_close() {
-        let dir = std::env::temp_dir().join(format!(
-            "ringbus-partition-watch-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock")
-                .as_nanos()
-        ));
-        let log_dir = dir.join("t-0");
-        let handle = glommio::LocalExecutorBuilder::default()
-            .spawn(move || async move {
-                let disk = GlommioDisk::open_dir(&log_dir, DirectIo::BufferedFallback)
-                    .await
-                    .expect("disk");
-                let (log, _) = Log::open(disk.clone(), &log_dir, LogConfig::default(), now_ms())
-                    .await
-                    .expect("open");
-                let (producers, snapshot_through) = load_producer_states(&disk, &log_dir, &log)
-                    .await
-                    .expect("producer state");
-                let key = PartitionKey {
-                    topic: "t".to_string(),
-                    partition: PartitionId(0),
-                };
-                let opened = Opened {
-                    log,
-                    dir: log_dir.clone(),
-                    disk,
-                    producers,
-                    snapshot_through,
-                };
-                let (partition, task) = spawn(key, opened, Duration::from_millis(10));
-                partition.describe().await.expect("bounds");
-                // At the end: registered, not woken, and rounds that move nothing leave it so.
-                let at_end = Rc::new(Wake::default());
-                assert!(partition.watch(Offset(0), &at_end));
-                partition.describe().await.expect("bounds");
-                assert!(!at_end.woken.get(), "woken with nothing written");
-                partition
-                    .append(batch(0), AckLevel::Written)
-                    .await
-                    .expect("appended");
-                // The actor publishes after its write, before it answers the producer.
-                assert!(
-                    at_end.woken.get(),
-                    "the write past the offset did not wake it"
-                );
-                at_end.woken().await;
-                // Data already past the offset: woken at once.
-                let behind = Rc::new(Wake::default());
-                assert!(partition.watch(Offset(1), &behind));
-                assert!(behind.woken.get());
-                // A watch whose fetch ended is dropped at the next registration.
-                let ended = Rc::new(Wake::default());
-                assert!(partition.watch(Offset(3), &ended));
-                drop(ended);
-                let parked = Rc::new(Wake::default());
-                assert!(partition.watch(Offset(3), &parked));
-                assert_eq!(partition.bounds.watchers.borrow().len(), 1);
-                // Closing wakes it (its fetch then asks the actor, which says it closes).
-                partition.close().await;
-                task.await;
-                assert!(parked.woken.get(), "the close did not wake the watch");
-                assert!(!partition.watch(Offset(3), &Rc::new(Wake::default())));
-            })
-            .expect("executor");
-        handle.join().expect("the shard thread panicked");
-        let _ = std::fs::remove_dir_all(&dir);
+        with_partition("watch", |partition, task| async move {
+            partition.describe().await.expect("bounds");
+            // At the end: registered, not woken, and rounds that move nothing leave it so.
+            let at_end = Rc::new(Wake::default());
+            assert!(partition.watch(Offset(0), &at_end));
+            partition.describe().await.expect("bounds");
+            assert!(!at_end.woken.get(), "woken with nothing written");
+            partition
+                .append(batch(0), AckLevel::Written)
+                .await
+                .expect("appended");
+            // The actor publishes after its write, before it answers the producer.
+            assert!(
+                at_end.woken.get(),
+                "the write past the offset did not wake it"
+            );
+            at_end.woken().await;
+            // Data already past the offset: woken at once.
+            let behind = Rc::new(Wake::default());
+            assert!(partition.watch(Offset(1), &behind));
+            assert!(behind.woken.get());
+            // A watch whose fetch ended is dropped at the next registration.
+            let ended = Rc::new(Wake::default());
+            assert!(partition.watch(Offset(3), &ended));
+            drop(ended);
+            let parked = Rc::new(Wake::default());
+            assert!(partition.watch(Offset(3), &parked));
+            assert_eq!(partition.bounds.watchers.borrow().len(), 1);
+            // Closing wakes it (its fetch then asks the actor, which says it closes).
+            partition.close().await;
+            task.await;
+            assert!(parked.woken.get(), "the close did not wake the watch");
+            assert!(!partition.watch(Offset(3), &Rc::new(Wake::default())));
+        });
     }
 }

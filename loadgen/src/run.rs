@@ -91,7 +91,7 @@ pub struct Config {
     pub messages: Option<u64>,
     /// Consumers start at the earliest offset.
     pub from_earliest: bool,
-    /// Consumer fetch bytes, over all partitions and per partition.
+    /// Consumer fetch bytes over all partitions.
     pub fetch_bytes: u32,
     /// Consumer fetch bytes per partition.
     pub partition_fetch_bytes: u32,
