@@ -1165,4 +1165,45 @@ mod tests {
             assert!(!partition.watch(Offset(3), &Rc::new(Wake::default())));
         });
     }
+
+    /// A long-lived long-poll pattern: a fetch watches the end, a write wakes it, it reads and
+    /// watches again, thousands of times, while another fetch's watch on the same partition
+    /// ends each time through a different partition. Every write wakes its watch, and the
+    /// list never holds more than the live watches plus the one dead entry pruning leaves.
+    #[test]
+    fn watches_wake_on_every_write_of_a_long_run_and_the_list_stays_bounded() {
+        with_partition("watch-many", |partition, task| async move {
+            let mut end = partition.describe().await.expect("bounds").log_end;
+            for round in 0..2_000u32 {
+                let tailing = Rc::new(Wake::default());
+                assert!(partition.watch(end, &tailing));
+                let elsewhere = Rc::new(Wake::default());
+                assert!(partition.watch(end, &elsewhere));
+                // That fetch was answered by another partition: its watch dies here.
+                drop(elsewhere);
+                assert!(
+                    !tailing.woken.get(),
+                    "round {round}: woken before the write"
+                );
+                partition
+                    .append(batch(0), AckLevel::Written)
+                    .await
+                    .expect("appended");
+                assert!(
+                    tailing.woken.get(),
+                    "round {round}: the write did not wake it"
+                );
+                tailing.woken().await;
+                assert!(
+                    partition.bounds.watchers.borrow().len() <= 2,
+                    "round {round}: {} watchers",
+                    partition.bounds.watchers.borrow().len()
+                );
+                end = partition.published_bounds().expect("bounds").log_end;
+            }
+            assert_eq!(end, Offset(6_000));
+            partition.close().await;
+            task.await;
+        });
+    }
 }
