@@ -154,10 +154,16 @@ impl<'a> Waiter<'a> {
 impl<'a> Drop for Waiter<'a> {
     fn drop(&mut self) {
         if self.node.link.is_linked() {
+            // ringbus patch: a waiter woken and dropped before it took its units leaves them
+            // to the waiters behind it.
+            let woken = self.node.waker.borrow().is_none();
             // If node is linked that is for sure is pinned so that is safe
             // to make it pinned directly
             let waiter_node = unsafe { Pin::new_unchecked(&mut self.node) };
-            Self::remove_from_waiting_queue(waiter_node, &mut self.semaphore.state.borrow_mut())
+            Self::remove_from_waiting_queue(waiter_node, &mut self.semaphore.state.borrow_mut());
+            if woken {
+                process_wakes(self.semaphore, 0);
+            }
         }
     }
 }
@@ -169,9 +175,25 @@ impl<'a> Future for Waiter<'a> {
         let mut sem_state = self.semaphore.state.borrow_mut();
         let future_mut = unsafe { self.get_unchecked_mut() };
 
+        let units = future_mut.node.units;
+        // ringbus patch: first come, first served. A waiter in the list takes units only once
+        // `process_wakes` woke it (its waker taken) and so counted them for it; one not in the
+        // list yet queues behind any there.
+        let turn = if future_mut.node.link.is_linked() {
+            future_mut.node.waker.borrow().is_none()
+        } else {
+            sem_state.waiters_list.is_empty()
+        };
+        if !turn && !sem_state.closed {
+            let node = unsafe { Pin::new_unchecked(&mut future_mut.node) };
+            Self::register_in_waiting_queue(node, &mut sem_state, cx.waker().clone());
+            // Units no woken waiter counts on go to the queue in order, this one included: it
+            // may wake itself, and then runs after the waiters woken before it, which take
+            // their units first.
+            wake_pass(&mut sem_state);
+            return Poll::Pending;
+        }
         let waiter_node = unsafe { Pin::new_unchecked(&mut future_mut.node) };
-
-        let units = waiter_node.units;
         match sem_state.try_acquire(units) {
             Err(x) => {
                 Self::remove_from_waiting_queue(waiter_node, &mut sem_state);
@@ -233,10 +255,10 @@ impl SemaphoreState {
 
             let node = unsafe { Pin::new_unchecked(&*node.as_ptr()) };
             let waker = node.waker.borrow_mut().take();
+            // ringbus patch: `None` is a waiter woken and not polled since (process_wakes
+            // leaves it linked); its poll will see the semaphore closed.
             if let Some(waker) = waker {
                 waker.wake();
-            } else {
-                panic!("Future is linked into the waiting list without a waker");
             }
         }
     }
@@ -301,38 +323,35 @@ impl Drop for StaticPermit {
 fn process_wakes(sem: &Semaphore, units: u64) {
     let mut state = sem.state.borrow_mut();
     state.signal(units);
+    wake_pass(&mut state);
+}
 
+/// Wakes waiters, front to back, for the units nobody was woken for yet.
+fn wake_pass(state: &mut SemaphoreState) {
     let mut available_units = state.avail;
 
     let mut cursor = state.waiters_list.front_mut();
 
+    // ringbus patch (RINGBUS-PATCH.md): a woken waiter stays in the list until it polls and
+    // takes its units, and its units count as taken here meanwhile. glommio 0.9 unlinked it
+    // when waking it, so an acquirer arriving before it polled found the list empty, took the
+    // units, and sent the woken waiter to the back of the queue: permits were not granted in
+    // the order they were asked for (a client's pipelined requests left out of order).
     //only tasks which will be able to proceed will be awaken
     while available_units > 0 {
-        let mut waker = None;
-        if let Some(node) = cursor.get() {
-            let node = unsafe { Pin::new_unchecked(node) };
-
-            if node.units <= available_units {
-                let w = node.waker.borrow_mut().take();
-
-                if w.is_some() {
-                    waker = w;
-                } else {
-                    panic!("Future was linked into the waiting list without a waker");
-                }
-
-                available_units -= node.units;
-            }
-        } else {
+        let Some(node) = cursor.get() else {
             break;
+        };
+        let node = unsafe { Pin::new_unchecked(node) };
+        if node.units <= available_units {
+            // `None`: woken before and not polled since; its units are spoken for.
+            let waker = node.waker.borrow_mut().take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+            available_units -= node.units;
         }
-
-        if let Some(waker) = waker {
-            waker.wake();
-            cursor.remove();
-        } else {
-            cursor.move_next();
-        }
+        cursor.move_next();
     }
 }
 
