@@ -45,6 +45,9 @@ use crate::per_ip::{PerIpLimit, PerIpSlot};
 use crate::shard::{MESH_CHANNEL_MAX, Shard, ShardConfig, ShardMessage};
 use crate::topology::{CONTROLLER, ShardId};
 
+/// Bytes of glommio's registered-buffer arena per shard (see where the executors are built).
+pub const IO_MEMORY_BYTES: usize = 32 << 20;
+
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -339,9 +342,12 @@ pub fn serve(config: ServeConfig, ready: impl FnOnce(BoundAddresses)) -> Result<
         let per_ip = per_ip.clone();
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(*core))
             .name(&format!("ringbus-shard-{index}"))
-            // `ulimit -l` may be small (8 MiB on the machines we test on): keep glommio's
-            // registered-buffer arena small; DMA buffers fall back to ordinary aligned memory.
-            .io_memory(1 << 20)
+            // glommio's registered-buffer arena, on huge pages (vendor/glommio/RINGBUS-PATCH.md):
+            // the partitions' write chunks (1 MiB) and disk reads are carved from it, so the
+            // virtio disk gets one memory segment per 2 MiB instead of one per 4 KiB. Beyond it
+            // DMA buffers come from ordinary aligned memory. Registering it needs `ulimit -l`
+            // above it or CAP_IPC_LOCK; without, glommio logs a warning and uses it unregistered.
+            .io_memory(IO_MEMORY_BYTES)
             .spawn(move || async move {
                 // Every event on this thread belongs to this shard. The span stays entered
                 // for the executor's life on purpose: a glommio executor is one pinned thread,

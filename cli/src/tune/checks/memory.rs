@@ -10,7 +10,7 @@ const CONNECTIONS_PER_SHARD: u64 = 10_000;
 const FILES_PER_SHARD: u64 = 4_096;
 /// Registered io_uring buffer memory per shard (`io_memory` in broker/src/server.rs) plus
 /// glommio's three rings: what RLIMIT_MEMLOCK must cover per shard without CAP_IPC_LOCK.
-const MEMLOCK_BYTES_PER_SHARD: u64 = (1 << 20) + (512 << 10);
+const MEMLOCK_BYTES_PER_SHARD: u64 = broker::server::IO_MEMORY_BYTES as u64 + (512 << 10);
 /// CAP_IPC_LOCK: lets a process lock (and io_uring register) memory beyond RLIMIT_MEMLOCK.
 const CAP_IPC_LOCK: u32 = 14;
 
@@ -26,7 +26,7 @@ pub(super) fn rows(roots: &Roots, cpus: &Cpus, rows: &mut Vec<Row>) {
                 .recommended("madvise (or never)")
                 .ok_if(
                     current != "always",
-                    "nothing in ringbus asks for huge pages (jemalloc and glommio's DMA buffers use plain pages), so madvise and never behave the same for it; always gave the broker huge pages and tripled the acks=all p99 at a fixed rate on this machine type (tuning.md)",
+                    "under madvise the broker gets huge pages only where it asks (its DMA buffer arena, allocated once at start); always gave it huge pages everywhere and tripled the acks=all p99 at a fixed rate on this machine type (tuning.md); never also works, without the arena's huge pages",
                 )
                 .fix(format!("echo madvise > {base}/enabled"), "kernel parameter transparent_hugepage=madvise")
                 .write(roots.path(&format!("{base}/enabled")), "madvise")

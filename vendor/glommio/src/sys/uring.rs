@@ -92,7 +92,8 @@ pub(crate) struct UringBufferAllocator {
     data: ptr::NonNull<u8>,
     size: usize,
     allocator: RefCell<BuddyAlloc>,
-    layout: Layout,
+    /// ringbus patch: how the arena was allocated, so that drop frees it the same way.
+    arena: Arena,
     uring_buffer_id: Cell<Option<u32>>,
 }
 
@@ -106,23 +107,21 @@ impl fmt::Debug for UringBufferAllocator {
 
 impl UringBufferAllocator {
     fn new(size: usize) -> Self {
-        let layout = Layout::from_size_align(size, 4096).unwrap();
-        let (data, allocator) = unsafe {
-            let data = alloc::alloc::alloc(layout);
-            let data = std::ptr::NonNull::new(data).unwrap();
-            let allocator = BuddyAlloc::new(BuddyAllocParam::new(
+        let (data, size, arena) = Arena::allocate(size);
+        let allocator = unsafe {
+            // SAFETY: `data` is `size` bytes owned by this allocator until drop.
+            RefCell::new(BuddyAlloc::new(BuddyAllocParam::new(
                 data.as_ptr(),
-                layout.size(),
-                layout.align(),
-            ));
-            (data, RefCell::new(allocator))
+                size,
+                4096,
+            )))
         };
 
         UringBufferAllocator {
             data,
             size,
             allocator,
-            layout,
+            arena,
             uring_buffer_id: Cell::new(None),
         }
     }
@@ -158,8 +157,83 @@ impl UringBufferAllocator {
 
 impl Drop for UringBufferAllocator {
     fn drop(&mut self) {
+        self.arena.free(self.data, self.size);
+    }
+}
+
+/// ringbus patch (see RINGBUS-PATCH.md): an arena of at least [`HUGE_PAGE_BYTES`] is mapped
+/// on huge-page boundaries and advised `MADV_HUGEPAGE`, so that the DMA buffers carved from it
+/// sit on 2 MiB pages where transparent huge pages are `madvise` (the common default). A
+/// virtio disk takes at most 254 memory segments per request: from 4 KiB pages a 1 MiB write
+/// is 256 of them, from a huge page one. Smaller arenas, and a failed mapping, keep the
+/// allocator's heap memory.
+#[derive(Debug, Clone, Copy)]
+enum Arena {
+    Heap(Layout),
+    Mapped,
+}
+
+const HUGE_PAGE_BYTES: usize = 2 << 20;
+
+impl Arena {
+    /// `size` bytes (rounded up to a whole number of huge pages when mapped) and how they
+    /// were allocated.
+    fn allocate(size: usize) -> (ptr::NonNull<u8>, usize, Arena) {
+        if size >= HUGE_PAGE_BYTES {
+            let size = align_up(size, HUGE_PAGE_BYTES);
+            if let Some(data) = Self::map(size) {
+                return (data, size, Arena::Mapped);
+            }
+        }
+        let layout = Layout::from_size_align(size, 4096).unwrap();
+        // SAFETY: the layout has a non-zero size (the reactor asks for at least 64 KiB).
+        let data = ptr::NonNull::new(unsafe { alloc::alloc::alloc(layout) }).unwrap();
+        (data, size, Arena::Heap(layout))
+    }
+
+    /// Maps `size` bytes (a multiple of the huge page) aligned to a huge page.
+    fn map(size: usize) -> Option<ptr::NonNull<u8>> {
+        let mapped = size + HUGE_PAGE_BYTES;
+        // SAFETY: an anonymous private mapping; no existing memory is touched.
+        let start = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                mapped,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if start == libc::MAP_FAILED {
+            return None;
+        }
+        let start = start as usize;
+        let aligned = align_up(start, HUGE_PAGE_BYTES);
+        let head = aligned - start;
+        let tail = mapped - head - size;
+        // SAFETY: both ranges lie inside the mapping above and outside [aligned, aligned+size).
         unsafe {
-            alloc::alloc::dealloc(self.data.as_ptr(), self.layout);
+            if head > 0 {
+                libc::munmap(start as *mut libc::c_void, head);
+            }
+            if tail > 0 {
+                libc::munmap((aligned + size) as *mut libc::c_void, tail);
+            }
+            // Advice only: without THP the arena stays on small pages and works the same.
+            libc::madvise(aligned as *mut libc::c_void, size, libc::MADV_HUGEPAGE);
+        }
+        ptr::NonNull::new(aligned as *mut u8)
+    }
+
+    fn free(self, data: ptr::NonNull<u8>, size: usize) {
+        match self {
+            // SAFETY: allocated by `allocate` with this layout, freed once (drop).
+            Arena::Heap(layout) => unsafe { alloc::alloc::dealloc(data.as_ptr(), layout) },
+            // SAFETY: mapped by `map` with this size, unmapped once (drop).
+            Arena::Mapped => unsafe {
+                libc::munmap(data.as_ptr() as *mut libc::c_void, size);
+            },
         }
     }
 }
