@@ -7,13 +7,18 @@
 //! the partition's open batch ([`Accumulator`]). A batch is sealed at `batch_bytes`, or when its
 //! `linger` timer fires, or on [`Producer::flush`]. Sealed batches queue per partition.
 //!
-//! Ordering: each partition has at most one produce request in flight. While it is, batches
-//! that fill up queue behind it; when it completes, everything queued (up to
-//! `batches_per_request_max`) goes out in the next request, where the broker appends them in
-//! order. So under load, batches grow on their own, and a retried batch is never overtaken by a
-//! batch of a later request to the same partition (within one request the broker may store a
-//! later batch while an earlier one is refused and retried). Different partitions are sent in parallel (pipelined on the
-//! one connection).
+//! Ordering: batches that fill while a partition's request is in flight queue behind it, and
+//! everything queued (up to `batches_per_request_max`) goes out in its next request, where the
+//! broker appends them in order; so under load, requests grow on their own. An idempotent
+//! producer (and one with `Acks::None`) keeps up to `requests_in_flight_max` requests per
+//! partition in flight (Kafka's `max.in.flight.requests.per.connection`), so that a request
+//! travels while the broker writes the one before: the broker stores a batch only if its
+//! sequence follows the last one stored, so a later request can never be stored ahead of a
+//! refused one, and when one is refused the sender stops the pipeline and resends everything
+//! from it in order (`send_loop`). Without idempotence a retried batch could be overtaken that
+//! way, so such a producer keeps one request per partition in flight (within one request the
+//! broker may store a later batch while an earlier one is refused and retried). Different
+//! partitions are sent in parallel (pipelined on the one connection).
 //!
 //! Retries: a batch the broker refuses with a retriable code (`Timeout`, `StorageFull`,
 //! `Throttled`) is sent again after a backoff that doubles from `retry_backoff` to
@@ -30,8 +35,8 @@
 //! so are `OutOfOrderSequence` refusals that follow an earlier batch of the same request that
 //! was not stored. When a batch fails for good, the batches after it are re-stamped from its
 //! sequence, which is where the broker expects the partition to continue. At most
-//! [`IDEMPOTENT_BATCHES_IN_FLIGHT_MAX`] batches go in one request (the broker remembers that many
-//! per producer and partition).
+//! [`IDEMPOTENT_BATCHES_IN_FLIGHT_MAX`] batches of a partition are in flight, over all its
+//! requests (the broker remembers that many per producer and partition).
 //!
 //! Which of these applies after a request is decided by `retry.rs` (`retry::decide`, a pure
 //! function of the response and the batches' stamps, table-tested); the sender task here only
@@ -51,7 +56,7 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use schema::wire::{Acks, IDEMPOTENT_BATCHES_IN_FLIGHT_MAX};
+use schema::wire::{Acks, IDEMPOTENT_BATCHES_IN_FLIGHT_MAX, ProduceResultOwned};
 
 use crate::accumulator::{Accumulator, BatchId, Delivery, SealedBatch, record_bytes_max};
 use crate::client::{Client, ProduceItem};
@@ -87,6 +92,11 @@ pub struct ProducerOptions {
     /// Stamp batches with a producer id and sequences so that retries never store a batch
     /// twice (Kafka's `enable.idempotence`). Ignored with `Acks::None`, which never retries.
     pub idempotence: bool,
+    /// Produce requests one partition keeps in flight at once (Kafka's
+    /// `max.in.flight.requests.per.connection`, default 5), so that a request's transfer
+    /// overlaps the broker's write of the one before. Applies with idempotence (whose sequences
+    /// keep a retried batch from being overtaken) and with `Acks::None`; otherwise 1.
+    pub requests_in_flight_max: usize,
 }
 
 impl Default for ProducerOptions {
@@ -101,6 +111,7 @@ impl Default for ProducerOptions {
             retry_backoff_max: Duration::from_secs(1),
             batches_per_request_max: 64,
             idempotence: true,
+            requests_in_flight_max: 5,
         }
     }
 }
@@ -182,12 +193,15 @@ struct State {
     sequences: FastMap<(String, u32), (i64, i32)>,
 }
 
-/// A partition's sealed batches and its one request in flight.
+/// A partition's sealed batches and its requests in flight.
 #[derive(Default)]
 struct SendQueue {
     ready: VecDeque<SealedBatch>,
-    /// Watches on the batches of the request in flight (for flush).
+    /// Watches on the batches of the requests in flight (for flush); completed ones are
+    /// dropped as new ones are added.
     in_flight: Vec<Delivery>,
+    /// The sender, waiting for batches to send behind its requests in flight.
+    waker: Option<Waker>,
     /// Whether a sender task is running for the partition.
     sending: bool,
 }
@@ -201,6 +215,10 @@ impl Producer {
         assert!(
             options.batches_per_request_max > 0,
             "batches_per_request_max must be at least 1"
+        );
+        assert!(
+            options.requests_in_flight_max > 0,
+            "requests_in_flight_max must be at least 1"
         );
         let mut options = options;
         if options.idempotence {
@@ -505,6 +523,9 @@ impl Inner {
             state.partitioner.batch_sealed(&key.0, key.1, count);
             let queue = state.queues.entry(key.clone()).or_default();
             queue.ready.push_back(batch);
+            if let Some(waker) = queue.waker.take() {
+                waker.wake();
+            }
             !std::mem::replace(&mut queue.sending, true)
         };
         if start_sender {
@@ -512,18 +533,21 @@ impl Inner {
         }
     }
 
-    /// Takes the next request's batches off a partition's queue; `None` (and the queue is
-    /// removed) when it is empty.
-    fn next_request(&self, topic: &str, partition: u32) -> Option<Vec<SealedBatch>> {
+    /// Takes the next request's batches off a partition's queue: at most `batches_max`, and
+    /// none if the queue has none ready (the queue stays; [`Inner::finish`] removes it).
+    fn next_request(&self, topic: &str, partition: u32, batches_max: usize) -> Vec<SealedBatch> {
         let mut state = self.state.borrow_mut();
         let key = (topic.to_string(), partition);
-        let queue = state.queues.get_mut(&key)?;
+        let Some(queue) = state.queues.get_mut(&key) else {
+            unreachable!("a partition's queue lives as long as its sender");
+        };
+        let batches_max = batches_max.min(self.options.batches_per_request_max);
         let mut taken: Vec<SealedBatch> = Vec::new();
         let mut bytes = 0;
         while let Some(front) = queue.ready.front() {
-            let full = taken.len() >= self.options.batches_per_request_max
-                || bytes + front.bytes.len() > self.request_bytes_max;
-            if !taken.is_empty() && full {
+            let full =
+                taken.len() >= batches_max || bytes + front.bytes.len() > self.request_bytes_max;
+            if batches_max == 0 || (full && !taken.is_empty()) {
                 break;
             }
             bytes += front.bytes.len();
@@ -532,130 +556,391 @@ impl Inner {
             };
             taken.push(batch);
         }
-        if taken.is_empty() {
-            state.queues.remove(&key);
-            return None;
-        }
-        queue.in_flight = taken.iter().map(SealedBatch::watch).collect();
-        Some(taken)
+        // Watches of batches already completed are dropped here, so the list stays as long as
+        // what is in flight.
+        queue.in_flight.retain(|watch| !watch.is_done());
+        queue.in_flight.extend(taken.iter().map(SealedBatch::watch));
+        taken
     }
 
-    /// Sends `batches` of one partition in one request, and then does what [`retry::decide`]
-    /// says: completes each batch or keeps it to resend, re-stamps the ones to resend or takes
-    /// a new producer id, and sends again after the backoff until none is left.
-    async fn send_with_retries(&self, topic: &str, partition: u32, mut batches: Vec<SealedBatch>) {
+    /// Whether the partition has batches ready to send; if not, `waker` is woken when one is
+    /// queued.
+    fn poll_ready(&self, topic: &str, partition: u32, waker: &Waker) -> bool {
+        let mut state = self.state.borrow_mut();
+        let Some(queue) = state.queues.get_mut(&(topic.to_string(), partition)) else {
+            unreachable!("a partition's queue lives as long as its sender");
+        };
+        if queue.ready.is_empty() {
+            queue.waker = Some(waker.clone());
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Ends the partition's sender if nothing is ready: removes its queue (the next sealed
+    /// batch starts a new sender) and returns true.
+    fn finish(&self, topic: &str, partition: u32) -> bool {
+        let mut state = self.state.borrow_mut();
+        let key = (topic.to_string(), partition);
+        if state
+            .queues
+            .get(&key)
+            .is_some_and(|queue| queue.ready.is_empty())
+        {
+            state.queues.remove(&key);
+            return true;
+        }
+        false
+    }
+
+    /// Whether a new request may follow `last` (the newest request in flight) before it is
+    /// answered: always without idempotence, else only under the same producer id.
+    fn may_follow(&self, last: Option<&InFlight>) -> bool {
+        let Some(last) = last else {
+            return true;
+        };
+        if !self.idempotent() {
+            return true;
+        }
+        let in_flight = last.batches.first().map(|batch| batch.producer_id);
+        self.identity.get().map(|(producer_id, _)| producer_id) == in_flight
+    }
+
+    /// Requests a partition may keep in flight: [`ProducerOptions::requests_in_flight_max`]
+    /// where a request that fails cannot be overtaken by a later one (idempotence: the broker
+    /// refuses a batch whose sequence does not follow the last one stored; `Acks::None`: never
+    /// retried), else 1.
+    fn pipeline_depth(&self) -> usize {
+        if self.idempotent() || self.options.acks == Acks::None {
+            self.options.requests_in_flight_max
+        } else {
+            1
+        }
+    }
+
+    /// Sends `batches` of one partition in one request (stamping new ones first, with
+    /// idempotence); the request runs in a task of its own so that later ones can follow it
+    /// on the connection before it is answered. `None` if the batches failed before they
+    /// were sent (no producer id).
+    async fn start_request(
+        self: &Rc<Self>,
+        topic: &str,
+        partition: u32,
+        mut batches: Vec<SealedBatch>,
+    ) -> Option<InFlight> {
+        if self.idempotent() {
+            if let Err(error) = self.identity().await {
+                for batch in batches {
+                    self.complete(batch, Err(error.clone()));
+                }
+                return None;
+            }
+            // Only new batches reach here: a batch is stamped when it is first sent.
+            self.stamp_new(topic, partition, &mut batches);
+        }
+        let items = self.produce_items(topic, partition, &batches);
+        let inner = self.clone();
         let acks = self.options.acks;
-        let mut resend_count: u32 = 0;
-        loop {
-            let items = batches
-                .iter()
-                .inspect(|batch| {
-                    assert!(
-                        batch.is_sendable(),
-                        "a batch was sent before it was stamped"
-                    );
-                })
-                .map(|batch| ProduceItem {
-                    topic: topic.to_string(),
+        let task = glommio::spawn_local(async move { inner.client.produce(acks, items).await });
+        Some(InFlight { batches, task })
+    }
+
+    fn produce_items(
+        &self,
+        topic: &str,
+        partition: u32,
+        batches: &[SealedBatch],
+    ) -> Vec<ProduceItem> {
+        batches
+            .iter()
+            .inspect(|batch| {
+                assert!(
+                    batch.is_sendable(),
+                    "a batch was sent before it was stamped"
+                );
+            })
+            .map(|batch| ProduceItem {
+                topic: topic.to_string(),
+                partition,
+                batch: batch.bytes.clone(),
+            })
+            .collect()
+    }
+
+    /// Does what [`retry::decide`] says after one attempt at `batches`: completes each batch
+    /// or keeps it to resend, drops the cached partition count if asked. Returns the batches
+    /// to resend and what becomes of the partition's sequence.
+    fn settle(
+        &self,
+        topic: &str,
+        partition: u32,
+        batches: Vec<SealedBatch>,
+        outcome: &Result<Vec<ProduceResultOwned>, ClientError>,
+        resend_count: u32,
+    ) -> (Vec<SealedBatch>, SequenceAction) {
+        let acks = self.options.acks;
+        let response = match outcome {
+            Ok(_) if acks == Acks::None => Response::Written,
+            Ok(results) => Response::Answered(results),
+            Err(error) => Response::Failed(error),
+        };
+        let stamps: Vec<BatchStamp> = batches.iter().map(stamp_of).collect();
+        let attempt = Attempt {
+            idempotent: self.idempotent(),
+            resend_count,
+            resend_count_max: self.options.retries,
+        };
+        let decision = retry::decide(topic, partition, &stamps, response, attempt);
+        if decision.forget_partition_count {
+            self.state.borrow_mut().partition_counts.remove(topic);
+        }
+        let mut resend = Vec::new();
+        for (batch, action) in batches.into_iter().zip(decision.batches) {
+            match action {
+                BatchAction::Complete(base_offset) => self.complete(batch, Ok(base_offset)),
+                BatchAction::Retry => resend.push(batch),
+                BatchAction::Fail(error) => self.complete(batch, Err(error)),
+            }
+        }
+        if !resend.is_empty() {
+            match outcome {
+                Ok(results) => tracing::debug!(
+                    topic,
                     partition,
-                    batch: batch.bytes.clone(),
-                })
-                .collect();
-            let outcome = self.client.produce(acks, items).await;
-            let response = match &outcome {
-                Ok(_) if acks == Acks::None => Response::Written,
-                Ok(results) => Response::Answered(results),
-                Err(error) => Response::Failed(error),
-            };
-            let stamps: Vec<BatchStamp> = batches
-                .iter()
-                .map(|batch| BatchStamp {
-                    record_count: batch.record_count,
-                    producer_id: batch.producer_id,
-                    producer_epoch: batch.producer_epoch,
-                    base_sequence: batch.base_sequence,
-                })
-                .collect();
-            let attempt = Attempt {
-                idempotent: self.idempotent(),
-                resend_count,
-                resend_count_max: self.options.retries,
-            };
-            let decision = retry::decide(topic, partition, &stamps, response, attempt);
-            if decision.forget_partition_count {
-                self.state.borrow_mut().partition_counts.remove(topic);
+                    resend_count,
+                    batches = resend.len(),
+                    first_refusal = results
+                        .iter()
+                        .find(|result| result.error != schema::wire::ErrorCode::None)
+                        .map_or("", |result| result.message.as_str()),
+                    "produce refused; will retry"
+                ),
+                Err(error) => tracing::debug!(topic, partition, %error, resend_count,
+                    "produce failed; will retry"),
             }
-            let mut resend = Vec::new();
-            for (batch, action) in batches.into_iter().zip(decision.batches) {
-                match action {
-                    BatchAction::Complete(base_offset) => self.complete(batch, Ok(base_offset)),
-                    BatchAction::Retry => resend.push(batch),
-                    BatchAction::Fail(error) => self.complete(batch, Err(error)),
-                }
+        }
+        (resend, decision.sequence)
+    }
+
+    /// Settles a request that was in flight behind one whose batches were not all stored:
+    /// what the broker stored (or had stored) completes; every other batch is returned, to be
+    /// resent after the earlier request's. (Refusals here are mostly `OutOfOrderSequence`, the
+    /// broker waiting for the earlier sequences; a refusal of its own comes back on the
+    /// resend.)
+    fn settle_behind(
+        &self,
+        topic: &str,
+        partition: u32,
+        batches: Vec<SealedBatch>,
+        outcome: &Result<Vec<ProduceResultOwned>, ClientError>,
+    ) -> Vec<SealedBatch> {
+        let response = match outcome {
+            Ok(results) => Response::Answered(results),
+            Err(error) => Response::Failed(error),
+        };
+        let stamps: Vec<BatchStamp> = batches.iter().map(stamp_of).collect();
+        let attempt = Attempt {
+            idempotent: self.idempotent(),
+            resend_count: 0,
+            resend_count_max: self.options.retries,
+        };
+        let decision = retry::decide(topic, partition, &stamps, response, attempt);
+        let mut resend = Vec::new();
+        for (batch, action) in batches.into_iter().zip(decision.batches) {
+            match action {
+                BatchAction::Complete(base_offset) => self.complete(batch, Ok(base_offset)),
+                BatchAction::Retry | BatchAction::Fail(_) => resend.push(batch),
             }
-            if !resend.is_empty() {
-                match &outcome {
-                    Ok(_) => tracing::debug!(
-                        topic,
-                        partition,
-                        resend_count,
-                        batches = resend.len(),
-                        "produce refused; will retry"
-                    ),
-                    Err(error) => tracing::debug!(topic, partition, %error, resend_count,
-                        "produce failed; will retry"),
-                }
+        }
+        resend
+    }
+
+    /// Applies a [`SequenceAction`] to the batches to resend: re-stamps them, or takes a new
+    /// producer id and stamps them under it from 0 (failing them if no id comes).
+    async fn apply_sequence(
+        &self,
+        topic: &str,
+        partition: u32,
+        resend: &mut Vec<SealedBatch>,
+        sequence: SequenceAction,
+    ) {
+        match sequence {
+            SequenceAction::Keep => {}
+            SequenceAction::Restamp { producer, from } => {
+                self.restamp(topic, partition, resend, producer, from);
             }
-            match decision.sequence {
-                SequenceAction::Keep => {}
-                SequenceAction::Restamp { producer, from } => {
-                    self.restamp(topic, partition, &mut resend, producer, from);
-                }
-                SequenceAction::NewProducerId { why } => {
-                    self.forget_identity(topic, partition, why);
-                    if !resend.is_empty() {
-                        match self.identity().await {
-                            Ok(identity) => {
-                                self.restamp(topic, partition, &mut resend, identity, 0);
-                            }
-                            Err(error) => {
-                                for batch in resend.drain(..) {
-                                    self.complete(batch, Err(error.clone()));
-                                }
+            SequenceAction::NewProducerId { why } => {
+                self.forget_identity(topic, partition, why);
+                if !resend.is_empty() {
+                    match self.identity().await {
+                        Ok(identity) => {
+                            self.restamp(topic, partition, resend, identity, 0);
+                        }
+                        Err(error) => {
+                            for batch in resend.drain(..) {
+                                self.complete(batch, Err(error.clone()));
                             }
                         }
                     }
                 }
             }
-            if resend.is_empty() {
-                return;
-            }
-            resend_count += 1;
-            let delay = retry::backoff(
-                resend_count,
-                self.options.retry_backoff,
-                self.options.retry_backoff_max,
-            );
-            glommio::timer::sleep(delay).await;
-            batches = resend;
         }
+    }
+
+    /// Resends `batches` (already sent `resend_count` times), in order, one request at a
+    /// time: each request takes what fits in a frame from the front, waits the backoff first
+    /// unless the request before it stored everything, and is settled as [`retry::decide`]
+    /// says, its sequence action applying to everything behind it too, until none is left.
+    async fn resend(
+        &self,
+        topic: &str,
+        partition: u32,
+        mut batches: Vec<SealedBatch>,
+        mut resend_count: u32,
+    ) {
+        let mut back_off = true;
+        while !batches.is_empty() {
+            if back_off {
+                let delay = retry::backoff(
+                    resend_count,
+                    self.options.retry_backoff,
+                    self.options.retry_backoff_max,
+                );
+                glommio::timer::sleep(delay).await;
+            }
+            let behind = batches.split_off(self.request_prefix(&batches));
+            let items = self.produce_items(topic, partition, &batches);
+            let outcome = self.client.produce(self.options.acks, items).await;
+            let (mut again, sequence) =
+                self.settle(topic, partition, batches, &outcome, resend_count);
+            back_off = !(again.is_empty() && sequence == SequenceAction::Keep);
+            again.extend(behind);
+            self.apply_sequence(topic, partition, &mut again, sequence)
+                .await;
+            if back_off {
+                resend_count += 1;
+            }
+            batches = again;
+        }
+    }
+
+    /// How many batches from the front of `batches` one request carries: at least one, and
+    /// as many as fit in `batches_per_request_max` and the frame.
+    fn request_prefix(&self, batches: &[SealedBatch]) -> usize {
+        let mut bytes = 0;
+        let mut count = 0;
+        for batch in batches.iter().take(self.options.batches_per_request_max) {
+            bytes += batch.bytes.len();
+            if count > 0 && bytes > self.request_bytes_max {
+                break;
+            }
+            count += 1;
+        }
+        count
     }
 }
 
-/// A partition's sender task: one request at a time, until its queue is empty.
+/// A produce request on its way: its batches and the task awaiting the broker's answer.
+struct InFlight {
+    batches: Vec<SealedBatch>,
+    task: glommio::Task<Result<Vec<ProduceResultOwned>, ClientError>>,
+}
+
+/// What a partition's sender waits for.
+enum SenderEvent {
+    /// The oldest request in flight was answered (or failed).
+    Answered(Result<Vec<ProduceResultOwned>, ClientError>),
+    /// Batches are ready and the pipeline has room for them.
+    Ready,
+}
+
+/// A partition's sender task, until its queue is empty and nothing is in flight.
+///
+/// It keeps up to [`Inner::pipeline_depth`] requests in flight (and never more than
+/// [`IDEMPOTENT_BATCHES_IN_FLIGHT_MAX`] batches, what the broker remembers per producer and
+/// partition to recognise a retry) and settles their answers in order. While every answer
+/// stores everything, requests follow each other without waiting. When one does not (a batch
+/// to resend, or sequences to rewind), the pipeline stops: the answers of the requests behind
+/// it are collected (what they stored completes; the rest was refused because the broker
+/// expected the earlier sequences first, or failed with it), their unsettled batches join the
+/// failed request's, in order, the failed request's sequence action applies to all of them,
+/// and they are resent one request at a time, as with a depth of 1. Only then do new batches
+/// go out again. So no batch is ever stored ahead of an earlier one of the same partition.
 async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
-    while let Some(mut batches) = inner.next_request(&topic, partition) {
-        if inner.idempotent() {
-            if let Err(error) = inner.identity().await {
-                for batch in batches {
-                    inner.complete(batch, Err(error.clone()));
-                }
-                continue;
+    let depth = inner.pipeline_depth();
+    let mut pipeline: VecDeque<InFlight> = VecDeque::new();
+    let mut batches_in_flight = 0;
+    loop {
+        // Fill the pipeline with what is ready. Under a new producer id (another partition
+        // lost its sequence) the partition starts again at 0: nothing goes behind requests
+        // under the old id, which a failure could make resend after the new ones.
+        while pipeline.len() < depth && inner.may_follow(pipeline.back()) {
+            let room = IDEMPOTENT_BATCHES_IN_FLIGHT_MAX - batches_in_flight;
+            let batches = inner.next_request(&topic, partition, room);
+            if batches.is_empty() {
+                break;
             }
-            // Only new batches reach here: a batch is stamped when it is first sent.
-            inner.stamp_new(&topic, partition, &mut batches);
+            let count = batches.len();
+            if let Some(request) = inner.start_request(&topic, partition, batches).await {
+                batches_in_flight += count;
+                pipeline.push_back(request);
+            }
         }
-        inner.send_with_retries(&topic, partition, batches).await;
+        if pipeline.is_empty() {
+            if inner.finish(&topic, partition) {
+                return;
+            }
+            continue;
+        }
+        // Wait for the oldest answer, or for batches the pipeline has room for.
+        let has_room = pipeline.len() < depth
+            && batches_in_flight < IDEMPOTENT_BATCHES_IN_FLIGHT_MAX
+            && inner.may_follow(pipeline.back());
+        let event = futures_lite::future::poll_fn(|cx| {
+            let Some(oldest) = pipeline.front_mut() else {
+                unreachable!("the pipeline is not empty");
+            };
+            if let Poll::Ready(outcome) = std::pin::Pin::new(&mut oldest.task).poll(cx) {
+                return Poll::Ready(SenderEvent::Answered(outcome));
+            }
+            if has_room && inner.poll_ready(&topic, partition, cx.waker()) {
+                return Poll::Ready(SenderEvent::Ready);
+            }
+            Poll::Pending
+        })
+        .await;
+        let SenderEvent::Answered(outcome) = event else {
+            continue;
+        };
+        let Some(InFlight { batches, .. }) = pipeline.pop_front() else {
+            unreachable!("answered by the oldest request");
+        };
+        batches_in_flight -= batches.len();
+        let (mut resend, sequence) = inner.settle(&topic, partition, batches, &outcome, 0);
+        if resend.is_empty() && sequence == SequenceAction::Keep {
+            continue;
+        }
+        // The pipeline stops: settle the requests behind this one first.
+        while let Some(InFlight { batches, task }) = pipeline.pop_front() {
+            batches_in_flight -= batches.len();
+            let outcome = task.await;
+            resend.extend(inner.settle_behind(&topic, partition, batches, &outcome));
+        }
+        inner
+            .apply_sequence(&topic, partition, &mut resend, sequence)
+            .await;
+        inner.resend(&topic, partition, resend, 1).await;
+    }
+}
+
+/// How `batch` is stamped, for [`retry::decide`].
+fn stamp_of(batch: &SealedBatch) -> BatchStamp {
+    BatchStamp {
+        record_count: batch.record_count,
+        producer_id: batch.producer_id,
+        producer_epoch: batch.producer_epoch,
+        base_sequence: batch.base_sequence,
     }
 }
 

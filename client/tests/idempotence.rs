@@ -276,3 +276,105 @@ fn a_partition_that_fails_a_batch_under_an_old_id_starts_at_zero_under_the_new_o
         e.await.expect("stored");
     });
 }
+
+#[test]
+fn requests_follow_each_other_unanswered_and_a_refusal_resends_everything_behind_it_in_order() {
+    run(|listener| async move {
+        let (client, mut peer) = connect(&listener, ClientOptions::default()).await;
+        let producer = Producer::new(
+            client,
+            ProducerOptions {
+                requests_in_flight_max: 3,
+                ..options()
+            },
+        );
+        let a = producer.send(record("a")).await.expect("queued");
+        answer_init(&mut peer, 7).await;
+        let first = peer.receive().await;
+        // b and c go out behind a before a is answered, each in a request of its own.
+        let b = producer.send(record("b")).await.expect("queued");
+        let second = peer.receive().await;
+        let c = producer.send(record("c")).await.expect("queued");
+        let third = peer.receive().await;
+        assert_eq!(stamps(&first), vec![(7, 0, 0)]);
+        assert_eq!(stamps(&second), vec![(7, 0, 1)]);
+        assert_eq!(stamps(&third), vec![(7, 0, 2)]);
+        // The pipeline is full: d waits for an answer.
+        let d = producer.send(record("d")).await.expect("queued");
+        // a is refused for now; b and c because a was not stored.
+        answer_produce(&mut peer, &first, &[Err(ErrorCode::StorageFull)]).await;
+        answer_produce(&mut peer, &second, &[Err(ErrorCode::OutOfOrderSequence)]).await;
+        answer_produce(&mut peer, &third, &[Err(ErrorCode::OutOfOrderSequence)]).await;
+        // Everything from a on goes again, in order, with the same stamps, in one request;
+        // d does not overtake it.
+        let resent = peer.receive().await;
+        assert_eq!(stamps(&resent), vec![(7, 0, 0), (7, 0, 1), (7, 0, 2)]);
+        assert_eq!(produced_batches(&resent)[1], produced_batches(&second)[0]);
+        answer_produce(&mut peer, &resent, &[Ok(0), Ok(1), Ok(2)]).await;
+        let next = peer.receive().await;
+        assert_eq!(stamps(&next), vec![(7, 0, 3)], "d follows, and only now");
+        answer_produce(&mut peer, &next, &[Ok(3)]).await;
+        for (delivery, offset) in [(a, 0), (b, 1), (c, 2), (d, 3)] {
+            assert_eq!(delivery.await.expect("stored").offset, Some(offset));
+        }
+    });
+}
+
+#[test]
+fn a_batch_that_fails_for_good_in_the_pipeline_restamps_the_requests_behind_it() {
+    run(|listener| async move {
+        let (client, mut peer) = connect(&listener, ClientOptions::default()).await;
+        let producer = Producer::new(client, options());
+        let a = producer.send(record("a")).await.expect("queued");
+        answer_init(&mut peer, 4).await;
+        let first = peer.receive().await;
+        let b = producer.send(record("b")).await.expect("queued");
+        let second = peer.receive().await;
+        assert_eq!(stamps(&second), vec![(4, 0, 1)]);
+        answer_produce(&mut peer, &first, &[Err(ErrorCode::InvalidBatch)]).await;
+        answer_produce(&mut peer, &second, &[Err(ErrorCode::OutOfOrderSequence)]).await;
+        let error = a.await.expect_err("a failed for good");
+        assert!(
+            matches!(
+                error,
+                ClientError::Partition {
+                    code: ErrorCode::InvalidBatch,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let resent = peer.receive().await;
+        assert_eq!(
+            stamps(&resent),
+            vec![(4, 0, 0)],
+            "b takes a's sequence: the broker expects the partition to continue there"
+        );
+        answer_produce(&mut peer, &resent, &[Ok(0)]).await;
+        assert_eq!(b.await.expect("stored").offset, Some(0));
+    });
+}
+
+#[test]
+fn a_request_behind_a_timed_out_one_that_was_stored_completes_and_the_resend_is_a_duplicate() {
+    run(|listener| async move {
+        let client_options = ClientOptions {
+            request_timeout: Duration::from_millis(300),
+            ..ClientOptions::default()
+        };
+        let (client, mut peer) = connect(&listener, client_options).await;
+        let producer = Producer::new(client, options());
+        let a = producer.send(record("a")).await.expect("queued");
+        answer_init(&mut peer, 8).await;
+        let lost = peer.receive().await;
+        let b = producer.send(record("b")).await.expect("queued");
+        let second = peer.receive().await;
+        // a's answer never comes (the client times out); b was stored behind it, so a was too.
+        answer_produce(&mut peer, &second, &[Ok(1)]).await;
+        let resent = peer.receive().await;
+        assert_eq!(produced_batches(&resent), produced_batches(&lost));
+        answer_produce(&mut peer, &resent, &[Err(ErrorCode::DuplicateSequence)]).await;
+        assert_eq!(a.await.expect("stored before").offset, None);
+        assert_eq!(b.await.expect("stored").offset, Some(1));
+    });
+}
