@@ -152,6 +152,11 @@ pub struct SealedBatch {
     pub producer_id: i64,
     /// The producer epoch it is stamped with (-1 before).
     pub producer_epoch: i16,
+    /// Why the last attempt to send the batch ended without an answer (a timeout, a lost
+    /// connection), so that it may be stored: such a batch may be resent only as it is, never
+    /// re-stamped under a new producer id (that could store it twice). `None` once the broker
+    /// answered for it, and before it is sent.
+    pub outcome_unknown: Option<ClientError>,
     /// Set while the CRC is left to [`SealedBatch::stamp`] ([`Accumulator::deferring_crc`]):
     /// such a batch must be stamped before it is sent.
     crc_pending: bool,
@@ -423,6 +428,7 @@ fn seal(topic: &str, partition: u32, open: OpenBatch, crc_at_stamp: bool) -> Sea
         base_sequence: -1,
         producer_id: -1,
         producer_epoch: -1,
+        outcome_unknown: None,
         completion: open.completion,
     }
 }

@@ -594,6 +594,17 @@ impl Inner {
         false
     }
 
+    /// Batches a partition may send besides the `in_flight` ones: with idempotence up to
+    /// [`IDEMPOTENT_BATCHES_IN_FLIGHT_MAX`] in all (what the broker remembers per producer and
+    /// partition to recognise a retry); without, no limit beyond `batches_per_request_max`.
+    fn batches_room(&self, in_flight: usize) -> usize {
+        if self.idempotent() {
+            IDEMPOTENT_BATCHES_IN_FLIGHT_MAX - in_flight
+        } else {
+            usize::MAX
+        }
+    }
+
     /// Whether a new request may follow `last` (the newest request in flight) before it is
     /// answered: always without idempotence, else only under the same producer id.
     fn may_follow(&self, last: Option<&InFlight>) -> bool {
@@ -696,10 +707,13 @@ impl Inner {
             self.state.borrow_mut().partition_counts.remove(topic);
         }
         let mut resend = Vec::new();
-        for (batch, action) in batches.into_iter().zip(decision.batches) {
+        for (mut batch, action) in batches.into_iter().zip(decision.batches) {
             match action {
                 BatchAction::Complete(base_offset) => self.complete(batch, Ok(base_offset)),
-                BatchAction::Retry => resend.push(batch),
+                BatchAction::Retry => {
+                    batch.outcome_unknown = unknown_error(outcome);
+                    resend.push(batch);
+                }
                 BatchAction::Fail(error) => self.complete(batch, Err(error)),
             }
         }
@@ -723,18 +737,19 @@ impl Inner {
         (resend, decision.sequence)
     }
 
-    /// Settles a request that was in flight behind one whose batches were not all stored:
-    /// what the broker stored (or had stored) completes; every other batch is returned, to be
-    /// resent after the earlier request's. (Refusals here are mostly `OutOfOrderSequence`, the
-    /// broker waiting for the earlier sequences; a refusal of its own comes back on the
-    /// resend.)
+    /// Settles a request that was in flight behind one whose batches were not all stored.
+    /// Returns what the broker stored (or had stored), with its offset, for the caller to
+    /// complete once the earlier batches are (records of a partition are acknowledged in the
+    /// order they were sent), and every other batch, to be resent after the earlier request's.
+    /// (Refusals here are mostly `OutOfOrderSequence`, the broker waiting for the earlier
+    /// sequences; a refusal of its own comes back on the resend.)
     fn settle_behind(
         &self,
         topic: &str,
         partition: u32,
         batches: Vec<SealedBatch>,
         outcome: &Result<Vec<ProduceResultOwned>, ClientError>,
-    ) -> Vec<SealedBatch> {
+    ) -> (Vec<(SealedBatch, Option<u64>)>, Vec<SealedBatch>) {
         let response = match outcome {
             Ok(results) => Response::Answered(results),
             Err(error) => Response::Failed(error),
@@ -746,14 +761,18 @@ impl Inner {
             resend_count_max: self.options.retries,
         };
         let decision = retry::decide(topic, partition, &stamps, response, attempt);
+        let mut stored = Vec::new();
         let mut resend = Vec::new();
-        for (batch, action) in batches.into_iter().zip(decision.batches) {
+        for (mut batch, action) in batches.into_iter().zip(decision.batches) {
             match action {
-                BatchAction::Complete(base_offset) => self.complete(batch, Ok(base_offset)),
-                BatchAction::Retry | BatchAction::Fail(_) => resend.push(batch),
+                BatchAction::Complete(base_offset) => stored.push((batch, base_offset)),
+                BatchAction::Retry | BatchAction::Fail(_) => {
+                    batch.outcome_unknown = unknown_error(outcome);
+                    resend.push(batch);
+                }
             }
         }
-        resend
+        (stored, resend)
     }
 
     /// Applies a [`SequenceAction`] to the batches to resend: re-stamps them, or takes a new
@@ -768,10 +787,25 @@ impl Inner {
         match sequence {
             SequenceAction::Keep => {}
             SequenceAction::Restamp { producer, from } => {
+                // Nothing from `from` on was stored, and the broker stores a partition's
+                // sequences only in order: none of these is, whatever its last attempt said.
+                for batch in resend.iter_mut() {
+                    batch.outcome_unknown = None;
+                }
                 self.restamp(topic, partition, resend, producer, from);
             }
             SequenceAction::NewProducerId { why } => {
                 self.forget_identity(topic, partition, why);
+                // A batch that may be stored under the old id must not go again under the
+                // new one: it fails with what happened to it.
+                let (maybe_stored, unstored): (Vec<_>, Vec<_>) = std::mem::take(resend)
+                    .into_iter()
+                    .partition(|batch| batch.outcome_unknown.is_some());
+                *resend = unstored;
+                for mut batch in maybe_stored {
+                    let error = batch.outcome_unknown.take().expect("partitioned on it");
+                    self.complete(batch, Err(error));
+                }
                 if !resend.is_empty() {
                     match self.identity().await {
                         Ok(identity) => {
@@ -814,7 +848,9 @@ impl Inner {
             let outcome = self.client.produce(self.options.acks, items).await;
             let (mut again, sequence) =
                 self.settle(topic, partition, batches, &outcome, resend_count);
-            back_off = !(again.is_empty() && sequence == SequenceAction::Keep);
+            // The batches behind were not refused themselves: they wait only if some of these
+            // go again.
+            back_off = !again.is_empty();
             again.extend(behind);
             self.apply_sequence(topic, partition, &mut again, sequence)
                 .await;
@@ -876,7 +912,7 @@ async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
         // lost its sequence) the partition starts again at 0: nothing goes behind requests
         // under the old id, which a failure could make resend after the new ones.
         while pipeline.len() < depth && inner.may_follow(pipeline.back()) {
-            let room = IDEMPOTENT_BATCHES_IN_FLIGHT_MAX - batches_in_flight;
+            let room = inner.batches_room(batches_in_flight);
             let batches = inner.next_request(&topic, partition, room);
             if batches.is_empty() {
                 break;
@@ -895,7 +931,7 @@ async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
         }
         // Wait for the oldest answer, or for batches the pipeline has room for.
         let has_room = pipeline.len() < depth
-            && batches_in_flight < IDEMPOTENT_BATCHES_IN_FLIGHT_MAX
+            && inner.batches_room(batches_in_flight) > 0
             && inner.may_follow(pipeline.back());
         let event = futures_lite::future::poll_fn(|cx| {
             let Some(oldest) = pipeline.front_mut() else {
@@ -922,15 +958,29 @@ async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
             continue;
         }
         // The pipeline stops: settle the requests behind this one first.
+        let mut stored_behind = Vec::new();
         while let Some(InFlight { batches, task }) = pipeline.pop_front() {
             batches_in_flight -= batches.len();
             let outcome = task.await;
-            resend.extend(inner.settle_behind(&topic, partition, batches, &outcome));
+            let (stored, unstored) = inner.settle_behind(&topic, partition, batches, &outcome);
+            stored_behind.extend(stored);
+            resend.extend(unstored);
         }
         inner
             .apply_sequence(&topic, partition, &mut resend, sequence)
             .await;
         inner.resend(&topic, partition, resend, 1).await;
+        for (batch, base_offset) in stored_behind {
+            inner.complete(batch, Ok(base_offset));
+        }
+    }
+}
+
+/// The error of a request that ended without an answer (so its batches may be stored).
+fn unknown_error(outcome: &Result<Vec<ProduceResultOwned>, ClientError>) -> Option<ClientError> {
+    match outcome {
+        Err(error) if retry::is_outcome_unknown(error) => Some(error.clone()),
+        _ => None,
     }
 }
 

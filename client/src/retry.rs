@@ -139,10 +139,7 @@ pub(crate) fn decide(
             // reconnects first): a batch the broker did store comes back as a duplicate with
             // its original offsets, also after a broker restart (its producer state is rebuilt
             // from the log).
-            let unknown_outcome = matches!(
-                error,
-                ClientError::Timeout { .. } | ClientError::ConnectionLost { .. }
-            );
+            let unknown_outcome = is_outcome_unknown(error);
             if may_retry && (error.is_retriable() || (attempt.idempotent && unknown_outcome)) {
                 return Decision {
                     batches: batches.iter().map(|_| BatchAction::Retry).collect(),
@@ -169,6 +166,15 @@ pub(crate) fn decide(
         }
         Response::Answered(results) => answered(topic, partition, batches, results, attempt),
     }
+}
+
+/// Whether a request that failed with `error` may have been stored: no answer came (a timeout,
+/// a lost connection).
+pub(crate) fn is_outcome_unknown(error: &ClientError) -> bool {
+    matches!(
+        error,
+        ClientError::Timeout { .. } | ClientError::ConnectionLost { .. }
+    )
 }
 
 /// [`decide`] for a request the broker answered batch by batch.

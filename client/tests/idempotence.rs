@@ -373,8 +373,54 @@ fn a_request_behind_a_timed_out_one_that_was_stored_completes_and_the_resend_is_
         answer_produce(&mut peer, &second, &[Ok(1)]).await;
         let resent = peer.receive().await;
         assert_eq!(produced_batches(&resent), produced_batches(&lost));
+        assert!(
+            !b.is_done(),
+            "b is acknowledged after a, the order they were sent in"
+        );
         answer_produce(&mut peer, &resent, &[Err(ErrorCode::DuplicateSequence)]).await;
         assert_eq!(a.await.expect("stored before").offset, None);
         assert_eq!(b.await.expect("stored").offset, Some(1));
+    });
+}
+
+#[test]
+fn a_request_behind_one_with_an_unknown_outcome_is_never_restamped_under_a_new_id() {
+    run(|listener| async move {
+        let client_options = ClientOptions {
+            request_timeout: Duration::from_millis(200),
+            ..ClientOptions::default()
+        };
+        let (client, mut peer) = connect(&listener, client_options).await;
+        let producer = Producer::new(
+            client,
+            ProducerOptions {
+                retries: 0,
+                ..options()
+            },
+        );
+        let a = producer.send(record("a")).await.expect("queued");
+        answer_init(&mut peer, 5).await;
+        let first = peer.receive().await;
+        let b = producer.send(record("b")).await.expect("queued");
+        let second = peer.receive().await;
+        assert_eq!(stamps(&first), vec![(5, 0, 0)]);
+        assert_eq!(stamps(&second), vec![(5, 0, 1)]);
+        // Neither is answered: both may be stored. a fails (no retries) and the producer
+        // takes a new id; b, stamped under the old one, must fail too rather than go again
+        // under the new id, where the broker would store it a second time.
+        let error = a.await.expect_err("timed out");
+        assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
+        let error = b.await.expect_err("outcome unknown");
+        assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
+        let c = producer.send(record("c")).await.expect("queued");
+        answer_init(&mut peer, 6).await;
+        let request = peer.receive().await;
+        assert_eq!(
+            stamps(&request),
+            vec![(6, 0, 0)],
+            "only c, under the new id"
+        );
+        answer_produce(&mut peer, &request, &[Ok(2)]).await;
+        assert_eq!(c.await.expect("stored").offset, Some(2));
     });
 }

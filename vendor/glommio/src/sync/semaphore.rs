@@ -328,7 +328,16 @@ fn process_wakes(sem: &Semaphore, units: u64) {
 
 /// Wakes waiters, front to back, for the units nobody was woken for yet.
 fn wake_pass(state: &mut SemaphoreState) {
-    let mut available_units = state.avail;
+    // Units promised to waiters woken and not polled since, wherever they are in the list.
+    let mut promised: u64 = 0;
+    let mut cursor = state.waiters_list.front();
+    while let Some(node) = cursor.get() {
+        if node.waker.borrow().is_none() {
+            promised += node.units;
+        }
+        cursor.move_next();
+    }
+    let mut available_units = state.avail.saturating_sub(promised);
 
     let mut cursor = state.waiters_list.front_mut();
 
@@ -344,12 +353,12 @@ fn wake_pass(state: &mut SemaphoreState) {
         };
         let node = unsafe { Pin::new_unchecked(node) };
         if node.units <= available_units {
-            // `None`: woken before and not polled since; its units are spoken for.
+            // `None`: woken before and not polled since; counted in `promised` above.
             let waker = node.waker.borrow_mut().take();
             if let Some(waker) = waker {
                 waker.wake();
+                available_units -= node.units;
             }
-            available_units -= node.units;
         }
         cursor.move_next();
     }
