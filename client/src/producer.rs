@@ -11,8 +11,10 @@
 //! everything queued (up to `batches_per_request_max`) goes out in its next request, where the
 //! broker appends them in order; so under load, requests grow on their own. An idempotent
 //! producer (and one with `Acks::None`) keeps up to `requests_in_flight_max` requests per
-//! partition in flight (Kafka's `max.in.flight.requests.per.connection`), so that a request
-//! travels while the broker writes the one before: the broker stores a batch only if its
+//! partition in flight (Kafka's `max.in.flight.requests.per.connection`) once at least
+//! `pipeline_bytes_min` are ready, so that a busy partition's next request travels while the
+//! broker writes the one before (a quiet one still lets its batches gather behind the request
+//! in flight, which costs the broker less per byte): the broker stores a batch only if its
 //! sequence follows the last one stored, so a later request can never be stored ahead of a
 //! refused one, and when one is refused the sender stops the pipeline and resends everything
 //! from it in order (`send_loop`). Without idempotence a retried batch could be overtaken that
@@ -97,6 +99,12 @@ pub struct ProducerOptions {
     /// overlaps the broker's write of the one before. Applies with idempotence (whose sequences
     /// keep a retried batch from being overtaken) and with `Acks::None`; otherwise 1.
     pub requests_in_flight_max: usize,
+    /// Bytes of batches a partition must have ready before a request goes out behind one still
+    /// in flight (else they wait for it and go together in the next). A request costs the
+    /// broker a fixed amount besides its bytes (a task, an actor round, a write): small
+    /// requests behind one in flight trade that for latency. Default 256 KiB, so that only a
+    /// busy partition pipelines (bench-results/perf-log.md, 2026-12-07).
+    pub pipeline_bytes_min: usize,
 }
 
 impl Default for ProducerOptions {
@@ -112,6 +120,7 @@ impl Default for ProducerOptions {
             batches_per_request_max: 64,
             idempotence: true,
             requests_in_flight_max: 5,
+            pipeline_bytes_min: 256 << 10,
         }
     }
 }
@@ -197,6 +206,8 @@ struct State {
 #[derive(Default)]
 struct SendQueue {
     ready: VecDeque<SealedBatch>,
+    /// Bytes of the `ready` batches.
+    ready_bytes: usize,
     /// Watches on the batches of the requests in flight (for flush); completed ones are
     /// dropped as new ones are added.
     in_flight: Vec<Delivery>,
@@ -522,6 +533,7 @@ impl Inner {
             let count = state.partition_counts.get(&key.0).copied().unwrap_or(0);
             state.partitioner.batch_sealed(&key.0, key.1, count);
             let queue = state.queues.entry(key.clone()).or_default();
+            queue.ready_bytes += batch.bytes.len();
             queue.ready.push_back(batch);
             if let Some(waker) = queue.waker.take() {
                 waker.wake();
@@ -554,6 +566,7 @@ impl Inner {
             let Some(batch) = queue.ready.pop_front() else {
                 break;
             };
+            queue.ready_bytes -= batch.bytes.len();
             taken.push(batch);
         }
         // Watches of batches already completed are dropped here, so the list stays as long as
@@ -570,12 +583,22 @@ impl Inner {
         let Some(queue) = state.queues.get_mut(&(topic.to_string(), partition)) else {
             unreachable!("a partition's queue lives as long as its sender");
         };
-        if queue.ready.is_empty() {
+        if !queue.ready.is_empty() && queue.ready_bytes >= self.options.pipeline_bytes_min {
+            true
+        } else {
             queue.waker = Some(waker.clone());
             false
-        } else {
-            true
         }
+    }
+
+    /// Whether enough is ready to go out behind a request in flight (see
+    /// [`ProducerOptions::pipeline_bytes_min`]).
+    fn ready_to_follow(&self, topic: &str, partition: u32) -> bool {
+        let state = self.state.borrow();
+        let Some(queue) = state.queues.get(&(topic.to_string(), partition)) else {
+            unreachable!("a partition's queue lives as long as its sender");
+        };
+        !queue.ready.is_empty() && queue.ready_bytes >= self.options.pipeline_bytes_min
     }
 
     /// Ends the partition's sender if nothing is ready: removes its queue (the next sealed
@@ -911,7 +934,10 @@ async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
         // Fill the pipeline with what is ready. Under a new producer id (another partition
         // lost its sequence) the partition starts again at 0: nothing goes behind requests
         // under the old id, which a failure could make resend after the new ones.
-        while pipeline.len() < depth && inner.may_follow(pipeline.back()) {
+        while pipeline.len() < depth
+            && inner.may_follow(pipeline.back())
+            && (pipeline.is_empty() || inner.ready_to_follow(&topic, partition))
+        {
             let room = inner.batches_room(batches_in_flight);
             let batches = inner.next_request(&topic, partition, room);
             if batches.is_empty() {

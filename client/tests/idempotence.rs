@@ -26,6 +26,8 @@ fn options() -> ProducerOptions {
         linger: Duration::from_secs(60),
         retry_backoff: Duration::from_millis(1),
         retry_backoff_max: Duration::from_millis(1),
+        // Every batch may follow one in flight (these batches are 100 bytes).
+        pipeline_bytes_min: 0,
         ..ProducerOptions::default()
     }
 }
@@ -422,5 +424,33 @@ fn a_request_behind_one_with_an_unknown_outcome_is_never_restamped_under_a_new_i
         );
         answer_produce(&mut peer, &request, &[Ok(2)]).await;
         assert_eq!(c.await.expect("stored").offset, Some(2));
+    });
+}
+
+#[test]
+fn a_request_follows_one_in_flight_only_once_enough_is_ready() {
+    run(|listener| async move {
+        let (client, mut peer) = connect(&listener, ClientOptions::default()).await;
+        // Each batch is one ~100-byte record: two are needed to go out behind a.
+        let producer = Producer::new(
+            client,
+            ProducerOptions {
+                pipeline_bytes_min: 150,
+                ..options()
+            },
+        );
+        let a = producer.send(record("a")).await.expect("queued");
+        answer_init(&mut peer, 3).await;
+        let first = peer.receive().await;
+        let b = producer.send(record("b")).await.expect("queued");
+        // b alone waits for a's answer; with c, the two go out while a is still in flight.
+        let c = producer.send(record("c")).await.expect("queued");
+        let second = peer.receive().await;
+        assert_eq!(stamps(&second), vec![(3, 0, 1), (3, 0, 2)]);
+        answer_produce(&mut peer, &first, &[Ok(0)]).await;
+        answer_produce(&mut peer, &second, &[Ok(1), Ok(2)]).await;
+        for (delivery, offset) in [(a, 0), (b, 1), (c, 2)] {
+            assert_eq!(delivery.await.expect("stored").offset, Some(offset));
+        }
     });
 }

@@ -157,12 +157,15 @@ impl<'a> Drop for Waiter<'a> {
             // ringbus patch: a waiter woken and dropped before it took its units leaves them
             // to the waiters behind it.
             let woken = self.node.waker.borrow().is_none();
+            let units = self.node.units;
             // If node is linked that is for sure is pinned so that is safe
             // to make it pinned directly
             let waiter_node = unsafe { Pin::new_unchecked(&mut self.node) };
-            Self::remove_from_waiting_queue(waiter_node, &mut self.semaphore.state.borrow_mut());
+            let mut state = self.semaphore.state.borrow_mut();
+            Self::remove_from_waiting_queue(waiter_node, &mut state);
             if woken {
-                process_wakes(self.semaphore, 0);
+                state.promised = state.promised.saturating_sub(units);
+                wake_pass(&mut state);
             }
         }
     }
@@ -177,13 +180,15 @@ impl<'a> Future for Waiter<'a> {
 
         let units = future_mut.node.units;
         // ringbus patch: first come, first served. A waiter in the list takes units only once
-        // `process_wakes` woke it (its waker taken) and so counted them for it; one not in the
-        // list yet queues behind any there.
-        let turn = if future_mut.node.link.is_linked() {
-            future_mut.node.waker.borrow().is_none()
-        } else {
-            sem_state.waiters_list.is_empty()
-        };
+        // `wake_pass` woke it (its waker taken) and promised them to it; one not in the list
+        // yet queues behind any there.
+        let woken = future_mut.node.link.is_linked() && future_mut.node.waker.borrow().is_none();
+        let turn = woken || (!future_mut.node.link.is_linked() && sem_state.waiters_list.is_empty());
+        if woken {
+            // Whatever happens below, the promise is settled: the units are taken, or the
+            // semaphore is closed, or the waiter queues again with a waker.
+            sem_state.promised = sem_state.promised.saturating_sub(units);
+        }
         if !turn && !sem_state.closed {
             let node = unsafe { Pin::new_unchecked(&mut future_mut.node) };
             Self::register_in_waiting_queue(node, &mut sem_state, cx.waker().clone());
@@ -214,6 +219,8 @@ impl<'a> Future for Waiter<'a> {
 #[derive(Debug)]
 struct SemaphoreState {
     avail: u64,
+    /// ringbus patch: units of `avail` set aside for waiters woken and not polled since.
+    promised: u64,
     closed: bool,
     waiters_list: LinkedList<WaiterAdapter>,
 }
@@ -222,6 +229,7 @@ impl SemaphoreState {
     fn new(avail: u64) -> Self {
         SemaphoreState {
             avail,
+            promised: 0,
             closed: false,
             waiters_list: LinkedList::new(WaiterAdapter::new()),
         }
@@ -248,6 +256,7 @@ impl SemaphoreState {
 
     fn close(&mut self) {
         self.closed = true;
+        self.promised = 0;
 
         let mut cursor = self.waiters_list.front_mut();
         while !cursor.is_null() {
@@ -327,37 +336,29 @@ fn process_wakes(sem: &Semaphore, units: u64) {
 }
 
 /// Wakes waiters, front to back, for the units nobody was woken for yet.
+///
+/// ringbus patch (RINGBUS-PATCH.md): a woken waiter stays in the list until it polls and takes
+/// its units, and its units count as promised meanwhile. glommio 0.9 unlinked it when waking
+/// it, so an acquirer arriving before it polled found the list empty, took the units, and sent
+/// the woken waiter to the back of the queue: permits were not granted in the order they were
+/// asked for (a client's pipelined requests left out of order). The woken waiters are the
+/// first ones of the list (units of 1) and never more than the units free, so a pass walks
+/// past at most that many before it wakes anyone.
 fn wake_pass(state: &mut SemaphoreState) {
-    // Units promised to waiters woken and not polled since, wherever they are in the list.
-    let mut promised: u64 = 0;
-    let mut cursor = state.waiters_list.front();
-    while let Some(node) = cursor.get() {
-        if node.waker.borrow().is_none() {
-            promised += node.units;
-        }
-        cursor.move_next();
-    }
-    let mut available_units = state.avail.saturating_sub(promised);
-
+    let mut available_units = state.avail.saturating_sub(state.promised);
     let mut cursor = state.waiters_list.front_mut();
-
-    // ringbus patch (RINGBUS-PATCH.md): a woken waiter stays in the list until it polls and
-    // takes its units, and its units count as taken here meanwhile. glommio 0.9 unlinked it
-    // when waking it, so an acquirer arriving before it polled found the list empty, took the
-    // units, and sent the woken waiter to the back of the queue: permits were not granted in
-    // the order they were asked for (a client's pipelined requests left out of order).
-    //only tasks which will be able to proceed will be awaken
     while available_units > 0 {
         let Some(node) = cursor.get() else {
             break;
         };
         let node = unsafe { Pin::new_unchecked(node) };
         if node.units <= available_units {
-            // `None`: woken before and not polled since; counted in `promised` above.
+            // `None`: woken before and not polled since; already promised.
             let waker = node.waker.borrow_mut().take();
             if let Some(waker) = waker {
                 waker.wake();
                 available_units -= node.units;
+                state.promised += node.units;
             }
         }
         cursor.move_next();
