@@ -23,29 +23,41 @@ fn run(test: impl AsyncFnOnce() + Send + 'static) {
         .expect("the test ran");
 }
 
+/// Who gets a permit first: a waiter queued behind `permits` holders, all released at once
+/// (the first release wakes the waiter, the others leave units nobody is woken for), or a
+/// newcomer that asks right after the releases, before the woken waiter runs.
+async fn order_after_release(permits: u64) -> Vec<&'static str> {
+    let semaphore = Rc::new(Semaphore::new(permits));
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let mut held = Vec::new();
+    for _ in 0..permits {
+        held.push(semaphore.acquire_static_permit(1).await.expect("open"));
+    }
+    let waiter = glommio::spawn_local({
+        let (semaphore, order) = (semaphore.clone(), order.clone());
+        async move {
+            let _permit = semaphore.acquire_permit(1).await.expect("open");
+            order.borrow_mut().push("waiter");
+        }
+    });
+    // The waiter queues behind the holders.
+    glommio::executor().yield_task_queue_now().await;
+    drop(held);
+    let newcomer = semaphore.acquire_permit(1).await.expect("open");
+    order.borrow_mut().push("newcomer");
+    drop(newcomer);
+    waiter.await;
+    order.take()
+}
+
 #[test]
 fn a_woken_waiter_is_not_overtaken_by_a_new_acquirer() {
-    run(async || {
-        let semaphore = Rc::new(Semaphore::new(1));
-        let order = Rc::new(RefCell::new(Vec::new()));
-        let held = semaphore.acquire_static_permit(1).await.expect("open");
-        let waiter = glommio::spawn_local({
-            let (semaphore, order) = (semaphore.clone(), order.clone());
-            async move {
-                let _permit = semaphore.acquire_permit(1).await.expect("open");
-                order.borrow_mut().push("waiter");
-            }
-        });
-        // The waiter queues behind the holder.
-        glommio::executor().yield_task_queue_now().await;
-        // The release wakes it; before it runs, a newcomer asks.
-        drop(held);
-        let newcomer = semaphore.acquire_permit(1).await.expect("open");
-        order.borrow_mut().push("newcomer");
-        drop(newcomer);
-        waiter.await;
-        assert_eq!(*order.borrow(), vec!["waiter", "newcomer"]);
-    });
+    run(async || assert_eq!(order_after_release(1).await, vec!["waiter", "newcomer"]));
+}
+
+#[test]
+fn a_newcomer_waits_behind_a_woken_waiter_even_with_units_to_spare() {
+    run(async || assert_eq!(order_after_release(2).await, vec!["waiter", "newcomer"]));
 }
 
 #[test]
@@ -63,31 +75,5 @@ fn a_woken_waiter_that_is_cancelled_hands_its_permit_on() {
         // The release woke the first waiter; it is cancelled before it runs.
         drop(first);
         second.await.expect("the permit reached the second waiter");
-    });
-}
-
-#[test]
-fn a_newcomer_waits_behind_a_woken_waiter_even_with_units_to_spare() {
-    run(async || {
-        let semaphore = Rc::new(Semaphore::new(2));
-        let order = Rc::new(RefCell::new(Vec::new()));
-        let first = semaphore.acquire_static_permit(1).await.expect("open");
-        let second = semaphore.acquire_static_permit(1).await.expect("open");
-        let waiter = glommio::spawn_local({
-            let (semaphore, order) = (semaphore.clone(), order.clone());
-            async move {
-                let _permit = semaphore.acquire_permit(1).await.expect("open");
-                order.borrow_mut().push("waiter");
-            }
-        });
-        glommio::executor().yield_task_queue_now().await;
-        // The first release wakes the waiter; the second leaves a unit nobody is woken for.
-        drop(first);
-        drop(second);
-        let newcomer = semaphore.acquire_permit(1).await.expect("open");
-        order.borrow_mut().push("newcomer");
-        drop(newcomer);
-        waiter.await;
-        assert_eq!(*order.borrow(), vec!["waiter", "newcomer"]);
     });
 }
