@@ -264,7 +264,7 @@ impl SemaphoreState {
 
             let node = unsafe { Pin::new_unchecked(&*node.as_ptr()) };
             let waker = node.waker.borrow_mut().take();
-            // ringbus patch: `None` is a waiter woken and not polled since (process_wakes
+            // ringbus patch: `None` is a waiter woken and not polled since (wake_pass
             // leaves it linked); its poll will see the semaphore closed.
             if let Some(waker) = waker {
                 waker.wake();
