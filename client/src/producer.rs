@@ -217,6 +217,18 @@ struct SendQueue {
     sending: bool,
 }
 
+/// A partition's queue, as its sender looks it up: `(topic, partition)`, built once per sender
+/// (not per lookup: the sender looks its queue up on every wake).
+type QueueKey = (String, u32);
+
+impl SendQueue {
+    /// Whether enough is ready to go out behind a request in flight (see
+    /// [`ProducerOptions::pipeline_bytes_min`]).
+    fn ready_to_follow(&self, pipeline_bytes_min: usize) -> bool {
+        !self.ready.is_empty() && self.ready_bytes >= pipeline_bytes_min
+    }
+}
+
 impl Producer {
     /// A producer sending over `client`.
     ///
@@ -547,10 +559,9 @@ impl Inner {
 
     /// Takes the next request's batches off a partition's queue: at most `batches_max`, and
     /// none if the queue has none ready (the queue stays; [`Inner::finish`] removes it).
-    fn next_request(&self, topic: &str, partition: u32, batches_max: usize) -> Vec<SealedBatch> {
+    fn next_request(&self, key: &QueueKey, batches_max: usize) -> Vec<SealedBatch> {
         let mut state = self.state.borrow_mut();
-        let key = (topic.to_string(), partition);
-        let Some(queue) = state.queues.get_mut(&key) else {
+        let Some(queue) = state.queues.get_mut(key) else {
             unreachable!("a partition's queue lives as long as its sender");
         };
         let batches_max = batches_max.min(self.options.batches_per_request_max);
@@ -576,42 +587,31 @@ impl Inner {
         taken
     }
 
-    /// Whether the partition has batches ready to send; if not, `waker` is woken when one is
-    /// queued.
-    fn poll_ready(&self, topic: &str, partition: u32, waker: &Waker) -> bool {
+    /// Whether enough is ready to go out behind a request in flight
+    /// ([`SendQueue::ready_to_follow`]); if not and `waker` is given, it is woken when a batch
+    /// is queued.
+    fn ready_to_follow(&self, key: &QueueKey, waker: Option<&Waker>) -> bool {
         let mut state = self.state.borrow_mut();
-        let Some(queue) = state.queues.get_mut(&(topic.to_string(), partition)) else {
+        let Some(queue) = state.queues.get_mut(key) else {
             unreachable!("a partition's queue lives as long as its sender");
         };
-        if !queue.ready.is_empty() && queue.ready_bytes >= self.options.pipeline_bytes_min {
-            true
-        } else {
+        let ready = queue.ready_to_follow(self.options.pipeline_bytes_min);
+        if !ready && let Some(waker) = waker {
             queue.waker = Some(waker.clone());
-            false
         }
-    }
-
-    /// Whether enough is ready to go out behind a request in flight (see
-    /// [`ProducerOptions::pipeline_bytes_min`]).
-    fn ready_to_follow(&self, topic: &str, partition: u32) -> bool {
-        let state = self.state.borrow();
-        let Some(queue) = state.queues.get(&(topic.to_string(), partition)) else {
-            unreachable!("a partition's queue lives as long as its sender");
-        };
-        !queue.ready.is_empty() && queue.ready_bytes >= self.options.pipeline_bytes_min
+        ready
     }
 
     /// Ends the partition's sender if nothing is ready: removes its queue (the next sealed
     /// batch starts a new sender) and returns true.
-    fn finish(&self, topic: &str, partition: u32) -> bool {
+    fn finish(&self, key: &QueueKey) -> bool {
         let mut state = self.state.borrow_mut();
-        let key = (topic.to_string(), partition);
         if state
             .queues
-            .get(&key)
+            .get(key)
             .is_some_and(|queue| queue.ready.is_empty())
         {
-            state.queues.remove(&key);
+            state.queues.remove(key);
             return true;
         }
         false
@@ -702,6 +702,30 @@ impl Inner {
             .collect()
     }
 
+    /// What [`retry::decide`] says of one attempt at `batches` (sent `resend_count` times
+    /// before it) that ended with `outcome`.
+    fn decide(
+        &self,
+        topic: &str,
+        partition: u32,
+        batches: &[SealedBatch],
+        outcome: &Result<Vec<ProduceResultOwned>, ClientError>,
+        resend_count: u32,
+    ) -> retry::Decision {
+        let response = match outcome {
+            Ok(_) if self.options.acks == Acks::None => Response::Written,
+            Ok(results) => Response::Answered(results),
+            Err(error) => Response::Failed(error),
+        };
+        let stamps: Vec<BatchStamp> = batches.iter().map(stamp_of).collect();
+        let attempt = Attempt {
+            idempotent: self.idempotent(),
+            resend_count,
+            resend_count_max: self.options.retries,
+        };
+        retry::decide(topic, partition, &stamps, response, attempt)
+    }
+
     /// Does what [`retry::decide`] says after one attempt at `batches`: completes each batch
     /// or keeps it to resend, drops the cached partition count if asked. Returns the batches
     /// to resend and what becomes of the partition's sequence.
@@ -713,19 +737,7 @@ impl Inner {
         outcome: &Result<Vec<ProduceResultOwned>, ClientError>,
         resend_count: u32,
     ) -> (Vec<SealedBatch>, SequenceAction) {
-        let acks = self.options.acks;
-        let response = match outcome {
-            Ok(_) if acks == Acks::None => Response::Written,
-            Ok(results) => Response::Answered(results),
-            Err(error) => Response::Failed(error),
-        };
-        let stamps: Vec<BatchStamp> = batches.iter().map(stamp_of).collect();
-        let attempt = Attempt {
-            idempotent: self.idempotent(),
-            resend_count,
-            resend_count_max: self.options.retries,
-        };
-        let decision = retry::decide(topic, partition, &stamps, response, attempt);
+        let decision = self.decide(topic, partition, &batches, outcome, resend_count);
         if decision.forget_partition_count {
             self.state.borrow_mut().partition_counts.remove(topic);
         }
@@ -773,17 +785,7 @@ impl Inner {
         batches: Vec<SealedBatch>,
         outcome: &Result<Vec<ProduceResultOwned>, ClientError>,
     ) -> (Vec<(SealedBatch, Option<u64>)>, Vec<SealedBatch>) {
-        let response = match outcome {
-            Ok(results) => Response::Answered(results),
-            Err(error) => Response::Failed(error),
-        };
-        let stamps: Vec<BatchStamp> = batches.iter().map(stamp_of).collect();
-        let attempt = Attempt {
-            idempotent: self.idempotent(),
-            resend_count: 0,
-            resend_count_max: self.options.retries,
-        };
-        let decision = retry::decide(topic, partition, &stamps, response, attempt);
+        let decision = self.decide(topic, partition, &batches, outcome, 0);
         let mut stored = Vec::new();
         let mut resend = Vec::new();
         for (mut batch, action) in batches.into_iter().zip(decision.batches) {
@@ -928,37 +930,37 @@ enum SenderEvent {
 /// go out again. So no batch is ever stored ahead of an earlier one of the same partition.
 async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
     let depth = inner.pipeline_depth();
+    let key: QueueKey = (topic.clone(), partition);
     let mut pipeline: VecDeque<InFlight> = VecDeque::new();
-    let mut batches_in_flight = 0;
-    loop {
-        // Fill the pipeline with what is ready. Under a new producer id (another partition
-        // lost its sequence) the partition starts again at 0: nothing goes behind requests
-        // under the old id, which a failure could make resend after the new ones.
-        while pipeline.len() < depth
+    // Whether another request may go out behind those in flight, ready batches aside. Under a
+    // new producer id (another partition lost its sequence) the partition starts again at 0:
+    // nothing goes behind requests under the old id, which a failure could make resend after
+    // the new ones.
+    let has_room = |pipeline: &VecDeque<InFlight>| {
+        pipeline.len() < depth
+            && inner.batches_room(batches_in(pipeline)) > 0
             && inner.may_follow(pipeline.back())
-            && (pipeline.is_empty() || inner.ready_to_follow(&topic, partition))
-        {
-            let room = inner.batches_room(batches_in_flight);
-            let batches = inner.next_request(&topic, partition, room);
+    };
+    loop {
+        // Fill the pipeline with what is ready.
+        while has_room(&pipeline) && (pipeline.is_empty() || inner.ready_to_follow(&key, None)) {
+            let room = inner.batches_room(batches_in(&pipeline));
+            let batches = inner.next_request(&key, room);
             if batches.is_empty() {
                 break;
             }
-            let count = batches.len();
             if let Some(request) = inner.start_request(&topic, partition, batches).await {
-                batches_in_flight += count;
                 pipeline.push_back(request);
             }
         }
         if pipeline.is_empty() {
-            if inner.finish(&topic, partition) {
+            if inner.finish(&key) {
                 return;
             }
             continue;
         }
         // Wait for the oldest answer, or for batches the pipeline has room for.
-        let has_room = pipeline.len() < depth
-            && inner.batches_room(batches_in_flight) > 0
-            && inner.may_follow(pipeline.back());
+        let room = has_room(&pipeline);
         let event = futures_lite::future::poll_fn(|cx| {
             let Some(oldest) = pipeline.front_mut() else {
                 unreachable!("the pipeline is not empty");
@@ -966,7 +968,7 @@ async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
             if let Poll::Ready(outcome) = std::pin::Pin::new(&mut oldest.task).poll(cx) {
                 return Poll::Ready(SenderEvent::Answered(outcome));
             }
-            if has_room && inner.poll_ready(&topic, partition, cx.waker()) {
+            if room && inner.ready_to_follow(&key, Some(cx.waker())) {
                 return Poll::Ready(SenderEvent::Ready);
             }
             Poll::Pending
@@ -978,7 +980,6 @@ async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
         let Some(InFlight { batches, .. }) = pipeline.pop_front() else {
             unreachable!("answered by the oldest request");
         };
-        batches_in_flight -= batches.len();
         let (mut resend, sequence) = inner.settle(&topic, partition, batches, &outcome, 0);
         if resend.is_empty() && sequence == SequenceAction::Keep {
             continue;
@@ -986,7 +987,6 @@ async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
         // The pipeline stops: settle the requests behind this one first.
         let mut stored_behind = Vec::new();
         while let Some(InFlight { batches, task }) = pipeline.pop_front() {
-            batches_in_flight -= batches.len();
             let outcome = task.await;
             let (stored, unstored) = inner.settle_behind(&topic, partition, batches, &outcome);
             stored_behind.extend(stored);
@@ -1000,6 +1000,11 @@ async fn send_loop(inner: Rc<Inner>, topic: String, partition: u32) {
             inner.complete(batch, Ok(base_offset));
         }
     }
+}
+
+/// Batches in the requests of `pipeline`.
+fn batches_in(pipeline: &VecDeque<InFlight>) -> usize {
+    pipeline.iter().map(|request| request.batches.len()).sum()
 }
 
 /// The error of a request that ended without an answer (so its batches may be stored).

@@ -51,18 +51,14 @@ fn stamps(request: &Received) -> Vec<(i64, i16, i32)> {
         .collect()
 }
 
-/// A producer whose requests time out after 200 ms on the client and are resent at most
-/// `retries` times, and the fake broker's side of its connection.
-async fn timing_out(listener: &net::Listener, retries: u32) -> (Producer, Peer) {
+/// A producer with `options` whose requests time out after 200 ms on the client, and the
+/// fake broker's side of its connection.
+async fn timing_out(listener: &net::Listener, options: ProducerOptions) -> (Producer, Peer) {
     let client_options = ClientOptions {
         request_timeout: Duration::from_millis(200),
         ..ClientOptions::default()
     };
     let (client, peer) = connect(listener, client_options).await;
-    let options = ProducerOptions {
-        retries,
-        ..options()
-    };
     (Producer::new(client, options), peer)
 }
 
@@ -184,7 +180,14 @@ fn a_producer_the_broker_forgot_restarts_at_sequence_zero() {
 #[test]
 fn a_batch_with_an_unknown_outcome_makes_the_producer_take_a_new_id() {
     run(|listener| async move {
-        let (producer, mut peer) = timing_out(&listener, 1).await;
+        let (producer, mut peer) = timing_out(
+            &listener,
+            ProducerOptions {
+                retries: 1,
+                ..options()
+            },
+        )
+        .await;
         let lost = producer.send(record("a")).await.expect("queued");
         answer_init(&mut peer, 5).await;
         // Neither the send nor its one retry is answered: stored or not, nobody knows.
@@ -208,12 +211,7 @@ fn a_batch_with_an_unknown_outcome_makes_the_producer_take_a_new_id() {
 #[test]
 fn a_resent_batch_the_broker_forgot_fails_rather_than_restarting_at_zero() {
     run(|listener| async move {
-        let client_options = ClientOptions {
-            request_timeout: Duration::from_millis(200),
-            ..ClientOptions::default()
-        };
-        let (client, mut peer) = connect(&listener, client_options).await;
-        let producer = Producer::new(client, options());
+        let (producer, mut peer) = timing_out(&listener, options()).await;
         let a = producer.send(record("a")).await.expect("queued");
         answer_init(&mut peer, 9).await;
         let lost = peer.receive().await;
@@ -348,12 +346,7 @@ fn a_batch_that_fails_for_good_in_the_pipeline_restamps_the_requests_behind_it()
 #[test]
 fn a_request_behind_a_timed_out_one_that_was_stored_completes_and_the_resend_is_a_duplicate() {
     run(|listener| async move {
-        let client_options = ClientOptions {
-            request_timeout: Duration::from_millis(300),
-            ..ClientOptions::default()
-        };
-        let (client, mut peer) = connect(&listener, client_options).await;
-        let producer = Producer::new(client, options());
+        let (producer, mut peer) = timing_out(&listener, options()).await;
         let a = producer.send(record("a")).await.expect("queued");
         answer_init(&mut peer, 8).await;
         let lost = peer.receive().await;
@@ -376,7 +369,14 @@ fn a_request_behind_a_timed_out_one_that_was_stored_completes_and_the_resend_is_
 #[test]
 fn a_request_behind_one_with_an_unknown_outcome_is_never_restamped_under_a_new_id() {
     run(|listener| async move {
-        let (producer, mut peer) = timing_out(&listener, 0).await;
+        let (producer, mut peer) = timing_out(
+            &listener,
+            ProducerOptions {
+                retries: 0,
+                ..options()
+            },
+        )
+        .await;
         let a = producer.send(record("a")).await.expect("queued");
         answer_init(&mut peer, 5).await;
         let first = peer.receive().await;
