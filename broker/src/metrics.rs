@@ -149,6 +149,7 @@ pub struct Metrics {
     request_errors_total: [Cell<u64>; API_COUNT],
     received_bytes_total: Cell<u64>,
     sent_bytes_total: Cell<u64>,
+    fetch_reads_total: Cell<u64>,
     connections_open: Cell<u64>,
     connections_refused_total: [Cell<u64>; ConnectionRefusal::ALL.len()],
     ticks_total: Cell<u64>,
@@ -170,6 +171,7 @@ impl Metrics {
             request_errors_total: Default::default(),
             received_bytes_total: Cell::new(0),
             sent_bytes_total: Cell::new(0),
+            fetch_reads_total: Cell::new(0),
             connections_open: Cell::new(0),
             connections_refused_total: Default::default(),
             ticks_total: Cell::new(0),
@@ -202,6 +204,12 @@ impl Metrics {
         add(&self.sent_bytes_total, bytes as u64);
     }
 
+    /// Counts a partition read a fetch sent to its log (not one the recent-batch cache
+    /// answered on the fetch's shard).
+    pub fn record_fetch_read(&self) {
+        add(&self.fetch_reads_total, 1);
+    }
+
     /// One tick of the shard's timer task.
     pub fn tick(&self) {
         add(&self.ticks_total, 1);
@@ -232,6 +240,7 @@ impl Metrics {
             request_errors_total: self.request_errors_total.each_ref().map(Cell::get),
             received_bytes_total: self.received_bytes_total.get(),
             sent_bytes_total: self.sent_bytes_total.get(),
+            fetch_reads_total: self.fetch_reads_total.get(),
             connections_open: self.connections_open.get(),
             connections_refused_total: self.connections_refused_total.each_ref().map(Cell::get),
             ticks_total: self.ticks_total.get(),
@@ -293,6 +302,8 @@ pub struct MetricsSnapshot {
     pub received_bytes_total: u64,
     /// Response frame bytes sent (prefix included).
     pub sent_bytes_total: u64,
+    /// Partition reads fetches sent to their logs.
+    pub fetch_reads_total: u64,
     /// Client connections open now.
     pub connections_open: u64,
     /// Connections closed at accept, indexed like [`ConnectionRefusal::ALL`].
@@ -367,7 +378,7 @@ pub fn render(snapshots: &[MetricsSnapshot]) -> String {
             );
         }
     }
-    let scalars: [(&str, &str, &str, ScalarOf); 5] = [
+    let scalars: [(&str, &str, &str, ScalarOf); 6] = [
         (
             "ringbus_received_bytes_total",
             "counter",
@@ -379,6 +390,13 @@ pub fn render(snapshots: &[MetricsSnapshot]) -> String {
             "counter",
             "Response frame bytes sent.",
             |s| s.sent_bytes_total,
+        ),
+        (
+            "ringbus_fetch_reads_total",
+            "counter",
+            "Partition reads fetches sent to the partitions' logs (the recent-batch cache's \
+             answers on the fetch's shard aside).",
+            |s| s.fetch_reads_total,
         ),
         (
             "ringbus_connections_open",

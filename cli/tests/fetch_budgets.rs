@@ -12,12 +12,18 @@
 //!    to partition 1 (in the recent-batch cache). A fetch of [0, 1] whose budget holds
 //!    partition 0's batch but not both must answer partition 0's (a one-by-one read would),
 //!    not partition 1's, which answered first.
+//!
+//! And a fetch whose budget is spent stops reading: eight partitions hold a 20 KiB batch
+//! each, on disk only (after a restart); a fetch of all eight with room for one batch must
+//! send at most two reads to the logs (`ringbus_fetch_reads_total`): the batch it returns and
+//! the one that did not fit. It used to read all eight, one per wave, each read's batch
+//! thrown away.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Broker, RawClient, create_topic, data_dir, produce};
+use common::{Broker, RawClient, create_topic, data_dir, produce, scrape, sum};
 use schema::wire::{Acks, ErrorCode, FetchPartitionOwned, RequestBodyOwned, ResponseBodyOwned};
 
 fn batch_of(bytes: usize) -> Vec<u8> {
@@ -137,6 +143,49 @@ fn budget_bound_long_polls_answer_at_once_and_request_order_wins() {
     assert_eq!(
         results[1].1, 0,
         "the second partition went over: {results:?}"
+    );
+    broker.stop();
+}
+
+#[test]
+fn a_fetch_whose_budget_is_spent_stops_reading() {
+    let dir = data_dir();
+    let broker = Broker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    create_topic(&mut client, "spent", 8);
+    for partition in 0..8 {
+        let stored = produce(
+            &mut client,
+            "spent",
+            &[(partition, batch_of(20 << 10))],
+            Acks::Written,
+        );
+        assert_eq!(stored[0].0, ErrorCode::None);
+    }
+    broker.stop();
+    let broker = Broker::start_with_args(dir.path(), &["--metrics-listen", "127.0.0.1:0"]);
+    let metrics = broker.metrics_address.expect("metrics address printed");
+    let mut client = RawClient::connect(broker.address);
+    let reads = || sum(&scrape(metrics), "ringbus_fetch_reads_total", &[]);
+    let before = reads();
+    let asks: Vec<(u32, u32)> = (0..8).map(|partition| (partition, 1 << 20)).collect();
+    let results = fetch(&mut client, "spent", &asks, 0, 25_000, 0);
+    let read = reads() - before;
+    assert!(
+        results.iter().all(|(error, _)| *error == ErrorCode::None),
+        "{results:?}"
+    );
+    assert!(
+        results[0].1 > 20_000,
+        "the first partition's batch: {results:?}"
+    );
+    assert!(
+        results[1..].iter().all(|(_, bytes)| *bytes == 0),
+        "one batch fits: {results:?}"
+    );
+    assert!(
+        read <= 2.0,
+        "{read} partition reads for a fetch with room for one batch"
     );
     broker.stop();
 }

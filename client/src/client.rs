@@ -13,6 +13,16 @@
 //! and the broker's limit (a semaphore; callers beyond it wait). A produce with `Acks::None`
 //! gets no response: its call ends once the writer task has written it to the socket.
 //!
+//! Produce calls that wait for a permit are coalesced, as Kafka's sender drains every ready
+//! partition into one request per broker: they queue in call order, and whichever call gets a
+//! permit next sends the queue's oldest calls (as many as fit one frame) in one request, then
+//! hands each call its own results. So a producer with many partitions sends a few large
+//! requests instead of one per partition, and the broker pays its per-request costs once for
+//! all of them (issue #11: with 1,000 partitions the 64 requests in flight of one batch each
+//! were the limit). Calls leave in call order, so one partition's requests still reach the
+//! broker in the order they were made, and within one request the broker appends a
+//! partition's batches in request order.
+//!
 //! If the connection fails (socket error, end of stream, an undecodable frame, a response to a
 //! request never sent), the reader or writer task records the reason and fails every waiting
 //! call with it ([`ClientError::ConnectionLost`]: the request may or may not have taken
@@ -181,6 +191,228 @@ struct Outgoing {
     written: Option<oneshot::Sender<()>>,
 }
 
+/// The operation name of produce requests, in errors.
+const PRODUCE: &str = "produce";
+
+/// Coalesced produce calls stop taking more calls at this size (payload and an estimate of the
+/// message): Kafka's default `max.request.size`. Larger requests would hold every call in them
+/// until the slowest partition is written, and 64 requests of this size in flight are more
+/// than a producer's default buffer. A single call larger than this goes alone.
+const PRODUCE_COALESCED_BYTES_MAX: u64 = 1 << 20;
+
+/// Coalesced produce calls stop taking more calls at this many batches: the broker spawns a
+/// task per partition of a request.
+const PRODUCE_COALESCED_BATCHES_MAX: usize = 1024;
+
+/// An estimate of the message bytes per batch of a produce request beyond its topic name: the
+/// batch's table, vtable offset, partition and payload range (under 40 bytes in practice).
+const PRODUCE_MESSAGE_BYTES_PER_BATCH: u64 = 64;
+
+/// A request written to the connection, waiting for its response.
+struct Sent {
+    operation: &'static str,
+    correlation_id: u64,
+    receiver: oneshot::Receiver<Result<Reply, ClientError>>,
+}
+
+/// What a queued produce call waits for first.
+enum QueuedEvent {
+    /// Its results, from a request another call sent (`None`: that call's task is gone).
+    Replied(Option<Result<Vec<ProduceResultOwned>, ClientError>>),
+    /// A permit to send a request.
+    Permit(glommio::Result<glommio::sync::StaticPermit, ()>),
+}
+
+/// Produce calls waiting to be sent, oldest first.
+#[derive(Default)]
+struct ProduceQueue {
+    next_ticket: u64,
+    calls: std::collections::VecDeque<QueuedProduce>,
+}
+
+/// One produce call in the queue.
+struct QueuedProduce {
+    ticket: u64,
+    acks: Acks,
+    items: Vec<ProduceItem>,
+    /// Items in the call: how many results it gets.
+    count: usize,
+    /// Its payload plus an estimate of its share of the request message.
+    request_bytes: u64,
+    reply: oneshot::Sender<Result<Vec<ProduceResultOwned>, ClientError>>,
+}
+
+impl ProduceQueue {
+    fn push(
+        &mut self,
+        acks: Acks,
+        items: Vec<ProduceItem>,
+        reply: oneshot::Sender<Result<Vec<ProduceResultOwned>, ClientError>>,
+    ) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let request_bytes = items
+            .iter()
+            .map(|item| {
+                item.batch.len() as u64 + item.topic.len() as u64 + PRODUCE_MESSAGE_BYTES_PER_BATCH
+            })
+            .sum();
+        self.calls.push_back(QueuedProduce {
+            ticket,
+            acks,
+            count: items.len(),
+            items,
+            request_bytes,
+            reply,
+        });
+        ticket
+    }
+
+    fn holds(&self, ticket: u64) -> bool {
+        self.calls.iter().any(|call| call.ticket == ticket)
+    }
+
+    fn remove(&mut self, ticket: u64) {
+        self.calls.retain(|call| call.ticket != ticket);
+    }
+
+    /// The oldest calls that share one request: the first, and those after it with the same
+    /// `acks` while the request stays within the coalescing limits and `frame_bytes_max`.
+    fn take(&mut self, frame_bytes_max: u64) -> Vec<QueuedProduce> {
+        let bytes_max = PRODUCE_COALESCED_BYTES_MAX.min(frame_bytes_max);
+        let mut taken: Vec<QueuedProduce> = Vec::new();
+        let (mut bytes, mut batches) = (0, 0);
+        while let Some(next) = self.calls.front() {
+            if let Some(first) = taken.first()
+                && (next.acks != first.acks
+                    || bytes + next.request_bytes > bytes_max
+                    || batches + next.count > PRODUCE_COALESCED_BATCHES_MAX)
+            {
+                break;
+            }
+            bytes += next.request_bytes;
+            batches += next.count;
+            let Some(call) = self.calls.pop_front() else {
+                unreachable!("the front was just seen");
+            };
+            taken.push(call);
+        }
+        taken
+    }
+}
+
+/// A produce call's place in the queue, given up when the call is dropped unsent.
+struct Queued<'a> {
+    queue: &'a RefCell<ProduceQueue>,
+    ticket: u64,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.queue.borrow_mut().remove(self.ticket);
+    }
+}
+
+/// The body and payload of one produce request carrying `calls`' items, in order.
+fn produce_body(
+    acks: Acks,
+    timeout: Duration,
+    calls: impl IntoIterator<Item = Vec<ProduceItem>>,
+    frame_bytes_max: u32,
+) -> Result<(RequestBodyOwned, Vec<Bytes>), ClientError> {
+    let mut batches = Vec::new();
+    let mut payload = Vec::new();
+    // Each batch's place in the payload. u64, so a sum past u32 is caught, not wrapped.
+    let mut payload_bytes: u64 = 0;
+    for item in calls.into_iter().flatten() {
+        let too_large = || ClientError::RequestTooLarge {
+            frame_bytes: payload_bytes + item.batch.len() as u64,
+            frame_bytes_max,
+        };
+        let offset = u32::try_from(payload_bytes).map_err(|_| too_large())?;
+        let length = u32::try_from(item.batch.len()).map_err(|_| too_large())?;
+        payload_bytes += u64::from(length);
+        batches.push(ProduceBatchOwned {
+            topic: item.topic,
+            partition: item.partition,
+            batch: PayloadRange::new(offset, length),
+        });
+        payload.push(item.batch);
+    }
+    let body = RequestBodyOwned::Produce {
+        acks,
+        timeout_ms: millis_u32(timeout),
+        batches,
+    };
+    Ok((body, payload))
+}
+
+/// The `count` results of a produce request, from its reply.
+fn produce_results(
+    reply: Result<Reply, ClientError>,
+    count: usize,
+) -> Result<Vec<ProduceResultOwned>, ClientError> {
+    match response_body(PRODUCE, reply?)?.0 {
+        ResponseBodyOwned::Produce { error, results } => {
+            body_error(PRODUCE, error, String::new())?;
+            if results.len() != count {
+                return Err(ClientError::Protocol {
+                    operation: PRODUCE,
+                    reason: format!("{} results for {count} batches", results.len()),
+                });
+            }
+            Ok(results)
+        }
+        other => Err(unexpected(PRODUCE, &other)),
+    }
+}
+
+/// The body of a response and its payload, or the error the whole response carries.
+fn response_body(
+    operation: &'static str,
+    reply: Reply,
+) -> Result<(ResponseBodyOwned, Bytes), ClientError> {
+    let response = reply.response;
+    if response.error != ErrorCode::None {
+        return Err(ClientError::Broker {
+            operation,
+            code: response.error,
+            message: response.message,
+        });
+    }
+    match response.body {
+        Some(body) => Ok((body, reply.payload)),
+        None => Err(ClientError::Protocol {
+            operation,
+            reason: "the response has no body".to_string(),
+        }),
+    }
+}
+
+/// Hands each coalesced call (its item count, its reply) its share of `results`, in order, or
+/// the error of the whole request.
+fn hand_out(
+    results: Result<Vec<ProduceResultOwned>, ClientError>,
+    replies: Vec<(
+        usize,
+        oneshot::Sender<Result<Vec<ProduceResultOwned>, ClientError>>,
+    )>,
+) {
+    match results {
+        Ok(results) => {
+            let mut results = results.into_iter();
+            for (count, reply) in replies {
+                reply.send(Ok(results.by_ref().take(count).collect()));
+            }
+        }
+        Err(error) => {
+            for (_, reply) in replies {
+                reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
 /// A verified response and the payload its [`PayloadRange`]s point into.
 struct Reply {
     response: ResponseOwned,
@@ -301,7 +533,11 @@ struct Connection {
     /// The writer task's queue; taken by [`Client::close`]. Each call clones the `Rc` while it
     /// enqueues, so the queue closes once the last of them has.
     outgoing: RefCell<Option<Rc<LocalSender<Outgoing>>>>,
-    in_flight: Semaphore,
+    /// A permit per request in flight; an `Rc`, so that a coalesced produce request's task can
+    /// hold its permit until the answer is handed out.
+    in_flight: Rc<Semaphore>,
+    /// Produce calls waiting to be sent, oldest first (see [`Connection::produce`]).
+    produce_queue: RefCell<ProduceQueue>,
     broker: BrokerInfo,
     /// The smaller of our frame limit and the broker's: requests over it are refused here.
     frame_bytes_max_send: u32,
@@ -486,7 +722,8 @@ impl Connection {
             opened: std::time::Instant::now(),
             shared,
             outgoing: RefCell::new(Some(Rc::new(sender))),
-            in_flight: Semaphore::new(u64::from(in_flight_max)),
+            in_flight: Rc::new(Semaphore::new(u64::from(in_flight_max))),
+            produce_queue: RefCell::new(ProduceQueue::default()),
             frame_bytes_max_send: options.frame_bytes_max.min(broker.frame_bytes_max),
             broker,
             reader: RefCell::new(Some(reader)),
@@ -607,59 +844,27 @@ impl Client {
 
     /// Sends `items` in one produce request and returns one result per item, in order; each
     /// result carries its own error code. With `Acks::None` the broker sends no response: the
-    /// call ends once the request is written to the socket, and returns no results.
+    /// call ends once the request is written to the socket, and returns no results. Calls made
+    /// while every permit is taken share requests (see the module documentation).
     pub async fn produce(
         &self,
         acks: Acks,
         items: Vec<ProduceItem>,
     ) -> Result<Vec<ProduceResultOwned>, ClientError> {
-        const OPERATION: &str = "produce";
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let count = items.len();
-        let mut batches = Vec::with_capacity(count);
-        let mut payload = Vec::with_capacity(count);
-        // Each batch's place in the payload. u64, so a sum past u32 is caught, not wrapped.
-        let mut payload_bytes: u64 = 0;
-        for item in items {
-            let too_large = || ClientError::RequestTooLarge {
-                frame_bytes: payload_bytes + item.batch.len() as u64,
-                frame_bytes_max: self.connection.borrow().frame_bytes_max_send,
-            };
-            let offset = u32::try_from(payload_bytes).map_err(|_| too_large())?;
-            let length = u32::try_from(item.batch.len()).map_err(|_| too_large())?;
-            payload_bytes += u64::from(length);
-            batches.push(ProduceBatchOwned {
-                topic: item.topic,
-                partition: item.partition,
-                batch: PayloadRange::new(offset, length),
-            });
-            payload.push(item.batch);
-        }
-        let body = RequestBodyOwned::Produce {
-            acks,
-            timeout_ms: millis_u32(self.options.request_timeout),
-            batches,
-        };
         if acks == Acks::None {
             let timeout = self.options.request_timeout;
-            self.call(OPERATION, body, payload, timeout, false).await?;
+            let frame_bytes_max = self.connection.borrow().frame_bytes_max_send;
+            let (body, payload) = produce_body(acks, timeout, [items], frame_bytes_max)?;
+            self.call(PRODUCE, body, payload, timeout, false).await?;
             return Ok(Vec::new());
         }
-        match self.request(OPERATION, body, payload, None).await?.0 {
-            ResponseBodyOwned::Produce { error, results } => {
-                body_error(OPERATION, error, String::new())?;
-                if results.len() != count {
-                    return Err(ClientError::Protocol {
-                        operation: OPERATION,
-                        reason: format!("{} results for {count} batches", results.len()),
-                    });
-                }
-                Ok(results)
-            }
-            other => Err(unexpected(OPERATION, &other)),
-        }
+        let connection = self.connection().await?;
+        connection
+            .produce(&self.builder, acks, items, self.options.request_timeout)
+            .await
     }
 
     /// Reads from the partitions in `args`, long-polling up to `args.wait_max` for data. Each
@@ -816,21 +1021,7 @@ impl Client {
                 reason: "no response".to_string(),
             });
         };
-        let response = reply.response;
-        if response.error != ErrorCode::None {
-            return Err(ClientError::Broker {
-                operation,
-                code: response.error,
-                message: response.message,
-            });
-        }
-        match response.body {
-            Some(body) => Ok((body, reply.payload)),
-            None => Err(ClientError::Protocol {
-                operation,
-                reason: "the response has no body".to_string(),
-            }),
-        }
+        response_body(operation, reply)
     }
 
     /// Encodes and enqueues one request on the current connection (a new one if it was lost),
@@ -873,35 +1064,62 @@ impl Connection {
             .acquire_permit(1)
             .await
             .map_err(|_| self.lost_or_closed())?;
+        if response_expected {
+            let sent = self
+                .send_request(builder, operation, &body, payload)
+                .await?;
+            return self.await_reply(sent, timeout).await.map(Some);
+        }
         let outgoing = self.sender()?;
+        let (_, message) = self.encode(builder, &body, &payload)?;
+        let (written, on_written) = oneshot::channel();
+        let frame = Outgoing {
+            message,
+            payload,
+            written: Some(written),
+        };
+        if outgoing.send(frame).await.is_err() {
+            return Err(self.shared.lost());
+        }
+        drop(outgoing);
+        match with_timeout(on_written, timeout).await {
+            Some(Some(())) => Ok(None),
+            Some(None) => Err(self.shared.lost()),
+            None => Err(ClientError::Timeout { operation, timeout }),
+        }
+    }
+
+    /// Encodes a request under the next correlation id; refuses it if the frame would be over
+    /// the limit.
+    fn encode(
+        &self,
+        builder: &RefCell<FlatBufferBuilder<'static>>,
+        body: &RequestBodyOwned,
+        payload: &[Bytes],
+    ) -> Result<(u64, Vec<u8>), ClientError> {
         let correlation_id = self.shared.next_correlation_id.get();
         self.shared.next_correlation_id.set(correlation_id + 1);
         let message = {
             let mut builder = builder.borrow_mut();
-            wire::encode_request(&mut builder, correlation_id, &body).to_vec()
+            wire::encode_request(&mut builder, correlation_id, body).to_vec()
         };
         let payload_bytes = payload.iter().map(Bytes::len).sum();
         wire::frame_prefix(message.len(), payload_bytes, self.frame_bytes_max_send)
             .map_err(frame_error)?;
+        Ok((correlation_id, message))
+    }
 
-        if !response_expected {
-            let (written, on_written) = oneshot::channel();
-            let frame = Outgoing {
-                message,
-                payload,
-                written: Some(written),
-            };
-            if outgoing.send(frame).await.is_err() {
-                return Err(self.shared.lost());
-            }
-            drop(outgoing);
-            return match with_timeout(on_written, timeout).await {
-                Some(Some(())) => Ok(None),
-                Some(None) => Err(self.shared.lost()),
-                None => Err(ClientError::Timeout { operation, timeout }),
-            };
-        }
-
+    /// Encodes a request and queues it for the writer task, registered for its response. The
+    /// caller holds a permit until [`Connection::await_reply`] returns.
+    async fn send_request(
+        &self,
+        builder: &RefCell<FlatBufferBuilder<'static>>,
+        operation: &'static str,
+        body: &RequestBodyOwned,
+        payload: Vec<Bytes>,
+    ) -> Result<Sent, ClientError> {
+        let outgoing = self.sender()?;
+        let (correlation_id, message) = self.encode(builder, body, &payload)?;
         let (sender, receiver) = oneshot::channel();
         self.shared
             .pending
@@ -916,15 +1134,128 @@ impl Connection {
             self.shared.pending.borrow_mut().remove(&correlation_id);
             return Err(self.shared.lost());
         }
-        drop(outgoing);
-        match with_timeout(receiver, timeout).await {
-            Some(Some(reply)) => reply.map(Some),
+        Ok(Sent {
+            operation,
+            correlation_id,
+            receiver,
+        })
+    }
+
+    /// Waits up to `timeout` for the response to `sent`.
+    async fn await_reply(&self, sent: Sent, timeout: Duration) -> Result<Reply, ClientError> {
+        match with_timeout(sent.receiver, timeout).await {
+            Some(Some(reply)) => reply,
             Some(None) => Err(self.shared.lost()),
             None => {
-                self.shared.pending.borrow_mut().remove(&correlation_id);
-                Err(ClientError::Timeout { operation, timeout })
+                self.shared
+                    .pending
+                    .borrow_mut()
+                    .remove(&sent.correlation_id);
+                Err(ClientError::Timeout {
+                    operation: sent.operation,
+                    timeout,
+                })
             }
         }
+    }
+
+    /// One produce call: queued behind the calls made before it; whichever queued call gets a
+    /// permit next sends the oldest queued calls that fit one request (at least one, all with
+    /// the same `acks`), so this call's items may go out in another call's request. The
+    /// results are this call's alone, in order.
+    async fn produce(
+        self: &Rc<Self>,
+        builder: &RefCell<FlatBufferBuilder<'static>>,
+        acks: Acks,
+        items: Vec<ProduceItem>,
+        timeout: Duration,
+    ) -> Result<Vec<ProduceResultOwned>, ClientError> {
+        let (reply, mut replied) = oneshot::channel();
+        let ticket = self.produce_queue.borrow_mut().push(acks, items, reply);
+        // Takes this call out of the queue if it is dropped before it was sent, as a call that
+        // is dropped waiting for its permit is never sent.
+        let _queued = Queued {
+            queue: &self.produce_queue,
+            ticket,
+        };
+        while self.produce_queue.borrow().holds(ticket) {
+            let next = futures_lite::future::or(
+                async { QueuedEvent::Replied((&mut replied).await) },
+                async { QueuedEvent::Permit(self.in_flight.acquire_static_permit(1).await) },
+            )
+            .await;
+            let permit = match next {
+                QueuedEvent::Replied(reply) => {
+                    return reply.unwrap_or_else(|| Err(self.lost_or_closed()));
+                }
+                QueuedEvent::Permit(Err(_)) => return Err(self.lost_or_closed()),
+                QueuedEvent::Permit(Ok(permit)) => permit,
+            };
+            let calls = self
+                .produce_queue
+                .borrow_mut()
+                .take(u64::from(self.frame_bytes_max_send));
+            match calls.as_slice() {
+                // Ours went out in an earlier call's request meanwhile.
+                [] => break,
+                [only] if only.ticket == ticket => {
+                    let Some(call) = calls.into_iter().next() else {
+                        unreachable!("one call taken");
+                    };
+                    let outcome = self.send_produce(builder, acks, vec![call.items], timeout);
+                    return match outcome.await {
+                        Ok(sent) => {
+                            produce_results(self.await_reply(sent, timeout).await, call.count)
+                        }
+                        Err(error) => Err(error),
+                    };
+                }
+                _ => self.send_coalesced(builder, permit, calls, timeout).await,
+            }
+        }
+        replied.await.unwrap_or_else(|| Err(self.lost_or_closed()))
+    }
+
+    /// Sends the items of produce calls in one request.
+    async fn send_produce(
+        &self,
+        builder: &RefCell<FlatBufferBuilder<'static>>,
+        acks: Acks,
+        calls: Vec<Vec<ProduceItem>>,
+        timeout: Duration,
+    ) -> Result<Sent, ClientError> {
+        let (body, payload) = produce_body(acks, timeout, calls, self.frame_bytes_max_send)?;
+        self.send_request(builder, PRODUCE, &body, payload).await
+    }
+
+    /// Sends queued produce calls (taken in order, more than one or another call's) in one
+    /// request; a task holds `permit` until the response and hands each call its results.
+    async fn send_coalesced(
+        self: &Rc<Self>,
+        builder: &RefCell<FlatBufferBuilder<'static>>,
+        permit: glommio::sync::StaticPermit,
+        calls: Vec<QueuedProduce>,
+        timeout: Duration,
+    ) {
+        let acks = calls[0].acks;
+        let mut replies = Vec::with_capacity(calls.len());
+        let mut items = Vec::with_capacity(calls.len());
+        for call in calls {
+            replies.push((call.count, call.reply));
+            items.push(call.items);
+        }
+        let count = replies.iter().map(|(count, _)| count).sum();
+        let sent = match self.send_produce(builder, acks, items, timeout).await {
+            Ok(sent) => sent,
+            Err(error) => return hand_out(Err(error), replies),
+        };
+        let connection = self.clone();
+        glommio::spawn_local(async move {
+            let results = produce_results(connection.await_reply(sent, timeout).await, count);
+            drop(permit);
+            hand_out(results, replies);
+        })
+        .detach();
     }
 
     /// The writer queue, or why no request can be sent.
