@@ -223,6 +223,9 @@ enum QueuedEvent {
     Permit(glommio::Result<glommio::sync::StaticPermit, ()>),
 }
 
+/// Where a queued produce call's results (or its request's error) go.
+type ProduceReply = oneshot::Sender<Result<Vec<ProduceResultOwned>, ClientError>>;
+
 /// Produce calls waiting to be sent, oldest first.
 #[derive(Default)]
 struct ProduceQueue {
@@ -239,16 +242,11 @@ struct QueuedProduce {
     count: usize,
     /// Its payload plus an estimate of its share of the request message.
     request_bytes: u64,
-    reply: oneshot::Sender<Result<Vec<ProduceResultOwned>, ClientError>>,
+    reply: ProduceReply,
 }
 
 impl ProduceQueue {
-    fn push(
-        &mut self,
-        acks: Acks,
-        items: Vec<ProduceItem>,
-        reply: oneshot::Sender<Result<Vec<ProduceResultOwned>, ClientError>>,
-    ) -> u64 {
+    fn push(&mut self, acks: Acks, items: Vec<ProduceItem>, reply: ProduceReply) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         let request_bytes = items
@@ -393,10 +391,7 @@ fn response_body(
 /// the error of the whole request.
 fn hand_out(
     results: Result<Vec<ProduceResultOwned>, ClientError>,
-    replies: Vec<(
-        usize,
-        oneshot::Sender<Result<Vec<ProduceResultOwned>, ClientError>>,
-    )>,
+    replies: Vec<(usize, ProduceReply)>,
 ) {
     match results {
         Ok(results) => {
