@@ -756,11 +756,13 @@ pub(crate) async fn fetch_partitions(
 /// Reads do not queue one behind another (issue #11: a consumer that fell behind the cache
 /// read its partitions one at a time, each read waiting for its actor's write, then its own
 /// disk read). In waves: the partitions the recent-batch cache answers count their exact
-/// bytes; the others share what the request has left (each its own limit, cut to an even
-/// share of at least [`READ_SHARE_MIN_BYTES`] and to what the budgets before it left) and
-/// all of them read concurrently; the answers are then taken in request order (so the at-least-one-batch rule
-/// favours the same partition a one-by-one read would); what the reads leave unused goes to
-/// the next wave, which takes the partitions that got no budget. A partition this shard owns whose published end is
+/// bytes; every other partition that still has budget is given it up front (its own limit,
+/// cut to an even share of what the request has left among the partitions still unanswered,
+/// at least [`READ_SHARE_MIN_BYTES`], and to what the budgets before it in request order
+/// left) and all of them read concurrently; the answers are then taken in request order (so
+/// the at-least-one-batch rule favours the same partition a one-by-one read would); what the
+/// reads leave unused goes to the next wave, which takes the partitions that got no budget,
+/// unless a read's batches did not fit what was left (then the budget is spent). A partition this shard owns whose published end is
 /// the offset asked is answered from those bounds, empty, without a read. A wave of budgets never
 /// asks for more than the request has left, so no read is wasted (only the at-least-one-batch
 /// rule can go over, and then only for the first partition with data, as before).
@@ -786,9 +788,20 @@ async fn fetch_once(
     loop {
         let mut committed = total;
         let mut wave: Vec<(usize, Pending)> = Vec::new();
-        // First what needs no read: the cache's answers (exact bytes) and partitions at their
-        // published end; the partitions left need a read.
-        let mut to_read: Vec<usize> = Vec::new();
+        // A read shares what is left with every partition still unanswered, at least
+        // READ_SHARE_MIN_BYTES while it lasts: a read given the whole budget up front would
+        // leave none to the others, and a consumer behind the cache on many partitions would
+        // read them one per wave (issue #11: 1,000 partitions drained at ~50 MiB/s). Budgets
+        // are given in request order, so an earlier partition is never cut short for a later
+        // one the cache answers.
+        let unanswered = (0..partitions.len())
+            .filter(|&index| keys[index].is_some() && results[index].is_none())
+            .count();
+        let share = bytes_max
+            .saturating_sub(committed)
+            .checked_div(unanswered)
+            .unwrap_or(0)
+            .max(READ_SHARE_MIN_BYTES);
         for (index, asked) in partitions.iter().enumerate() {
             let Some(key) = keys[index].as_ref().filter(|_| results[index].is_none()) else {
                 continue;
@@ -817,33 +830,11 @@ async fn fetch_once(
                 }));
                 continue;
             }
-            to_read.push(index);
-        }
-        // The reads share what is left, at least READ_SHARE_MIN_BYTES each while it lasts: a
-        // partition given the whole budget up front would leave none to the others, and a
-        // consumer behind the cache on many partitions would read them one per wave (issue
-        // #11: 1,000 partitions drained at ~50 MiB/s, one small disk read at a time).
-        let share = bytes_max
-            .saturating_sub(committed)
-            .checked_div(to_read.len())
-            .unwrap_or(0)
-            .max(READ_SHARE_MIN_BYTES);
-        for index in to_read {
-            let asked = &partitions[index];
-            let Some(key) = keys[index].as_ref() else {
-                unreachable!("only resolved partitions are read");
-            };
-            let budget = asked
-                .bytes_max
-                .min(share)
-                .min(bytes_max.saturating_sub(committed));
-            if budget == 0 && committed > 0 {
-                continue;
-            }
+            let budget = budget.min(share);
             committed += budget.max(1);
             shard.metrics.record_fetch_read();
             let (shard, key) = (shard.clone(), key.clone());
-            let task = glommio::spawn_local(read(shard, key, Offset(asked.offset), budget.max(1)));
+            let task = glommio::spawn_local(read(shard, key, offset, budget.max(1)));
             wave.push((index, Pending::Reading(task)));
         }
         if wave.is_empty() {
@@ -851,7 +842,6 @@ async fn fetch_once(
         }
         // Taken in request order, whatever finished first: the at-least-one-batch rule lets
         // only the first partition with data go over, as it would read one after another.
-        wave.sort_unstable_by_key(|(index, _)| *index);
         let mut full = false;
         for (index, pending) in wave {
             let read = match pending {
