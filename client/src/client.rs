@@ -208,6 +208,10 @@ const PRODUCE_COALESCED_BATCHES_MAX: usize = 1024;
 /// batch's table, vtable offset, partition and payload range (under 40 bytes in practice).
 const PRODUCE_MESSAGE_BYTES_PER_BATCH: u64 = 64;
 
+/// An allowance for a produce request's message beyond its batches' entries (flatbuffers
+/// header, correlation id, acks, timeout; under 200 bytes in practice).
+const PRODUCE_MESSAGE_BYTES_FIXED: u64 = 1024;
+
 /// A request written to the connection, waiting for its response.
 struct Sent {
     operation: &'static str,
@@ -277,7 +281,9 @@ impl ProduceQueue {
     /// The oldest calls that share one request: the first, and those after it with the same
     /// `acks` while the request stays within the coalescing limits and `frame_bytes_max`.
     fn take(&mut self, frame_bytes_max: u64) -> Vec<QueuedProduce> {
-        let bytes_max = PRODUCE_COALESCED_BYTES_MAX.min(frame_bytes_max);
+        // The request's own fields (correlation id, acks, vectors' headers) beside its batches.
+        let bytes_max = PRODUCE_COALESCED_BYTES_MAX
+            .min(frame_bytes_max.saturating_sub(PRODUCE_MESSAGE_BYTES_FIXED));
         let mut taken: Vec<QueuedProduce> = Vec::new();
         let (mut bytes, mut batches) = (0, 0);
         while let Some(next) = self.calls.front() {
@@ -1113,6 +1119,20 @@ impl Connection {
         body: &RequestBodyOwned,
         payload: Vec<Bytes>,
     ) -> Result<Sent, ClientError> {
+        let (outgoing, frame, sent) = self.prepare_request(builder, operation, body, payload)?;
+        self.enqueue(&outgoing, frame, &sent).await?;
+        Ok(sent)
+    }
+
+    /// The synchronous half of [`Connection::send_request`]: the writer queue, the encoded
+    /// frame, and the request registered for its response.
+    fn prepare_request(
+        &self,
+        builder: &RefCell<FlatBufferBuilder<'static>>,
+        operation: &'static str,
+        body: &RequestBodyOwned,
+        payload: Vec<Bytes>,
+    ) -> Result<(Rc<LocalSender<Outgoing>>, Outgoing, Sent), ClientError> {
         let outgoing = self.sender()?;
         let (correlation_id, message) = self.encode(builder, body, &payload)?;
         let (sender, receiver) = oneshot::channel();
@@ -1125,15 +1145,29 @@ impl Connection {
             payload,
             written: None,
         };
-        if outgoing.send(frame).await.is_err() {
-            self.shared.pending.borrow_mut().remove(&correlation_id);
-            return Err(self.shared.lost());
-        }
-        Ok(Sent {
+        let sent = Sent {
             operation,
             correlation_id,
             receiver,
-        })
+        };
+        Ok((outgoing, frame, sent))
+    }
+
+    /// Hands a prepared frame to the writer task.
+    async fn enqueue(
+        &self,
+        outgoing: &LocalSender<Outgoing>,
+        frame: Outgoing,
+        sent: &Sent,
+    ) -> Result<(), ClientError> {
+        if outgoing.send(frame).await.is_err() {
+            self.shared
+                .pending
+                .borrow_mut()
+                .remove(&sent.correlation_id);
+            return Err(self.shared.lost());
+        }
+        Ok(())
     }
 
     /// Waits up to `timeout` for the response to `sent`.
@@ -1197,35 +1231,21 @@ impl Connection {
                     let Some(call) = calls.into_iter().next() else {
                         unreachable!("one call taken");
                     };
-                    let outcome = self.send_produce(builder, acks, vec![call.items], timeout);
-                    return match outcome.await {
-                        Ok(sent) => {
-                            produce_results(self.await_reply(sent, timeout).await, call.count)
-                        }
-                        Err(error) => Err(error),
-                    };
+                    let (body, payload) =
+                        produce_body(acks, timeout, [call.items], self.frame_bytes_max_send)?;
+                    let sent = self.send_request(builder, PRODUCE, &body, payload).await?;
+                    return produce_results(self.await_reply(sent, timeout).await, call.count);
                 }
-                _ => self.send_coalesced(builder, permit, calls, timeout).await,
+                _ => self.send_coalesced(builder, permit, calls, timeout),
             }
         }
         replied.await.unwrap_or_else(|| Err(self.lost_or_closed()))
     }
 
-    /// Sends the items of produce calls in one request.
-    async fn send_produce(
-        &self,
-        builder: &RefCell<FlatBufferBuilder<'static>>,
-        acks: Acks,
-        calls: Vec<Vec<ProduceItem>>,
-        timeout: Duration,
-    ) -> Result<Sent, ClientError> {
-        let (body, payload) = produce_body(acks, timeout, calls, self.frame_bytes_max_send)?;
-        self.send_request(builder, PRODUCE, &body, payload).await
-    }
-
     /// Sends queued produce calls (taken in order, more than one or another call's) in one
-    /// request; a task holds `permit` until the response and hands each call its results.
-    async fn send_coalesced(
+    /// request. A task holds `permit` until the response, then hands each call its results:
+    /// the calling call may be dropped meanwhile without failing the others.
+    fn send_coalesced(
         self: &Rc<Self>,
         builder: &RefCell<FlatBufferBuilder<'static>>,
         permit: glommio::sync::StaticPermit,
@@ -1240,13 +1260,40 @@ impl Connection {
             items.push(call.items);
         }
         let count = replies.iter().map(|(count, _)| count).sum();
-        let sent = match self.send_produce(builder, acks, items, timeout).await {
-            Ok(sent) => sent,
+        let prepared = produce_body(acks, timeout, items, self.frame_bytes_max_send)
+            .and_then(|(body, payload)| self.prepare_request(builder, PRODUCE, &body, payload));
+        let (outgoing, frame, sent) = match prepared {
+            Ok(prepared) => prepared,
             Err(error) => return hand_out(Err(error), replies),
+        };
+        // Into the writer's queue now, before this call returns: a call that gets a permit
+        // after this one must not reach the broker first (one partition's batches keep call
+        // order). The queue holds a frame per permit, so it has room unless frames of calls
+        // that gave up are still waiting to be written; then the task waits for room.
+        let frame = match outgoing.try_send(frame) {
+            Ok(()) => None,
+            Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(frame))) => {
+                Some(frame)
+            }
+            Err(_) => {
+                self.shared
+                    .pending
+                    .borrow_mut()
+                    .remove(&sent.correlation_id);
+                return hand_out(Err(self.shared.lost()), replies);
+            }
         };
         let connection = self.clone();
         glommio::spawn_local(async move {
-            let results = produce_results(connection.await_reply(sent, timeout).await, count);
+            let enqueued = match frame {
+                Some(frame) => connection.enqueue(&outgoing, frame, &sent).await,
+                None => Ok(()),
+            };
+            drop(outgoing);
+            let results = match enqueued {
+                Ok(()) => produce_results(connection.await_reply(sent, timeout).await, count),
+                Err(error) => Err(error),
+            };
             drop(permit);
             hand_out(results, replies);
         })

@@ -1,7 +1,8 @@
 //! Goal: produce calls that wait for a permit share requests, as Kafka's sender drains every
 //! ready partition into one request per broker: the oldest waiting calls go out together (same
 //! acks, within a size limit), in call order, and each call gets its own results, or the
-//! error of the whole request. A call dropped while it waits is never sent.
+//! error of the whole request. A call dropped while it waits is never sent; one dropped after
+//! it sent others' calls with its own leaves them their answers.
 //!
 //! Method: the fake broker of `common` (a real TCP listener in the test's executor) holds the
 //! client's one permit (`in_flight_max` 1) by leaving a first request unanswered while the
@@ -207,5 +208,25 @@ fn a_call_dropped_while_it_waits_is_never_sent() {
         );
         answer(&mut peer, &next).await;
         assert_own_result(kept.await, 2);
+    });
+}
+
+#[test]
+fn the_calls_in_a_shared_request_outlive_the_call_that_sent_it() {
+    run(|listener| async move {
+        let (client, mut peer) = connect(&listener, one_permit()).await;
+        let first = produce_call(&client, Acks::Written, 0, 100);
+        let holding = peer.receive().await;
+        let sender = produce_call(&client, Acks::Written, 1, 100);
+        let other = produce_call(&client, Acks::Written, 2, 100);
+        let_calls_queue().await;
+        answer(&mut peer, &holding).await;
+        assert_own_result(first.await, 0);
+        let together = peer.receive().await;
+        assert_eq!(partitions(&together), [1, 2]);
+        // The call that got the permit and sent both goes away before the answer.
+        drop(sender);
+        answer(&mut peer, &together).await;
+        assert_own_result(other.await, 2);
     });
 }

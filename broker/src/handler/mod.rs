@@ -764,8 +764,9 @@ pub(crate) async fn fetch_partitions(
 /// reads leave unused goes to the next wave, which takes the partitions that got no budget,
 /// unless a read's batches did not fit what was left (then the budget is spent). A partition this shard owns whose published end is
 /// the offset asked is answered from those bounds, empty, without a read. A wave of budgets never
-/// asks for more than the request has left, so no read is wasted (only the at-least-one-batch
-/// rule can go over, and then only for the first partition with data, as before).
+/// asks for more than the request has left; a read still returns at least one batch, so a
+/// batch larger than its budget may be read and then not fit (the response never goes over,
+/// except for the first partition with data, as before).
 async fn fetch_once(
     shard: &Rc<Shard>,
     bytes_max: usize,
@@ -788,14 +789,26 @@ async fn fetch_once(
     loop {
         let mut committed = total;
         let mut wave: Vec<(usize, Pending)> = Vec::new();
-        // A read shares what is left with every partition still unanswered, at least
-        // READ_SHARE_MIN_BYTES while it lasts: a read given the whole budget up front would
-        // leave none to the others, and a consumer behind the cache on many partitions would
-        // read them one per wave (issue #11: 1,000 partitions drained at ~50 MiB/s). Budgets
-        // are given in request order, so an earlier partition is never cut short for a later
-        // one the cache answers.
-        let unanswered = (0..partitions.len())
-            .filter(|&index| keys[index].is_some() && results[index].is_none())
+        // A read shares what is left with every partition still unanswered that may have
+        // data, at least READ_SHARE_MIN_BYTES while it lasts: a read given the whole budget up
+        // front would leave none to the others, and a consumer behind the cache on many
+        // partitions would read them one per wave (issue #11: 1,000 partitions drained at ~50
+        // MiB/s). Budgets are given in request order, so an earlier partition is never cut
+        // short for a later one the cache answers.
+        let unanswered = partitions
+            .iter()
+            .zip(&keys)
+            .zip(&results)
+            .filter(|((asked, key), result)| {
+                let Some(key) = key.as_ref().filter(|_| result.is_none()) else {
+                    return false;
+                };
+                // One at its published end needs no read (answered below).
+                shard.owner(key) != shard.id
+                    || shard
+                        .published_bounds(key)
+                        .is_none_or(|bounds| bounds.log_end != Offset(asked.offset))
+            })
             .count();
         let share = bytes_max
             .saturating_sub(committed)
