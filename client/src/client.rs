@@ -270,12 +270,22 @@ impl ProduceQueue {
         ticket
     }
 
+    /// Where `ticket`'s call is: tickets grow with each push and calls leave only from the
+    /// front or by `remove`, so the queue stays sorted by ticket.
+    fn position(&self, ticket: u64) -> Option<usize> {
+        self.calls
+            .binary_search_by_key(&ticket, |call| call.ticket)
+            .ok()
+    }
+
     fn holds(&self, ticket: u64) -> bool {
-        self.calls.iter().any(|call| call.ticket == ticket)
+        self.position(ticket).is_some()
     }
 
     fn remove(&mut self, ticket: u64) {
-        self.calls.retain(|call| call.ticket != ticket);
+        if let Some(at) = self.position(ticket) {
+            self.calls.remove(at);
+        }
     }
 
     /// The oldest calls that share one request: the first, and those after it with the same
