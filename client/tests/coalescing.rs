@@ -87,13 +87,38 @@ fn assert_own_result(outcome: Result<Vec<ProduceResultOwned>, ClientError>, part
     assert_eq!(results[0].base_offset, 100 * u64::from(partition));
 }
 
+/// Takes the client's one permit with a call to partition 0, left unanswered.
+async fn hold_permit(
+    client: &Rc<Client>,
+    peer: &mut Peer,
+) -> (
+    glommio::Task<Result<Vec<ProduceResultOwned>, ClientError>>,
+    Received,
+) {
+    let first = produce_call(client, Acks::Written, 0, 100);
+    let holding = peer.receive().await;
+    assert_eq!(partitions(&holding), [0]);
+    (first, holding)
+}
+
+/// Lets the calls made meanwhile queue, then answers the call that held the permit.
+async fn release_permit(
+    peer: &mut Peer,
+    (first, holding): (
+        glommio::Task<Result<Vec<ProduceResultOwned>, ClientError>>,
+        Received,
+    ),
+) {
+    let_calls_queue().await;
+    answer(peer, &holding).await;
+    assert_own_result(first.await, 0);
+}
+
 #[test]
 fn calls_waiting_for_a_permit_go_out_together_in_call_order() {
     run(|listener| async move {
         let (client, mut peer) = connect(&listener, one_permit()).await;
-        let first = produce_call(&client, Acks::Written, 0, 100);
-        let holding = peer.receive().await;
-        assert_eq!(partitions(&holding), [0]);
+        let held = hold_permit(&client, &mut peer).await;
         let waiting: Vec<_> = [3, 1, 2]
             .into_iter()
             .map(|partition| {
@@ -105,9 +130,7 @@ fn calls_waiting_for_a_permit_go_out_together_in_call_order() {
             .collect();
         // Other acks never share a request with them.
         let durable = produce_call(&client, Acks::Durable, 4, 100);
-        let_calls_queue().await;
-        answer(&mut peer, &holding).await;
-        assert_own_result(first.await, 0);
+        release_permit(&mut peer, held).await;
 
         let together = peer.receive().await;
         assert_eq!(
@@ -130,8 +153,7 @@ fn calls_waiting_for_a_permit_go_out_together_in_call_order() {
 fn a_request_stops_taking_calls_at_a_mebibyte() {
     run(|listener| async move {
         let (client, mut peer) = connect(&listener, one_permit()).await;
-        let first = produce_call(&client, Acks::Written, 0, 100);
-        let holding = peer.receive().await;
+        let held = hold_permit(&client, &mut peer).await;
         // 400 KiB each: two fit under 1 MiB, the third does not.
         let waiting: Vec<_> = [1, 2, 3]
             .into_iter()
@@ -142,9 +164,7 @@ fn a_request_stops_taking_calls_at_a_mebibyte() {
                 )
             })
             .collect();
-        let_calls_queue().await;
-        answer(&mut peer, &holding).await;
-        assert_own_result(first.await, 0);
+        release_permit(&mut peer, held).await;
         let two = peer.receive().await;
         assert_eq!(partitions(&two), [1, 2]);
         answer(&mut peer, &two).await;
@@ -161,15 +181,12 @@ fn a_request_stops_taking_calls_at_a_mebibyte() {
 fn the_error_of_a_shared_request_reaches_every_call_in_it() {
     run(|listener| async move {
         let (client, mut peer) = connect(&listener, one_permit()).await;
-        let first = produce_call(&client, Acks::Written, 0, 100);
-        let holding = peer.receive().await;
+        let held = hold_permit(&client, &mut peer).await;
         let waiting: Vec<_> = [1, 2]
             .into_iter()
             .map(|partition| produce_call(&client, Acks::Written, partition, 100))
             .collect();
-        let_calls_queue().await;
-        answer(&mut peer, &holding).await;
-        assert_own_result(first.await, 0);
+        release_permit(&mut peer, held).await;
         let together = peer.receive().await;
         assert_eq!(partitions(&together), [1, 2]);
         let refusal = ResponseOwned {
@@ -192,14 +209,12 @@ fn the_error_of_a_shared_request_reaches_every_call_in_it() {
 fn a_call_dropped_while_it_waits_is_never_sent() {
     run(|listener| async move {
         let (client, mut peer) = connect(&listener, one_permit()).await;
-        let first = produce_call(&client, Acks::Written, 0, 100);
-        let holding = peer.receive().await;
+        let held = hold_permit(&client, &mut peer).await;
         let dropped = produce_call(&client, Acks::Written, 1, 100);
         let kept = produce_call(&client, Acks::Written, 2, 100);
         let_calls_queue().await;
         drop(dropped);
-        answer(&mut peer, &holding).await;
-        assert_own_result(first.await, 0);
+        release_permit(&mut peer, held).await;
         let next = peer.receive().await;
         assert_eq!(
             partitions(&next),
@@ -215,13 +230,10 @@ fn a_call_dropped_while_it_waits_is_never_sent() {
 fn the_calls_in_a_shared_request_outlive_the_call_that_sent_it() {
     run(|listener| async move {
         let (client, mut peer) = connect(&listener, one_permit()).await;
-        let first = produce_call(&client, Acks::Written, 0, 100);
-        let holding = peer.receive().await;
+        let held = hold_permit(&client, &mut peer).await;
         let sender = produce_call(&client, Acks::Written, 1, 100);
         let other = produce_call(&client, Acks::Written, 2, 100);
-        let_calls_queue().await;
-        answer(&mut peer, &holding).await;
-        assert_own_result(first.await, 0);
+        release_permit(&mut peer, held).await;
         let together = peer.receive().await;
         assert_eq!(partitions(&together), [1, 2]);
         // The call that got the permit and sent both goes away before the answer.
