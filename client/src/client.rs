@@ -242,8 +242,6 @@ struct QueuedProduce {
     ticket: u64,
     acks: Acks,
     items: Vec<ProduceItem>,
-    /// Items in the call: how many results it gets.
-    count: usize,
     /// Its payload plus an estimate of its share of the request message.
     request_bytes: u64,
     reply: ProduceReply,
@@ -262,7 +260,6 @@ impl ProduceQueue {
         self.calls.push_back(QueuedProduce {
             ticket,
             acks,
-            count: items.len(),
             items,
             request_bytes,
             reply,
@@ -300,12 +297,12 @@ impl ProduceQueue {
             if let Some(first) = taken.first()
                 && (next.acks != first.acks
                     || bytes + next.request_bytes > bytes_max
-                    || batches + next.count > PRODUCE_COALESCED_BATCHES_MAX)
+                    || batches + next.items.len() > PRODUCE_COALESCED_BATCHES_MAX)
             {
                 break;
             }
             bytes += next.request_bytes;
-            batches += next.count;
+            batches += next.items.len();
             let Some(call) = self.calls.pop_front() else {
                 unreachable!("the front was just seen");
             };
@@ -1171,13 +1168,16 @@ impl Connection {
         sent: &Sent,
     ) -> Result<(), ClientError> {
         if outgoing.send(frame).await.is_err() {
-            self.shared
-                .pending
-                .borrow_mut()
-                .remove(&sent.correlation_id);
+            self.forget(sent.correlation_id);
             return Err(self.shared.lost());
         }
         Ok(())
+    }
+
+    /// Stops waiting for the response to request `correlation_id` (not sent after all, or
+    /// timed out): a response that still comes is dropped.
+    fn forget(&self, correlation_id: u64) {
+        self.shared.pending.borrow_mut().remove(&correlation_id);
     }
 
     /// Waits up to `timeout` for the response to `sent`.
@@ -1186,10 +1186,7 @@ impl Connection {
             Some(Some(reply)) => reply,
             Some(None) => Err(self.shared.lost()),
             None => {
-                self.shared
-                    .pending
-                    .borrow_mut()
-                    .remove(&sent.correlation_id);
+                self.forget(sent.correlation_id);
                 Err(ClientError::Timeout {
                     operation: sent.operation,
                     timeout,
@@ -1241,10 +1238,11 @@ impl Connection {
                     let Some(call) = calls.into_iter().next() else {
                         unreachable!("one call taken");
                     };
+                    let count = call.items.len();
                     let (body, payload) =
                         produce_body(acks, timeout, [call.items], self.frame_bytes_max_send)?;
                     let sent = self.send_request(builder, PRODUCE, &body, payload).await?;
-                    return produce_results(self.await_reply(sent, timeout).await, call.count);
+                    return produce_results(self.await_reply(sent, timeout).await, count);
                 }
                 _ => self.send_coalesced(builder, permit, calls, timeout),
             }
@@ -1266,7 +1264,7 @@ impl Connection {
         let mut replies = Vec::with_capacity(calls.len());
         let mut items = Vec::with_capacity(calls.len());
         for call in calls {
-            replies.push((call.count, call.reply));
+            replies.push((call.items.len(), call.reply));
             items.push(call.items);
         }
         let count = replies.iter().map(|(count, _)| count).sum();
@@ -1286,10 +1284,7 @@ impl Connection {
                 Some(frame)
             }
             Err(_) => {
-                self.shared
-                    .pending
-                    .borrow_mut()
-                    .remove(&sent.correlation_id);
+                self.forget(sent.correlation_id);
                 return hand_out(Err(self.shared.lost()), replies);
             }
         };

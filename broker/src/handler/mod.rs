@@ -800,14 +800,10 @@ async fn fetch_once(
             .zip(&keys)
             .zip(&results)
             .filter(|((asked, key), result)| {
-                let Some(key) = key.as_ref().filter(|_| result.is_none()) else {
-                    return false;
-                };
                 // One at its published end needs no read (answered below).
-                shard.owner(key) != shard.id
-                    || shard
-                        .published_bounds(key)
-                        .is_none_or(|bounds| bounds.log_end != Offset(asked.offset))
+                key.as_ref()
+                    .filter(|_| result.is_none())
+                    .is_some_and(|key| at_published_end(shard, key, Offset(asked.offset)).is_none())
             })
             .count();
         let share = bytes_max
@@ -832,10 +828,7 @@ async fn fetch_once(
             }
             // At the published end there is nothing to read yet: answered from the bounds,
             // without a read queued to the actor (a long-poll then watches the bounds).
-            if local
-                && let Some(bounds) = shard.published_bounds(key)
-                && bounds.log_end == offset
-            {
+            if let Some(bounds) = at_published_end(shard, key, offset) {
                 results[index] = Some(Ok(Fetched {
                     batches: Vec::new(),
                     log_start: bounds.log_start.0,
@@ -906,6 +899,18 @@ async fn fetch_once(
         .map(|result| result.expect("every partition is answered"))
         .collect();
     (results, total, next_offsets)
+}
+
+/// The published bounds of a partition this shard owns whose log ends at `offset`: there is
+/// nothing to read there yet. None where it is served elsewhere, has no published bounds, or
+/// has data at `offset`.
+fn at_published_end(shard: &Shard, key: &PartitionKey, offset: Offset) -> Option<LogBounds> {
+    if shard.owner(key) != shard.id {
+        return None;
+    }
+    shard
+        .published_bounds(key)
+        .filter(|bounds| bounds.log_end == offset)
 }
 
 /// A partition's read in a wave of [`fetch_once`]: answered by the cache already, or running.
