@@ -2,7 +2,8 @@
 //! ready partition into one request per broker: the oldest waiting calls go out together (same
 //! acks, within a size limit), in call order, and each call gets its own results, or the
 //! error of the whole request. A call dropped while it waits is never sent; one dropped after
-//! it sent others' calls with its own leaves them their answers.
+//! it sent others' calls with its own leaves them their answers. Through thousands of calls
+//! and many wake-ups of each, every call gets exactly its own result.
 //!
 //! Method: the fake broker of `common` (a real TCP listener in the test's executor) holds the
 //! client's one permit (`in_flight_max` 1) by leaving a first request unanswered while the
@@ -240,5 +241,39 @@ fn the_calls_in_a_shared_request_outlive_the_call_that_sent_it() {
         drop(sender);
         answer(&mut peer, &together).await;
         assert_own_result(other.await, 2);
+    });
+}
+
+#[test]
+fn thousands_of_calls_through_one_permit_each_get_their_own_result() {
+    run(|listener| async move {
+        let (client, mut peer) = connect(&listener, one_permit()).await;
+        // 2,000 calls over 200 partitions, made while earlier ones are in flight: the queue
+        // is taken, shared and refilled many times over, every call woken in turn.
+        const CALLS: u32 = 2_000;
+        let calls: Vec<_> = (0..CALLS)
+            .map(|call| {
+                (
+                    call % 200,
+                    produce_call(&client, Acks::Written, call % 200, 100),
+                )
+            })
+            .collect();
+        let mut answered = 0;
+        let mut requests = 0;
+        while answered < CALLS as usize {
+            let request = peer.receive().await;
+            answered += partitions(&request).len();
+            requests += 1;
+            answer(&mut peer, &request).await;
+        }
+        assert_eq!(answered, CALLS as usize, "every batch sent once");
+        assert!(
+            requests < CALLS / 10,
+            "{requests} requests for {CALLS} waiting calls"
+        );
+        for (partition, call) in calls {
+            assert_own_result(call.await, partition);
+        }
     });
 }
