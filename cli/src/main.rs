@@ -25,6 +25,26 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read once at its first allocation (its `malloc_conf` global, which
+/// tikv-jemalloc-sys names `_rjem_malloc_conf`; `_RJEM_MALLOC_CONF` in the environment still
+/// overrides it).
+///
+/// `oversize_threshold:0`: by default jemalloc serves every request of 8 MiB or more from a
+/// dedicated arena that hands its pages back to the kernel as soon as they are freed, so every
+/// such buffer is fresh pages: a page fault and the kernel's zeroing per 4 KiB. A connection
+/// reserves a frame body's buffer at once (up to 8 MiB, `net::FrameReader`), so at 1 MiB
+/// batches the broker took 60,000-90,000 page faults a second and spent 0.71 of its core where
+/// it now spends 0.62 (bench-results/perf-log.md, 2026-12-07 afternoon). With the dedicated
+/// arena off, large buffers are reused like any other, and returned to the kernel by the normal
+/// decay (10 s) when they stay unused.
+// SAFETY: jemalloc declares `malloc_conf` as a weak `const char *` that it reads, never writes,
+// during its initialisation; this strong definition has that layout (`Option<&c_char>` is a
+// nullable pointer) and points at a NUL-terminated literal that lives as long as the program.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static JEMALLOC_CONF: Option<&std::ffi::c_char> =
+    // SAFETY: `as_ptr` points at the literal's first byte, valid for the program's life.
+    Some(unsafe { &*c"oversize_threshold:0".as_ptr() });
+
 /// ringbus: a Kafka-style event-streaming broker, shard-per-core on io_uring.
 #[derive(Parser)]
 #[command(version)]

@@ -538,7 +538,9 @@ pub fn total_bytes(prefix: &[u8]) -> Option<usize> {
 /// A slice shorter than 21 bytes covers nothing and yields the CRC of no bytes (0); callers
 /// check the length first (as [`verify`] does).
 pub fn compute_crc(batch: &[u8]) -> u32 {
-    crc32c::crc32c(batch.get(CRC_UNCOVERED_BYTES..).unwrap_or(&[]))
+    let covered = batch.get(CRC_UNCOVERED_BYTES..).unwrap_or(&[]);
+    // CRC-32/ISCSI is CRC-32C; the u64 holds a 32-bit CRC.
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, covered) as u32
 }
 
 /// Checks that batchLength declares exactly the slice's size.
@@ -1191,6 +1193,33 @@ mod tests {
         let mut builder = BatchBuilder::new(1_000);
         builder.push(Some(b"k"), Some(b"v"), 1_000, &[]);
         builder.finish()
+    }
+
+    /// `compute_crc` uses crc-fast's SIMD folding; the crc32c crate (the reference the
+    /// storage formats use) must agree on every length and alignment, including the short
+    /// tails and the 64-byte blocks where the folding changes strategy.
+    #[test]
+    fn the_batch_crc_is_crc32c_at_every_length_and_alignment() {
+        let mut random = fastrand::Rng::with_seed(11);
+        let bytes: Vec<u8> = (0..(1 << 20) + 300).map(|_| random.u8(..)).collect();
+        let mut lengths: Vec<usize> = (0..=1_100).collect();
+        lengths.extend([4_096, 4_117, 16_384, 16_405, 65_536 + 21, 1 << 20]);
+        for length in lengths {
+            for start in [0, 1, 7, 13, 64, 255] {
+                let batch = &bytes[start..start + length];
+                let expected = crc32c::crc32c(batch.get(CRC_UNCOVERED_BYTES..).unwrap_or(&[]));
+                assert_eq!(
+                    compute_crc(batch),
+                    expected,
+                    "{length} bytes at offset {start}"
+                );
+            }
+        }
+        assert_eq!(
+            compute_crc(&[0u8; 5]),
+            0,
+            "a slice under 21 bytes covers nothing"
+        );
     }
 
     #[test]
