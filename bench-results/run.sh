@@ -131,6 +131,9 @@ threads() {
 # The data directory's disk in /proc/diskstats: ms busy (io_ticks) and weighted ms in queue.
 data_disk=$(basename "$(df --output=source "$DATA_DIR" | tail -1)")
 disk_stats() { awk -v d="$data_disk" '$3 == d { print $13, $14 }' /proc/diskstats; }
+# Ticks the hypervisor ran something else while this VM's CPUs wanted to run (steal, all CPUs):
+# these shared VMs drift by 2x between runs, and steal says when it is the neighbours.
+steal_ticks() { awk '$1 == "cpu" { print $9 }' /proc/stat; }
 
 start_broker() {
     local name=$1
@@ -173,6 +176,7 @@ loadgen() {
     log "$name: ${command[*]:1}"
     local t0 c0 t1 c1 status=0
     threads "$broker_pid" >"$raw/$name-threads-before.txt"; disk_stats >"$raw/$name-disk-before.txt"
+    steal_ticks >"$raw/$name-steal-before.txt"
     t0=$(date +%s.%N); c0=$(cpu_ticks "$broker_pid")
     # loadgen's own CPU (user + sys) from `time`: on this machine it shares nothing with the
     # broker but the disk, and it must never be the bottleneck (issue #11).
@@ -180,6 +184,7 @@ loadgen() {
         "${command[@]}" >"$raw/$name-table.txt" 2>"$raw/$name-live.log" || status=$?
     t1=$(date +%s.%N); c1=$(cpu_ticks "$broker_pid")
     threads "$broker_pid" >"$raw/$name-threads-after.txt"; disk_stats >"$raw/$name-disk-after.txt"
+    steal_ticks >"$raw/$name-steal-after.txt"
     echo "{\"cpu_s\": $(python3 -c "print(($c1 - $c0) / $clk_tck)"), \"wall_s\": $(python3 -c "print($t1 - $t0)"), \"loadgen_exit\": $status}" \
         >"$raw/$name-broker-cpu.json"
     [[ $status -eq 0 ]] || log "$name: loadgen exited $status (see $raw/$name-live.log)"
@@ -413,18 +418,22 @@ for k, title in names:
         disk_busy, disk_queue = (b1 - b0) / (wall * 1000), (q1 - q0) / (wall * 1000)
     # io_uring workers come and go: the process total keeps the time of those that exited.
     workers = max(0.0, c["cpu_s"] / wall - busy.get("shard", 0) - busy.get("other", 0))
+    s0, s1 = text(f"{k}-steal-before.txt"), text(f"{k}-steal-after.txt")
+    steal = (int(s1) - int(s0)) / tick / (wall * (os.cpu_count() or 1)) if s0 and s1 else float("nan")
     bottleneck.append(f"| {k} | {c['cpu_s'] / wall:.2f} | {busy.get('shard', 0):.2f} | {workers:.2f} | {busy.get('other', 0):.2f} | "
                       f"{(user + system) / wall:.2f} | {disk_busy * 100:.0f}% | {disk_queue:.2f} | "
-                      f"{switches / messages if messages else float('nan'):.3f} |")
+                      f"{switches / messages if messages else float('nan'):.3f} | {steal * 100:.0f}% |")
 if bottleneck:
     w("## Where the time went\n")
     w("Averages over each whole loadgen run (a find-max run spans all its trials): cores busy per "
       "broker thread group (from /proc/PID/task: the shard threads; io_uring's iou-wrk workers, which "
       "exit when idle, as the process total less the threads still there; the rest), the load generator's cores busy (user + sys from `time`; it has one core), the data "
       "disk's busy share and average queue depth (/proc/diskstats io_ticks and weighted time), and "
-      "the broker's context switches per message moved (measured messages scaled to the run).\n")
-    w("| workload | broker total | shards | iou-wrk (and exited threads) | broker other | loadgen | disk busy | disk queue | broker switches / msg |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "the broker's context switches per message moved (measured messages scaled to the run), and the "
+      "VM's steal: the share of all its CPUs' time the hypervisor gave to others (/proc/stat), which "
+      "marks a run taken while the neighbours were busy.\n")
+    w("| workload | broker total | shards | iou-wrk (and exited threads) | broker other | loadgen | disk busy | disk queue | broker switches / msg | VM steal |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for line in bottleneck:
         w(line)
     w("")

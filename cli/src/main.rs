@@ -26,17 +26,20 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read once at its first allocation (its `malloc_conf` global, which
-/// tikv-jemalloc-sys names `_rjem_malloc_conf`; `_RJEM_MALLOC_CONF` in the environment still
-/// overrides it).
+/// tikv-jemalloc-sys names `_rjem_malloc_conf`; `_RJEM_MALLOC_CONF` in the environment is
+/// parsed after it and adds to it). cli/tests/allocator.rs checks that jemalloc sees it.
 ///
-/// `oversize_threshold:0`: by default jemalloc serves every request of 8 MiB or more from a
-/// dedicated arena that hands its pages back to the kernel as soon as they are freed, so every
-/// such buffer is fresh pages: a page fault and the kernel's zeroing per 4 KiB. A connection
-/// reserves a frame body's buffer at once (up to 8 MiB, `net::FrameReader`), so at 1 MiB
-/// batches the broker took 60,000-90,000 page faults a second and spent 0.71 of its core where
-/// it now spends 0.62 (bench-results/perf-log.md, 2026-12-07 afternoon). With the dedicated
-/// arena off, large buffers are reused like any other, and returned to the kernel by the normal
-/// decay (10 s) when they stay unused.
+/// `oversize_threshold:0`: by default jemalloc purges a freed large extent at once (gives its
+/// pages back to the kernel) when it is, or merges into, 8 MiB or more, and serves requests
+/// that large from a dedicated arena that does the same. A connection reserves a frame body's
+/// buffer at once (up to 8 MiB, `net::FrameReader`), so at 1 MiB batches every produce
+/// request's buffer was fresh pages: a page fault and the kernel's zeroing per 4 KiB,
+/// 60,000-90,000 faults a second, and 0.71 of the broker's core where it now spends 0.62
+/// (bench-results/perf-log.md, 2026-12-07 afternoon). With the threshold off, freed large
+/// extents are reused like any other and purged by the normal decay (10 s). jemalloc purges
+/// only while an arena is in use (no background thread: an idle broker runs nothing), so a
+/// shard that falls idle after a burst keeps up to its peak of freed buffers resident until
+/// it allocates again.
 // SAFETY: jemalloc declares `malloc_conf` as a weak `const char *` that it reads, never writes,
 // during its initialisation; this strong definition has that layout (`Option<&c_char>` is a
 // nullable pointer) and points at a NUL-terminated literal that lives as long as the program.

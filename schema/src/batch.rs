@@ -538,9 +538,8 @@ pub fn total_bytes(prefix: &[u8]) -> Option<usize> {
 /// A slice shorter than 21 bytes covers nothing and yields the CRC of no bytes (0); callers
 /// check the length first (as [`verify`] does).
 pub fn compute_crc(batch: &[u8]) -> u32 {
-    let covered = batch.get(CRC_UNCOVERED_BYTES..).unwrap_or(&[]);
-    // CRC-32/ISCSI is CRC-32C; the u64 holds a 32-bit CRC.
-    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, covered) as u32
+    // CRC-32/ISCSI is CRC-32C (the same polynomial, init and final xor as the crc32c crate).
+    crc_fast::crc32_iscsi(batch.get(CRC_UNCOVERED_BYTES..).unwrap_or(&[]))
 }
 
 /// Checks that batchLength declares exactly the slice's size.
