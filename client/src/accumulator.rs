@@ -289,6 +289,11 @@ impl Accumulator {
     /// Appends a record to the open batch of `topic`/`partition`, sealing batches as the
     /// module documentation says. `timestamp_ms` must be >= 0 (Kafka's rule; the producer
     /// checks it), which keeps every timestamp delta within an i64.
+    ///
+    /// Always inlined into the producer's send: as a call, 7-9% of the load generator's
+    /// samples sat on the instruction after it, and inlining it moved the closed-loop
+    /// max-acks1 shape +7% (median of four alternating rounds, perf-log.md 2026-12-07 evening).
+    #[inline(always)]
     pub fn append(
         &mut self,
         topic: &str,
