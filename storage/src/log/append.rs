@@ -124,19 +124,23 @@ impl<D: Disk> Log<D> {
 
     /// Copies bytes into the write buffer, starting new chunks as they fill.
     fn buffer_bytes(&mut self, mut bytes: &[u8]) {
-        let chunk_bytes = self.config.write_chunk_bytes;
         while !bytes.is_empty() {
             if self.buffer.chunk.is_none() {
                 // Unfilled: appends fill it front to back, and `write` zeroes and pads
                 // whatever a flush leaves of the last block before cutting the rest off.
+                let chunk_bytes = self
+                    .buffer
+                    .next_chunk_bytes(bytes.len(), self.config.write_chunk_bytes);
                 let chunk = self.active().file.alloc_buffer_unfilled(chunk_bytes);
                 self.buffer.chunk = Some(chunk);
             }
             let used = self.buffer.chunk_used;
-            let take = bytes.len().min(chunk_bytes - used);
             let chunk = self.buffer.chunk.as_mut().expect("allocated above");
+            let chunk_bytes = chunk.as_ref().len();
+            let take = bytes.len().min(chunk_bytes - used);
             chunk.as_mut()[used..used + take].copy_from_slice(&bytes[..take]);
             self.buffer.chunk_used += take;
+            self.buffer.round_bytes += take;
             bytes = &bytes[take..];
             if self.buffer.chunk_used == chunk_bytes {
                 let full = self.buffer.chunk.take().expect("full chunk");

@@ -36,7 +36,11 @@ pub(super) struct Batches {
 pub(super) type Shared = Rc<RefCell<Batches>>;
 
 impl Batches {
-    /// Adds the batch after the last one, then evicts from the front down to `bytes_max`.
+    /// Adds the batch after the last one, then evicts from the front down to `bytes_max`,
+    /// but never the batch just added: a partition whose share is smaller than its batches
+    /// (a thousand partitions of 1 MiB batches) still serves its tailing readers the newest
+    /// batch from memory. So the cache holds at most `bytes_max` or one batch, whichever is
+    /// more.
     pub(super) fn insert(&mut self, batch: CachedBatch, bytes_max: usize) {
         debug_assert!(
             self.batches
@@ -46,10 +50,8 @@ impl Batches {
         );
         self.bytes += batch.bytes.len();
         self.batches.push_back(batch);
-        while self.bytes > bytes_max {
-            let Some(evicted) = self.batches.pop_front() else {
-                break;
-            };
+        while self.bytes > bytes_max && self.batches.len() > 1 {
+            let evicted = self.batches.pop_front().expect("more than one");
             self.bytes -= evicted.bytes.len();
         }
     }
@@ -195,6 +197,18 @@ mod tests {
         assert!(cache.read(Offset(35), Offset(50), 1 << 20).is_none());
         cache.drop_from(Offset(40));
         assert_eq!((cache.batches.len(), cache.bytes), (0, 0));
+        assert!(cache.read(Offset(40), Offset(50), 1 << 20).is_none());
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_budget_stays_until_the_next_one() {
+        let mut cache = cache();
+        cache.insert(batch(40, 10, 500), 200);
+        assert_eq!((cache.batches.len(), cache.bytes), (1, 500));
+        let (batches, next) = cache.read(Offset(40), Offset(50), 1 << 20).expect("held");
+        assert_eq!((batches.len(), next), (1, Offset(50)));
+        cache.insert(batch(50, 10, 100), 200);
+        assert_eq!((cache.batches.len(), cache.bytes), (1, 100));
         assert!(cache.read(Offset(40), Offset(50), 1 << 20).is_none());
     }
 }

@@ -201,11 +201,59 @@ struct PendingBatch {
 
 /// The write buffer of the active segment: full chunks waiting to be written, and the chunk
 /// being filled. Chunks are contiguous in the file starting at `position`.
+///
+/// A chunk is sized for the round it serves (see [`WriteBuffer::next_chunk_bytes`]), not always
+/// `write_chunk_bytes`: a partition that gets 16 KiB between flushes took a fresh 1 MiB buffer
+/// each time, and with a thousand such partitions the shard cycled through a GiB of buffers
+/// it touched a few pages of, each page faulted in anew (perf-log.md, 2026-12-07 evening).
 struct WriteBuffer<B> {
     full: Vec<(u64, B)>,
     chunk: Option<B>,
     chunk_position: u64,
     chunk_used: usize,
+    /// Bytes buffered since the last padded write (the current round).
+    round_bytes: usize,
+    /// Bytes the previous round buffered.
+    last_round_bytes: usize,
+}
+
+/// The smallest write chunk (four blocks).
+const WRITE_CHUNK_BYTES_MIN: usize = 16 << 10;
+
+impl<B> WriteBuffer<B> {
+    /// An empty buffer whose first chunk starts at `position`.
+    fn new(position: u64) -> WriteBuffer<B> {
+        WriteBuffer {
+            full: Vec::new(),
+            chunk: None,
+            chunk_position: position,
+            chunk_used: 0,
+            round_bytes: 0,
+            last_round_bytes: 0,
+        }
+    }
+
+    /// The size of the next chunk, for `incoming` bytes about to be buffered: enough for
+    /// them, for what the previous round buffered, and for as much again as this round has
+    /// buffered so far (so chunks at least double within a round that outgrows the last),
+    /// rounded up to a power of two, within [`WRITE_CHUNK_BYTES_MIN`] and `chunk_bytes_max`.
+    /// A power of two of at least a block is a whole number of blocks, and so is the
+    /// configured maximum.
+    fn next_chunk_bytes(&self, incoming: usize, chunk_bytes_max: usize) -> usize {
+        incoming
+            .max(self.last_round_bytes)
+            .max(self.round_bytes)
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX)
+            .max(WRITE_CHUNK_BYTES_MIN)
+            .min(chunk_bytes_max)
+    }
+
+    /// Ends a round (a padded write): the next one's first chunk is sized by this one.
+    fn end_round(&mut self) {
+        self.last_round_bytes = self.round_bytes;
+        self.round_bytes = 0;
+    }
 }
 
 /// A partition's log. See the module docs.
@@ -336,5 +384,32 @@ pub fn rolled_back(error: &AppendError) -> Option<Range<Offset>> {
     match error {
         AppendError::StorageFull { rolled_back, .. } => Some(rolled_back.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_chunks_are_sized_for_their_round() {
+        const MAX: usize = 1 << 20;
+        let mut buffer = WriteBuffer::<Vec<u8>>::new(crate::format::SEGMENT_DATA_START);
+        // A first small batch: the smallest chunk; a batch as big as the maximum: the maximum.
+        assert_eq!(buffer.next_chunk_bytes(100, MAX), WRITE_CHUNK_BYTES_MIN);
+        assert_eq!(buffer.next_chunk_bytes(MAX + 64, MAX), MAX);
+        // Within a round that has buffered 40 KiB, the next chunk holds as much again.
+        buffer.round_bytes = 40 << 10;
+        assert_eq!(buffer.next_chunk_bytes(100, MAX), 64 << 10);
+        // The next round starts with a chunk for what the last one buffered.
+        buffer.end_round();
+        assert_eq!((buffer.round_bytes, buffer.last_round_bytes), (0, 40 << 10));
+        assert_eq!(buffer.next_chunk_bytes(100, MAX), 64 << 10);
+        // A configured maximum below the minimum (tests use two blocks) wins.
+        assert_eq!(buffer.next_chunk_bytes(100, 8192), 8192);
+        // Every size is a whole number of blocks.
+        for incoming in [1, 4095, 4097, 70_000, 600_000, 5 << 20] {
+            assert!(buffer.next_chunk_bytes(incoming, MAX) as u64 % BLOCK_BYTES == 0);
+        }
     }
 }

@@ -95,12 +95,7 @@ impl<D: Disk> Log<D> {
         let mut log = Log {
             disk,
             dir: dir.to_path_buf(),
-            buffer: WriteBuffer {
-                full: Vec::new(),
-                chunk: None,
-                chunk_position: SEGMENT_DATA_START,
-                chunk_used: 0,
-            },
+            buffer: WriteBuffer::new(SEGMENT_DATA_START),
             config,
             segments: BTreeMap::new(),
             log_start,

@@ -265,6 +265,9 @@ impl<D: Disk> Log<D> {
 
     /// Writes full chunks (and with `pad`, the partial one too) to the active segment.
     pub(super) async fn write(&mut self, pad: bool) -> Result<(), AppendError> {
+        if pad && self.buffer.round_bytes > 0 {
+            self.buffer.end_round();
+        }
         if pad && self.buffer.chunk_used > 0 {
             let used = self.buffer.chunk_used;
             let end = self.buffer.chunk_position + used as u64;
