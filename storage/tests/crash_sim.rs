@@ -42,7 +42,7 @@ fn config(rng: &mut Rng) -> LogConfig {
             None
         },
         index_interval_bytes: 1024,
-        write_chunk_bytes: [4096, 8192, 16384][rng.usize(..3)],
+        write_chunk_bytes: [4096, 8192, 16384, 65536][rng.usize(..4)],
         write_ahead_chunks: 1 + rng.usize(..3),
         preallocate_bytes: 16 << 10,
         cache_bytes_max: [0, 8 << 10, 1 << 20][rng.usize(..3)],

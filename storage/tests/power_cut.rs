@@ -66,7 +66,7 @@ fn run(seed: u64) {
             None
         },
         index_interval_bytes: 1024,
-        write_chunk_bytes: [4096, 8192][rng.usize(..2)],
+        write_chunk_bytes: [4096, 8192, 65536][rng.usize(..3)],
         write_ahead_chunks: 1 + rng.usize(..3),
         preallocate_bytes: 16 << 10,
         cache_bytes_max: [0, 1 << 20][rng.usize(..2)],

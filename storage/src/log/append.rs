@@ -95,12 +95,13 @@ impl<D: Disk> Log<D> {
         // segment.rs): the writer must leave that gap as zeros too.
         let gap = BLOCK_BYTES
             - (self.buffer.chunk_position + self.buffer.chunk_used as u64) % BLOCK_BYTES;
-        if gap < ENTRY_HEADER_BYTES as u64 {
-            self.buffer_bytes(&[0u8; ENTRY_HEADER_BYTES][..gap as usize]);
-        }
+        let gap = if gap < ENTRY_HEADER_BYTES as u64 { gap as usize } else { 0 };
+        // A chunk started on the way is sized for the rest of the entry, not for the piece
+        // that starts it (the gap or the header).
+        self.buffer_bytes(&[0u8; ENTRY_HEADER_BYTES][..gap], gap + ENTRY_HEADER_BYTES + batch.len());
         let position = self.buffer.chunk_position + self.buffer.chunk_used as u64;
-        self.buffer_bytes(&entry_header);
-        self.buffer_bytes(&batch);
+        self.buffer_bytes(&entry_header, ENTRY_HEADER_BYTES + batch.len());
+        self.buffer_bytes(&batch, batch.len());
         self.pending.push_back(PendingBatch {
             base,
             last,
@@ -113,7 +114,10 @@ impl<D: Disk> Log<D> {
         self.bytes_since_sync += entry_bytes;
         self.check_levels();
 
-        if self.buffer.full.len() >= self.config.write_ahead_chunks {
+        // The write-ahead depth is in bytes (chunks vary in size, see `WriteBuffer`): a round
+        // of small chunks is not written in pieces any sooner than one of full-size chunks.
+        let full_bytes: usize = self.buffer.full.iter().map(|(_, chunk)| chunk.as_ref().len()).sum();
+        if full_bytes >= self.config.write_ahead_chunks * self.config.write_chunk_bytes {
             self.write(false).await?;
         }
         Ok(Appended {
@@ -122,15 +126,19 @@ impl<D: Disk> Log<D> {
         })
     }
 
-    /// Copies bytes into the write buffer, starting new chunks as they fill.
-    fn buffer_bytes(&mut self, mut bytes: &[u8]) {
+    /// Copies bytes into the write buffer, starting new chunks as they fill; `following`
+    /// (at least `bytes.len()`) is what this append buffers from here on, which sizes a chunk
+    /// started on the way.
+    fn buffer_bytes(&mut self, mut bytes: &[u8], following: usize) {
+        debug_assert!(following >= bytes.len());
+        let skipped = following - bytes.len();
         while !bytes.is_empty() {
             if self.buffer.chunk.is_none() {
                 // Unfilled: appends fill it front to back, and `write` zeroes and pads
                 // whatever a flush leaves of the last block before cutting the rest off.
                 let chunk_bytes = self
                     .buffer
-                    .next_chunk_bytes(bytes.len(), self.config.write_chunk_bytes);
+                    .next_chunk_bytes(bytes.len() + skipped, self.config.write_chunk_bytes);
                 let chunk = self.active().file.alloc_buffer_unfilled(chunk_bytes);
                 self.buffer.chunk = Some(chunk);
             }

@@ -40,7 +40,7 @@ impl Batches {
     /// but never the batch just added: a partition whose share is smaller than its batches
     /// (a thousand partitions of 1 MiB batches) still serves its tailing readers the newest
     /// batch from memory. So the cache holds at most `bytes_max` or one batch, whichever is
-    /// more.
+    /// more; a `bytes_max` of 0 keeps nothing (the cache is off).
     pub(super) fn insert(&mut self, batch: CachedBatch, bytes_max: usize) {
         debug_assert!(
             self.batches
@@ -50,8 +50,8 @@ impl Batches {
         );
         self.bytes += batch.bytes.len();
         self.batches.push_back(batch);
-        while self.bytes > bytes_max && self.batches.len() > 1 {
-            let evicted = self.batches.pop_front().expect("more than one");
+        while self.bytes > bytes_max && (self.batches.len() > 1 || bytes_max == 0) {
+            let evicted = self.batches.pop_front().expect("at least one");
             self.bytes -= evicted.bytes.len();
         }
     }
@@ -209,6 +209,9 @@ mod tests {
         assert_eq!((batches.len(), next), (1, Offset(50)));
         cache.insert(batch(50, 10, 100), 200);
         assert_eq!((cache.batches.len(), cache.bytes), (1, 100));
+        // A budget of 0 is no cache at all.
+        cache.insert(batch(60, 10, 100), 0);
+        assert_eq!((cache.batches.len(), cache.bytes), (0, 0));
         assert!(cache.read(Offset(40), Offset(50), 1 << 20).is_none());
     }
 }

@@ -90,9 +90,11 @@ pub struct LogConfig {
     pub retention_bytes: Option<u64>,
     /// Bytes between sparse index entries (Kafka: 4 KiB).
     pub index_interval_bytes: u32,
-    /// Size of one write buffer (one write call).
+    /// Largest write buffer (one write call); a buffer is sized for the round of appends it
+    /// serves, from 16 KiB (or this, if smaller) up to this.
     pub write_chunk_bytes: usize,
-    /// Full write buffers held before `append` writes them: the write queue depth.
+    /// Full write buffers held before `append` writes them, counted in `write_chunk_bytes`:
+    /// the write queue depth.
     pub write_ahead_chunks: usize,
     /// How far ahead of the write position the active segment's file is extended with zeros,
     /// in one fallocate call, so that writes never extend the file (see `disk::File::allocate`):
@@ -100,7 +102,8 @@ pub struct LogConfig {
     /// [`PREALLOCATE_GROWTH_MAX`] times this. A segment closed by a roll or a clean close is
     /// cut back to its data.
     pub preallocate_bytes: u64,
-    /// Recent batches kept in memory for tailing readers.
+    /// Recent batches kept in memory for tailing readers (at least the newest one, unless
+    /// this is 0: no cache).
     pub cache_bytes_max: usize,
     /// Largest batch accepted (Kafka: message.max.bytes, about 1 MiB).
     pub batch_bytes_max: usize,
@@ -233,10 +236,11 @@ impl<B> WriteBuffer<B> {
         }
     }
 
-    /// The size of the next chunk, for `incoming` bytes about to be buffered: enough for
-    /// them, for what the previous round buffered, and for as much again as this round has
-    /// buffered so far (so chunks at least double within a round that outgrows the last),
-    /// rounded up to a power of two, within [`WRITE_CHUNK_BYTES_MIN`] and `chunk_bytes_max`.
+    /// The size of the next chunk, for `incoming` bytes the current append still buffers:
+    /// enough for them, for what the previous round buffered, and for as much again as this
+    /// round has buffered so far (so a round that outgrows the last at least doubles its
+    /// capacity with each new chunk), rounded up to a power of two, within
+    /// [`WRITE_CHUNK_BYTES_MIN`] and `chunk_bytes_max` (the maximum wins where it is smaller).
     /// A power of two of at least a block is a whole number of blocks, and so is the
     /// configured maximum.
     fn next_chunk_bytes(&self, incoming: usize, chunk_bytes_max: usize) -> usize {
