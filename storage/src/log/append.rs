@@ -95,10 +95,17 @@ impl<D: Disk> Log<D> {
         // segment.rs): the writer must leave that gap as zeros too.
         let gap = BLOCK_BYTES
             - (self.buffer.chunk_position + self.buffer.chunk_used as u64) % BLOCK_BYTES;
-        let gap = if gap < ENTRY_HEADER_BYTES as u64 { gap as usize } else { 0 };
+        let gap = if gap < ENTRY_HEADER_BYTES as u64 {
+            gap as usize
+        } else {
+            0
+        };
         // A chunk started on the way is sized for the rest of the entry, not for the piece
         // that starts it (the gap or the header).
-        self.buffer_bytes(&[0u8; ENTRY_HEADER_BYTES][..gap], gap + ENTRY_HEADER_BYTES + batch.len());
+        self.buffer_bytes(
+            &[0u8; ENTRY_HEADER_BYTES][..gap],
+            gap + ENTRY_HEADER_BYTES + batch.len(),
+        );
         let position = self.buffer.chunk_position + self.buffer.chunk_used as u64;
         self.buffer_bytes(&entry_header, ENTRY_HEADER_BYTES + batch.len());
         self.buffer_bytes(&batch, batch.len());
@@ -116,7 +123,12 @@ impl<D: Disk> Log<D> {
 
         // The write-ahead depth is in bytes (chunks vary in size, see `WriteBuffer`): a round
         // of small chunks is not written in pieces any sooner than one of full-size chunks.
-        let full_bytes: usize = self.buffer.full.iter().map(|(_, chunk)| chunk.as_ref().len()).sum();
+        let full_bytes: usize = self
+            .buffer
+            .full
+            .iter()
+            .map(|(_, chunk)| chunk.as_ref().len())
+            .sum();
         if full_bytes >= self.config.write_ahead_chunks * self.config.write_chunk_bytes {
             self.write(false).await?;
         }

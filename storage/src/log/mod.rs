@@ -413,7 +413,7 @@ mod tests {
         assert_eq!(buffer.next_chunk_bytes(100, 8192), 8192);
         // Every size is a whole number of blocks.
         for incoming in [1, 4095, 4097, 70_000, 600_000, 5 << 20] {
-            assert!(buffer.next_chunk_bytes(incoming, MAX) as u64 % BLOCK_BYTES == 0);
+            assert!((buffer.next_chunk_bytes(incoming, MAX) as u64).is_multiple_of(BLOCK_BYTES));
         }
     }
 }
