@@ -62,7 +62,7 @@ impl Default for ConsumerOptions {
     fn default() -> Self {
         ConsumerOptions {
             start: SeekTo::Latest,
-            fetch_bytes_max: 4 << 20,
+            fetch_bytes_max: crate::poll::FETCH_BYTES_MAX_DEFAULT,
             partition_bytes_max: 4 << 20,
         }
     }

@@ -90,7 +90,7 @@ impl GroupOptions {
             assignor: Assignor::Range,
             auto_commit_interval: Some(Duration::from_secs(5)),
             offset_reset: OffsetReset::Latest,
-            fetch_bytes_max: 4 << 20,
+            fetch_bytes_max: crate::poll::FETCH_BYTES_MAX_DEFAULT,
             partition_bytes_max: 1 << 20,
         }
     }

@@ -40,6 +40,15 @@ pub(crate) enum OutOfRange {
     Reset(OffsetQuery),
 }
 
+/// The default bytes per fetch response over all partitions, for [`crate::ConsumerOptions`]
+/// and [`crate::GroupOptions`]: what one frame holds at the broker's default frame limit (the
+/// broker cuts a larger ask to what fits its own). Kafka's consumer asks for up to 50 MiB. At 4
+/// MiB a consumer behind the cache on 1,000 partitions got ~3 MiB per round trip and could not
+/// catch up with one producer (140-166 against 200-244 MiB/s produced, closed loop); at 16 MiB it
+/// kept up (182-192 of 182-192), and 16 partitions did no worse (perf-log.md, 2026-12-07
+/// evening).
+pub const FETCH_BYTES_MAX_DEFAULT: u32 = schema::wire::FRAME_BYTES_MAX_DEFAULT;
+
 /// Byte limits of one fetch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FetchLimits {
