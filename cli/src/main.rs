@@ -146,7 +146,8 @@ struct ServeArgs {
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
     /// MiB of memory per shard for recent-batch caches (tailing consumers read from them),
-    /// shared out over the shard's partitions, 1 to 64 MiB each.
+    /// shared out over the shard's partitions, 64 KiB to 64 MiB each (a partition keeps its
+    /// newest batch even where that is more).
     #[arg(long, default_value_t = 256)]
     cache_mib_per_shard: usize,
     /// Microseconds between the partitions' and group coordinator's ticks. Hidden: only the
