@@ -143,14 +143,15 @@ impl<D: Disk> Log<D> {
     /// started on the way.
     fn buffer_bytes(&mut self, mut bytes: &[u8], following: usize) {
         debug_assert!(following >= bytes.len());
-        let skipped = following - bytes.len();
+        // What this append buffers after these bytes (the header and batch behind a gap, say).
+        let after = following - bytes.len();
         while !bytes.is_empty() {
             if self.buffer.chunk.is_none() {
                 // Unfilled: appends fill it front to back, and `write` zeroes and pads
                 // whatever a flush leaves of the last block before cutting the rest off.
                 let chunk_bytes = self
                     .buffer
-                    .next_chunk_bytes(bytes.len() + skipped, self.config.write_chunk_bytes);
+                    .next_chunk_bytes(bytes.len() + after, self.config.write_chunk_bytes);
                 let chunk = self.active().file.alloc_buffer_unfilled(chunk_bytes);
                 self.buffer.chunk = Some(chunk);
             }
