@@ -224,6 +224,12 @@ impl Source {
         })
     }
 
+    /// ringbus patch (RINGBUS-PATCH.md, fourth patch): whether the source's request has not
+    /// completed yet (no result), without the latency accounting of [`Source::result`].
+    pub(crate) fn is_pending(&self) -> bool {
+        self.inner.borrow().wakers.result.is_none()
+    }
+
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
         let ret = inner
