@@ -1289,6 +1289,11 @@ impl UringCommon for SleepableRing {
     }
 }
 
+/// ringbus patch (fourth patch): how much earlier than a sleep's user timer a kept timer may
+/// fire (the same user timer, measured again a moment later, gives a deadline a little later
+/// than the one recorded). At most one wake this early, after which the timer is re-armed.
+const SLEEP_TIMER_SLACK: Duration = Duration::from_micros(200);
+
 pub(crate) struct Reactor {
     // FIXME: it is starting to feel we should clean this up to a Inner pattern
     main_ring: RefCell<SleepableRing>,
@@ -1898,12 +1903,29 @@ impl Reactor {
         // ring's timer and the throughput timer here on every pass and armed new ones, about
         // six SQEs and three `io_uring_enter` per pass even with no I/O to submit (issue #11:
         // nine `io_uring_enter` per request at 50,000 msg/s, a third of the broker's CPU).
-        // A timer that has not fired yet is kept instead: the latency ring's one below, as
-        // long as it fires no later than the timer this pass needs (at worst the executor
-        // is preempted, or wakes, once early and arms the timer it needs then), and the
-        // throughput one here (it fires after `ring_depth` more completions counted from its
-        // arming rather than from this pass: at worst one early preemption per `ring_depth`
-        // completions). Either way the rings are consumed and flushed every pass as before.
+        // A timer that has not fired yet is kept instead where it serves:
+        // - the latency ring's, while task queues run, as long as it fires no later than the
+        //   preempt timer they need (at worst they are preempted once early);
+        // - before a sleep, only a timer set for the sleep's own user timer: a sleep never
+        //   counts on a preempt timer (the executor would wake every preempt period while
+        //   idle), so one is cancelled here, before the cancellations are flushed, as stock
+        //   glommio cancelled every timer here, and the user timer's is armed at once, so that
+        //   both go to the kernel in the flush below (if this pass does not sleep after all,
+        //   the next one keeps it as its preempt timer if it fires soon enough);
+        // - the throughput timer: it fires after `ring_depth` completions counted from its
+        //   arming rather than from this pass (at worst one early preemption per `ring_depth`
+        //   completions).
+        // Either way the rings are consumed and flushed every pass as before.
+        if preempt_timer().is_none() {
+            match user_timer {
+                Some(dur) if self.latency_timer_is_for_sleep(dur) => {}
+                Some(dur) => self.arm_latency_timer(dur, &mut lat_ring),
+                None => {
+                    drop(self.latency_preemption_timeout_src.take());
+                    self.latency_timer_deadline.set(None);
+                }
+            }
+        }
         if !self
             .throughput_preemption_timeout_src
             .take()
@@ -1942,10 +1964,11 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            // (A pending preempt timer is left armed when there is no user timer, or when it
-            // fires before it: the executor then wakes once early, at most.)
+            // (The timer kept or armed above is set for this user timer: it serves, unless it
+            // fired in the meantime. Any other was cancelled above.)
             if let Some(dur) = user_timer {
-                if self.latency_timer_needed(dur, &mut lat_ring) {
+                if !self.latency_timer_pending() {
+                    self.arm_latency_timer(dur, &mut lat_ring);
                     assert!(flush_rings!(lat_ring)? > 0);
                 }
             }
@@ -1992,35 +2015,61 @@ impl Reactor {
         Ok(should_sleep)
     }
 
+    /// ringbus patch (fourth patch): whether the latency ring's timer is armed and has not
+    /// fired yet (its completion not consumed). A timer that has fired is never kept, so the
+    /// executor never counts on a timer that is gone.
+    fn latency_timer_pending(&self) -> bool {
+        let timer = self.latency_preemption_timeout_src.take();
+        let pending = timer.as_ref().is_some_and(Source::is_pending);
+        self.latency_preemption_timeout_src.set(timer);
+        pending
+    }
+
+    /// ringbus patch (fourth patch): whether the pending latency-ring timer is the one a sleep
+    /// for a user timer due in `dur` needs: it fires at that time, give or take
+    /// [`SLEEP_TIMER_SLACK`] early (the same user timer, measured a moment later), never later.
+    fn latency_timer_is_for_sleep(&self, dur: Duration) -> bool {
+        let (Some(deadline), Some(wanted)) = (
+            self.latency_timer_deadline.get(),
+            Instant::now().checked_add(dur),
+        ) else {
+            return false;
+        };
+        self.latency_timer_pending()
+            && deadline <= wanted
+            && wanted.duration_since(deadline) <= SLEEP_TIMER_SLACK
+    }
+
     /// ringbus patch (fourth patch): makes sure the latency ring's timer fires within `dur`
-    /// from now. Keeps the armed one if it has not fired yet (its completion not consumed)
-    /// and fires no later than that; else cancels it (if pending) and prepares a new one,
-    /// returning true: the caller flushes the latency ring. A timer that has fired is never
-    /// kept, so the executor never sleeps counting on a timer that is gone.
+    /// from now, as a preempt timer: keeps the pending one if it fires no later than that;
+    /// else cancels it (if pending; its cancellation goes out with the next pass's flush of
+    /// cancellations, and if it fires first that is one early preemption) and prepares a new
+    /// one, returning true: the caller flushes the latency ring.
     fn latency_timer_needed(&self, dur: Duration, lat_ring: &mut SleepableRing) -> bool {
         let wanted = Instant::now().checked_add(dur);
-        let pending = self
-            .latency_preemption_timeout_src
-            .take()
-            .map(|timer| {
-                let pending = timer.is_pending();
-                self.latency_preemption_timeout_src.set(Some(timer));
-                pending
-            })
-            .unwrap_or(false);
-        if let (true, Some(deadline), Some(wanted)) =
-            (pending, self.latency_timer_deadline.get(), wanted)
-        {
+        if let (true, Some(deadline), Some(wanted)) = (
+            self.latency_timer_pending(),
+            self.latency_timer_deadline.get(),
+            wanted,
+        ) {
             if deadline <= wanted {
                 return false;
             }
         }
-        // Dropping a pending timer queues its cancellation, which goes out with the new one.
+        self.arm_latency_timer(dur, lat_ring);
+        true
+    }
+
+    /// ringbus patch (fourth patch): drops the latency ring's timer (a pending one is
+    /// cancelled) and prepares one that fires in `dur`, recording when. The deadline is taken
+    /// now and the kernel counts from the submission, so the timer fires a little after the
+    /// recorded deadline: by the time to the flush that follows, or by one pass where that
+    /// flush could not submit (a full completion queue).
+    fn arm_latency_timer(&self, dur: Duration, lat_ring: &mut SleepableRing) {
         drop(self.latency_preemption_timeout_src.take());
         self.latency_preemption_timeout_src
             .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-        self.latency_timer_deadline.set(wanted);
-        true
+        self.latency_timer_deadline.set(Instant::now().checked_add(dur));
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
