@@ -1301,10 +1301,12 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// ringbus patch (RINGBUS-PATCH.md, fourth patch): when the latency ring's timer (the
-    /// preempt timer or the sleep's user timer) fires, at the latest; `None` when none is
-    /// armed. A pending timer that fires no later than a new one would is kept, not
-    /// cancelled and re-armed.
+    /// ringbus patch (RINGBUS-PATCH.md, fourth patch): when the latency ring's last armed
+    /// timer (the preempt timer or a sleep's user timer) was due, as recorded when it was
+    /// prepared (the kernel fires it a little later: see `arm_latency_timer`). Meaningful only
+    /// while that timer is pending (`latency_timer_pending`), which every reader checks first;
+    /// it stays set after the timer fires. A pending timer due no later than a new one would
+    /// be is kept, not cancelled and re-armed.
     latency_timer_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
@@ -1997,8 +1999,9 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            // A sleep may have ended by the timer firing: take its completion before deciding
-            // (and so that `need_preempt` is false when this returns, as the note below says).
+            // Take the latency ring's completions that arrived since the last consume (the
+            // timer may have fired meanwhile) before deciding, so that a fired timer is not
+            // kept, and so that `need_preempt` is false when this returns (the note below).
             consume_rings!(into &mut 0; lat_ring);
             if self.latency_timer_needed(preempt, &mut lat_ring) {
                 flush_rings!(lat_ring, main_ring)?;
@@ -2042,9 +2045,10 @@ impl Reactor {
 
     /// ringbus patch (fourth patch): makes sure the latency ring's timer fires within `dur`
     /// from now, as a preempt timer: keeps the pending one if it fires no later than that;
-    /// else cancels it (if pending; its cancellation goes out with the next pass's flush of
-    /// cancellations, and if it fires first that is one early preemption) and prepares a new
-    /// one, returning true: the caller flushes the latency ring.
+    /// else cancels it (if pending: its cancellation goes out with the next pass's flush of
+    /// cancellations; it is due after the new one, so it cannot fire first by more than the
+    /// new one's submission delay) and prepares a new one, returning true: the caller flushes
+    /// the latency ring.
     fn latency_timer_needed(&self, dur: Duration, lat_ring: &mut SleepableRing) -> bool {
         let wanted = Instant::now().checked_add(dur);
         if let (true, Some(deadline), Some(wanted)) = (
