@@ -1294,6 +1294,15 @@ impl UringCommon for SleepableRing {
 /// than the one recorded). At most one wake this early, after which the timer is re-armed.
 const SLEEP_TIMER_SLACK: Duration = Duration::from_micros(200);
 
+/// ringbus patch (fourth patch): whether the timer in `cell` is armed and has not fired yet
+/// (its completion not consumed); the timer stays in the cell either way.
+fn timer_pending(cell: &Cell<Option<Source>>) -> bool {
+    let timer = cell.take();
+    let pending = timer.as_ref().is_some_and(Source::is_pending);
+    cell.set(timer);
+    pending
+}
+
 pub(crate) struct Reactor {
     // FIXME: it is starting to feel we should clean this up to a Inner pattern
     main_ring: RefCell<SleepableRing>,
@@ -1922,23 +1931,11 @@ impl Reactor {
             match user_timer {
                 Some(dur) if self.latency_timer_is_for_sleep(dur) => {}
                 Some(dur) => self.arm_latency_timer(dur, &mut lat_ring),
-                None => {
-                    drop(self.latency_preemption_timeout_src.take());
-                    self.latency_timer_deadline.set(None);
-                }
+                None => drop(self.latency_preemption_timeout_src.take()),
             }
         }
-        if !self
-            .throughput_preemption_timeout_src
-            .take()
-            .is_some_and(|timer| {
-                let pending = timer.is_pending();
-                if pending {
-                    self.throughput_preemption_timeout_src.set(Some(timer));
-                }
-                pending
-            })
-        {
+        if !timer_pending(&self.throughput_preemption_timeout_src) {
+            // Replaces one that fired (no cancellation: it completed) or none.
             self.throughput_preemption_timeout_src.set(Some(
                 main_ring.prepare_throughput_preemption_timer(
                     self.ring_depth() as u32,
@@ -2022,10 +2019,7 @@ impl Reactor {
     /// fired yet (its completion not consumed). A timer that has fired is never kept, so the
     /// executor never counts on a timer that is gone.
     fn latency_timer_pending(&self) -> bool {
-        let timer = self.latency_preemption_timeout_src.take();
-        let pending = timer.as_ref().is_some_and(Source::is_pending);
-        self.latency_preemption_timeout_src.set(timer);
-        pending
+        timer_pending(&self.latency_preemption_timeout_src)
     }
 
     /// ringbus patch (fourth patch): whether the pending latency-ring timer is the one a sleep
