@@ -8,10 +8,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
+use common::RunError;
+use glommio::{Latency, Placement, Shares};
+
+mod common;
 
 /// Executors started one after the other, per lane.
 const LANES: usize = 3;
@@ -22,39 +24,36 @@ const TEST_DURATION: Duration = Duration::from_secs(25);
 
 /// One executor as the load generator configures its own, with a few timers to wait for.
 fn run_one(core: usize) -> Result<(), String> {
-    let handle = LocalExecutorBuilder::new(Placement::Fixed(core))
-        .name("preempt-1ms")
-        .io_memory(1 << 20)
-        .preempt_timer(Duration::from_millis(1))
-        .spawn(|| async {
-            let queue = glommio::executor().create_task_queue(
-                Shares::Static(1000),
-                Latency::Matters(Duration::from_millis(1)),
-                "work",
-            );
-            let ticker = glommio::spawn_local(glommio::timer::sleep(Duration::from_millis(250)));
-            let work = glommio::spawn_local_into(
-                async {
-                    for _ in 0..3 {
-                        glommio::timer::sleep(Duration::from_millis(1)).await;
-                    }
-                },
-                queue,
-            )
-            .expect("spawn into the queue");
-            work.await;
-            ticker.cancel().await;
-        })
-        .map_err(|error| format!("starting an executor: {error}"))?;
-    let (done, finished) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(handle.join().is_ok());
-    });
-    match finished.recv_timeout(EXECUTOR_LIMIT) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err("an executor failed".to_string()),
-        // Its thread is left asleep: the test process exits around it.
-        Err(_) => Err(format!(
+    let work = || async {
+        let queue = glommio::executor().create_task_queue(
+            Shares::Static(1000),
+            Latency::Matters(Duration::from_millis(1)),
+            "work",
+        );
+        let ticker = glommio::spawn_local(glommio::timer::sleep(Duration::from_millis(250)));
+        let work = glommio::spawn_local_into(
+            async {
+                for _ in 0..3 {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+            },
+            queue,
+        )
+        .expect("spawn into the queue");
+        work.await;
+        ticker.cancel().await;
+    };
+    match common::run_executor(
+        "preempt-1ms",
+        Placement::Fixed(core),
+        Duration::from_millis(1),
+        EXECUTOR_LIMIT,
+        work,
+    ) {
+        Ok(_) => Ok(()),
+        Err(RunError::Start(error)) => Err(error),
+        Err(RunError::Failed) => Err("an executor failed".to_string()),
+        Err(RunError::OverLimit) => Err(format!(
             "an executor slept with runnable tasks for {EXECUTOR_LIMIT:?}"
         )),
     }

@@ -16,10 +16,12 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
+use common::RunError;
+use glommio::{Latency, Placement, Shares};
+
+mod common;
 
 /// What a run takes when timers fire on time: well under a second. A run that sleeps past
 /// one 10 s preempt timer, or for ever, misses it (and fails its test).
@@ -33,24 +35,13 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let started = Instant::now();
-    let handle = LocalExecutorBuilder::new(Placement::Unbound)
-        .name("kept-timers")
-        .io_memory(1 << 20)
-        .preempt_timer(preempt)
-        .spawn(work)
-        .map_err(|error| format!("starting an executor: {error}"))?;
-    let (done, finished) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(handle.join().is_ok());
-    });
-    match finished.recv_timeout(RUN_LIMIT) {
-        Ok(true) => Ok(started.elapsed()),
-        Ok(false) => Err("the executor failed".to_string()),
-        Err(_) => Err(format!(
-            "not done after {RUN_LIMIT:?}: a timer did not fire"
-        )),
-    }
+    common::run_executor("kept-timers", Placement::Unbound, preempt, RUN_LIMIT, work).map_err(
+        |error| match error {
+            RunError::Start(error) => error,
+            RunError::Failed => "the executor failed".to_string(),
+            RunError::OverLimit => format!("not done after {RUN_LIMIT:?}: a timer did not fire"),
+        },
+    )
 }
 
 /// Keeps the executor's loop busy for a few passes, so that it arms its preempt timer.
