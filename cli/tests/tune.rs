@@ -591,6 +591,10 @@ fn single_queue_disk_irq_on_a_shard_core_warns_when_cores_are_left_free() {
         !line.contains("/proc/irq/40/"),
         "IRQ 40 is already off the shards: {line}"
     );
+    // The why says what else must stay off that core: the kernel worker that finishes the
+    // shards' writes into preallocated extents runs there.
+    let json = stdout(&fixture.run("check", &["--cores", "1-3", "--json"]));
+    assert!(json.contains("preallocated extents"), "{json}");
 }
 
 #[test]

@@ -69,11 +69,19 @@ pub(super) fn affinity_row(
         ));
     }
     let free = cores::format_cpu_list(&cpus.free);
+    // A disk write into preallocated (unwritten) extents is finished by a kernel worker on the
+    // interrupt's core, and the shard sees it complete only once that worker has run
+    // (tuning.md, "Disk IRQ affinity": moving a busy load generator off it gained up to 42%).
+    let keep_free = if area == "disk" {
+        " Keep them free of busy processes (clients, load generators): a kernel worker there finishes each write into the segments' preallocated extents, and the shard waits for it."
+    } else {
+        ""
+    };
     let mut row = row
         .recommended(format!("cores {free} (not shards)"))
         .ok_if(
             on_shards.is_empty(),
-            format!("cores {free} run no shard: IRQ and softirq work there does not preempt a shard's event loop.{balancer}"),
+            format!("cores {free} run no shard: IRQ and softirq work there does not preempt a shard's event loop.{keep_free}{balancer}"),
         )
         .fix(
             on_shards
