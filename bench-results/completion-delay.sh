@@ -17,6 +17,7 @@ sed -e 's/--consumers 1/--consumers ${CONSUMERS:-1}/' \
     -e 's/--cores 0 --data-dir/--cores ${BC:-0} --data-dir/' \
     -e 's/--broker 127.0.0.1:29393 --cores 1/--broker 127.0.0.1:29393 --cores ${LC:-1}/' \
     "$here/ab-shape.sh" >$shape
+[ "$(grep -c 'CONSUMERS:-1\|BC:-0\|LC:-1' $shape)" -ge 2 ] || { echo "ab-shape.sh changed: update the substitutions" >&2; exit 1; }
 OUT_DIR=$out bash $shape run plain "$@" >$out/shape.txt 2>&1 &
 sp=$!
 sleep $(( ${DUR:-10} / 2 + 2 ))
