@@ -18,6 +18,19 @@ use glommio::LocalExecutorBuilder;
 const FRAMES: usize = 6;
 const SEEDS: u64 = 4;
 
+/// A listener on a free loopback port (bound on the current executor), its address, and the
+/// limits both ends of these tests use: frames up to 64 MiB, 30 s idle.
+fn loopback_listener() -> (net::Listener, std::net::SocketAddr, net::Limits) {
+    let bound = net::bind_reuseport("127.0.0.1:0".parse().expect("address")).expect("bind");
+    let address = bound.local_addr().expect("address");
+    let listener = net::Listener::from_std(bound).expect("listener");
+    let limits = net::Limits {
+        frame_bytes_max: 64 << 20,
+        idle_timeout: Some(Duration::from_secs(30)),
+    };
+    (listener, address, limits)
+}
+
 fn parts_for(rng: &mut fastrand::Rng, frame: usize) -> Vec<Bytes> {
     // The first frames have many small parts (more than one sendmsg carries), the later ones
     // few large ones (more than the socket buffer holds).
@@ -46,14 +59,7 @@ fn frames_from_many_parts_arrive_intact() {
     for seed in 0..SEEDS {
         let outcome = LocalExecutorBuilder::default()
             .spawn(move || async move {
-                let bound =
-                    net::bind_reuseport("127.0.0.1:0".parse().expect("address")).expect("bind");
-                let address = bound.local_addr().expect("address");
-                let listener = net::Listener::from_std(bound).expect("listener");
-                let limits = net::Limits {
-                    frame_bytes_max: 64 << 20,
-                    idle_timeout: Some(Duration::from_secs(30)),
-                };
+                let (listener, address, limits) = loopback_listener();
                 let client = net::Connection::connect(address, Duration::from_secs(5), limits)
                     .await
                     .expect("connect");
@@ -124,13 +130,7 @@ fn frames_from_many_parts_arrive_intact() {
 fn a_frame_cut_short_reports_what_arrived() {
     LocalExecutorBuilder::default()
         .spawn(|| async move {
-            let bound = net::bind_reuseport("127.0.0.1:0".parse().expect("address")).expect("bind");
-            let address = bound.local_addr().expect("address");
-            let listener = net::Listener::from_std(bound).expect("listener");
-            let limits = net::Limits {
-                frame_bytes_max: 64 << 20,
-                idle_timeout: Some(Duration::from_secs(30)),
-            };
+            let (listener, address, limits) = loopback_listener();
             let claimed = (64 << 20) - 1024;
             let sent = 300_000;
             let peer = std::thread::spawn(move || {
@@ -174,13 +174,7 @@ fn frames_trickled_in_pieces_arrive_intact() {
     const SEED: u64 = 11;
     LocalExecutorBuilder::default()
         .spawn(|| async move {
-            let bound = net::bind_reuseport("127.0.0.1:0".parse().expect("address")).expect("bind");
-            let address = bound.local_addr().expect("address");
-            let listener = net::Listener::from_std(bound).expect("listener");
-            let limits = net::Limits {
-                frame_bytes_max: 64 << 20,
-                idle_timeout: Some(Duration::from_secs(30)),
-            };
+            let (listener, address, limits) = loopback_listener();
             let mut rng = fastrand::Rng::with_seed(SEED);
             // Payloads empty, below a 4 KiB page, around it, and of several read steps;
             // every byte depends on its frame and position, so a byte lost, doubled or left
