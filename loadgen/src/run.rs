@@ -892,7 +892,11 @@ async fn produce_inner(
                 .borrow_mut()
                 .error(format!("producer {id}: send: {error}")),
         }
-        if period_ns.is_none() && sequence.is_multiple_of(64) {
+        // Yield now and then in both modes. An open-loop producer that is behind its schedule
+        // sends without sleeping, and without this it only let the consumers, its own
+        // connection and the acknowledgement tasks run when its buffer filled: it then fell
+        // further behind than a closed loop at the same rate (issue #11).
+        if sequence.is_multiple_of(64) {
             glommio::yield_if_needed().await;
             now = shared.now_ns();
         }
