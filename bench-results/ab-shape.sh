@@ -31,7 +31,7 @@ count)
   perf stat -e 'syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvfrom,syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_write' -o $out/loadgen-stat.txt -- $rb "${args[@]}" >$out/table.txt 2>$out/live.log
   kill -INT $sp; wait $sp;;
 plain)
-  /usr/bin/time -f '%U %S' -o $out/lgtime.txt $rb "${args[@]}" >$out/table.txt 2>$out/live.log;;
+  /usr/bin/time -f '%U %S %R' -o $out/lgtime.txt $rb "${args[@]}" >$out/table.txt 2>$out/live.log;;
 esac
 t1=$(date +%s.%N)
 b1=$(awk '{print $14+$15}' /proc/$bp/stat)
@@ -48,6 +48,6 @@ keys=[(p,v) for p,v in find(j) if any(s in p for s in ("mib_per_s","msgs_per_s",
 for p,v in keys[:12]: print(p,v)
 print("broker cores busy (whole run)", round((b1-b0)/100/(t1-t0),3))
 if os.path.exists(out+"/lgtime.txt"):
-    u,s=map(float,open(out+"/lgtime.txt").read().split()); print("loadgen cores busy", round((u+s)/(t1-t0),3))
+    u,s,*f=map(float,open(out+"/lgtime.txt").read().split()); print("loadgen cores busy", round((u+s)/(t1-t0),3)); f and print("loadgen minor faults", int(f[0]))
 PY
 for f in $out/*-stat.txt; do [ -f $f ] && { echo $f; grep syscalls $f; }; done

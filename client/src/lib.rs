@@ -69,7 +69,7 @@ pub use client::{
 pub use consumer::{ConsumedRecord, Consumer, ConsumerOptions, SeekTo};
 pub use error::ClientError;
 pub use group::{Assignor, GroupConsumer, GroupOptions, OffsetReset};
-pub use producer::{Producer, ProducerOptions, ProducerRecord};
+pub use producer::{Producer, ProducerOptions, ProducerRecord, RecordRef};
 pub use schema::wire::{
     Acks, ErrorCode, FetchPartitionOwned, ListOffsetsResultOwned, PartitionMetadataOwned,
     ProduceResultOwned, TopicConfigOwned, TopicMetadataOwned,

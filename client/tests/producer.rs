@@ -2,7 +2,8 @@
 //! `Timeout`) is retried and the records then get their offsets; other errors fail the records
 //! at once; one request per partition is in flight and batches that fill meanwhile go out
 //! together, in order, in the next one; keys are placed by murmur2 using the partition count
-//! from metadata; and with `Acks::None` records resolve once written, without offsets.
+//! from metadata; with `Acks::None` records resolve once written, without offsets; and a record
+//! lent to `send_ref` is copied whole before the call returns, so its buffer can be reused.
 //!
 //! Method: a `Producer` over a real `Client` talking to the scripted fake broker of
 //! `tests/common`, which checks every batch it receives with `schema::batch::verify`.
@@ -11,9 +12,11 @@ mod common;
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use client::{
     Acks, ClientError, ClientOptions, ErrorCode, Producer, ProducerOptions, ProducerRecord,
-    RecordMetadata,
+    RecordMetadata, RecordRef,
 };
 use common::{
     answer_produce, batch_values, connect, metadata_with_partitions, produced_batches, run,
@@ -235,5 +238,74 @@ fn acks_none_records_resolve_once_written_without_offsets() {
             batch_values(&produced_batches(&request)[0].2),
             vec!["v".to_string()]
         );
+    });
+}
+
+#[test]
+fn a_lent_record_is_copied_before_send_ref_returns_so_its_buffer_can_be_reused() {
+    run(|listener| async move {
+        let (client, mut peer) = connect(&listener, ClientOptions::default()).await;
+        let producer = Producer::new(client, options());
+        let headers = [(Bytes::from_static(b"h"), Bytes::from_static(b"hv"))];
+        // One buffer for every record, rewritten after each send, as the load generator does.
+        let mut buffer = [0u8; 8];
+        let mut deliveries = Vec::new();
+        for index in 0..3u8 {
+            buffer.fill(b'a' + index);
+            let key = [b'k', index];
+            let record = RecordRef {
+                partition: Some(1),
+                key: Some(&key),
+                headers: &headers,
+                timestamp_ms: Some(1_000 + i64::from(index)),
+                ..RecordRef::new("t", &buffer)
+            };
+            deliveries.push(producer.send_ref(record).await.expect("queued"));
+        }
+        buffer.fill(b'z');
+        let flush = glommio::spawn_local({
+            let producer = producer.clone();
+            async move { producer.flush().await }
+        });
+        let request = peer.receive().await;
+        let batches = produced_batches(&request);
+        assert_eq!(batches.len(), 1, "one batch of partition 1");
+        assert_eq!((batches[0].0.as_str(), batches[0].1), ("t", 1));
+        let records: Vec<_> = schema::batch::records(&batches[0].2)
+            .expect("records")
+            .map(|record| record.expect("record"))
+            .collect();
+        assert_eq!(records.len(), 3);
+        for (index, record) in records.iter().enumerate() {
+            let index = index as u8;
+            assert_eq!(record.value, Some(&[b'a' + index; 8][..]));
+            assert_eq!(record.key, Some(&[b'k', index][..]));
+            // The batch's base timestamp is its first record's (1,000 ms).
+            assert_eq!(record.timestamp_delta, i64::from(index));
+            assert_eq!(record.headers, vec![(&b"h"[..], Some(&b"hv"[..]))]);
+        }
+        answer_produce(&mut peer, &request, &[Ok(7)]).await;
+        flush.await;
+        let mut offsets = Vec::new();
+        for delivery in deliveries {
+            offsets.push(delivery.await.expect("stored").offset);
+        }
+        assert_eq!(offsets, vec![Some(7), Some(8), Some(9)]);
+    });
+}
+
+#[test]
+fn send_ref_refuses_an_empty_topic_and_a_negative_timestamp() {
+    run(|listener| async move {
+        let (client, _peer) = connect(&listener, ClientOptions::default()).await;
+        let producer = Producer::new(client, options());
+        let empty = producer.send_ref(RecordRef::new("", b"v")).await;
+        assert!(matches!(empty, Err(ClientError::InvalidArgument { .. })));
+        let negative = RecordRef {
+            timestamp_ms: Some(-1),
+            ..RecordRef::new("t", b"v")
+        };
+        let negative = producer.send_ref(negative).await;
+        assert!(matches!(negative, Err(ClientError::InvalidArgument { .. })));
     });
 }

@@ -3,7 +3,7 @@
 //! (u64 ns on the run's monotonic clock, see [`crate::Clock`]). The rest is zero padding up to
 //! the message size.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::BufMut;
 
 /// Bytes of the header at the start of every message.
 pub const HEADER_BYTES: usize = 20;
@@ -20,32 +20,22 @@ pub struct Header {
 }
 
 /// A message of `size` bytes (at least [`HEADER_BYTES`]) carrying `header`.
-pub fn encode(header: Header, size: usize) -> Bytes {
-    let size = size.max(HEADER_BYTES);
-    let mut out = BytesMut::with_capacity(size);
-    out.put_u32_le(header.producer);
-    out.put_u64_le(header.sequence);
-    out.put_u64_le(header.sent_ns);
-    out.resize(size, 0);
-    out.freeze()
+pub fn encode(header: Header, size: usize) -> Vec<u8> {
+    let mut out = vec![0; size.max(HEADER_BYTES)];
+    rewrite(&mut out, header);
+    out
 }
 
-/// `message` (at least [`HEADER_BYTES`]) with its header replaced by `header`: in place when
-/// nothing else holds the bytes, else as a fresh message of the same size.
-pub fn rewrite(message: Bytes, header: Header) -> Bytes {
-    match message.try_into_mut() {
-        Ok(mut unique) => {
-            assert!(unique.len() >= HEADER_BYTES, "a message holds its header");
-            let mut at = &mut unique[..HEADER_BYTES];
-            at.put_u32_le(header.producer);
-            at.put_u64_le(header.sequence);
-            at.put_u64_le(header.sent_ns);
-            unique.freeze()
-        }
-        Err(shared) => encode(header, shared.len()),
-    }
+/// Replaces the header of `message` (at least [`HEADER_BYTES`]) with `header`, in place: a
+/// producer lends one buffer for every message it sends (`client::RecordRef`), and only the
+/// header changes between them.
+pub fn rewrite(message: &mut [u8], header: Header) {
+    assert!(message.len() >= HEADER_BYTES, "a message holds its header");
+    let mut at = &mut message[..HEADER_BYTES];
+    at.put_u32_le(header.producer);
+    at.put_u64_le(header.sequence);
+    at.put_u64_le(header.sent_ns);
 }
-
 /// The header of `message`; `None` if it is shorter than [`HEADER_BYTES`].
 pub fn decode(message: &[u8]) -> Option<Header> {
     let header = message.get(..HEADER_BYTES)?;
