@@ -4,7 +4,8 @@
 # binary RB; MODE plain (loadgen CPU from time), count (syscall counts via perf stat) or perf
 # (dwarf call graphs of both processes for 5 s). Prints throughput and cores busy. Used for the
 # A/B rounds of perf-log.md (2026-12-06): alternate two binaries, RB=a then RB=b, per round.
-# Env: RB, DUR [10], RATE [0], PARTS [16], PRODUCERS [1], BATCH [16384], LINGER [5], FREQ [999], SERVE_ARGS.
+# Env: RB, DUR [10], RATE [0], PARTS [16], PRODUCERS [1], BATCH [16384], LINGER [5], FREQ [999],
+# PERF_DELAY [3] (seconds before perf starts), SERVE_ARGS. Plain mode also prints the loadgen's minor faults.
 set -u
 name=$1; mode=$2; shift 2
 rb=${RB:-$(cd "$(dirname "$0")/.." && pwd)/target/release/ringbus}
@@ -20,7 +21,7 @@ case $mode in
 perf)
   $rb "${args[@]}" >$out/table.txt 2>$out/live.log &
   lp=$!
-  sleep 3
+  sleep ${PERF_DELAY:-3}
   perf record -F ${FREQ:-999} -g --call-graph dwarf,16384 -p $lp -o $out/loadgen.perf -- sleep 5 >/dev/null 2>&1 &
   perf record -F ${FREQ:-999} -g --call-graph dwarf,16384 -p $bp -o $out/broker.perf -- sleep 5 >/dev/null 2>&1 &
   wait $lp
