@@ -36,6 +36,7 @@ pub fn rewrite(message: &mut [u8], header: Header) {
     at.put_u64_le(header.sequence);
     at.put_u64_le(header.sent_ns);
 }
+
 /// The header of `message`; `None` if it is shorter than [`HEADER_BYTES`].
 pub fn decode(message: &[u8]) -> Option<Header> {
     let header = message.get(..HEADER_BYTES)?;
