@@ -169,6 +169,19 @@ impl SealedBatch {
         self.completion.slot.complete(outcome);
     }
 
+    /// [`SealedBatch::complete`], returning the batch's buffer (emptied) when nothing else
+    /// holds it, for [`Accumulator::recycle`].
+    pub fn complete_reclaiming(self, outcome: BatchOutcome) -> Option<Vec<u8>> {
+        let SealedBatch {
+            bytes, completion, ..
+        } = self;
+        completion.slot.complete(outcome);
+        let mut unique = bytes.try_into_mut().ok()?;
+        // Emptied first: turning a `BytesMut` into a `Vec` moves its bytes to the front.
+        unique.clear();
+        Some(Vec::from(unique))
+    }
+
     /// Stamps the idempotent-producer fields into the batch (its CRC is recomputed). Done when
     /// the batch is first sent, and again only if the sequences before it had to be rewound.
     pub fn stamp(&mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) {
@@ -204,6 +217,9 @@ impl SealedBatch {
 /// An open batch reserves room for this much at most when it opens; larger ones grow.
 const BATCH_RESERVE_BYTES_MAX: usize = 1 << 20;
 
+/// Bytes of acknowledged batches' buffers kept for new batches, at most ([`Accumulator::recycle`]).
+const POOL_BYTES_MAX: usize = 4 << 20;
+
 /// What [`Accumulator::append`] did.
 #[derive(Debug)]
 pub struct Appended {
@@ -234,6 +250,13 @@ pub struct Accumulator {
     crc_at_stamp: bool,
     open: FastMap<String, FastMap<u32, OpenBatch>>,
     next_id: u64,
+    /// Buffers of acknowledged batches, for new batches (as Kafka's producer pools its batch
+    /// buffers): a fresh 16 KiB buffer per batch was a jemalloc large allocation, and its
+    /// pages, which jemalloc's decay had handed back to the kernel, faulted in again as the
+    /// records were copied in (7% of the load generator's core; issue #11).
+    pool: Vec<Vec<u8>>,
+    /// Capacity of the `pool` buffers, at most [`POOL_BYTES_MAX`].
+    pool_bytes: usize,
 }
 
 /// An upper bound of the bytes a record adds to a batch: every varint at its longest.
@@ -274,6 +297,8 @@ impl Accumulator {
             crc_at_stamp: false,
             open: FastMap::default(),
             next_id: 0,
+            pool: Vec::new(),
+            pool_bytes: 0,
         }
     }
 
@@ -330,8 +355,15 @@ impl Accumulator {
                 id,
                 // Room for a full batch up front (up to a cap): the records are not moved as
                 // the batch grows.
-                builder: BatchBuilder::with_capacity(
+                builder: BatchBuilder::with_buffer(
                     timestamp_ms,
+                    match self.pool.pop() {
+                        Some(buffer) => {
+                            self.pool_bytes -= buffer.capacity();
+                            buffer
+                        }
+                        None => Vec::new(),
+                    },
                     self.batch_bytes
                         .max(record_bytes)
                         .min(BATCH_RESERVE_BYTES_MAX),
@@ -392,6 +424,18 @@ impl Accumulator {
             self.open.remove(topic);
         }
         Some(seal(topic, partition, open, self.crc_at_stamp))
+    }
+
+    /// Keeps `buffer` (an acknowledged batch's, see [`SealedBatch::complete_reclaiming`]) for
+    /// a new batch, if it holds a full batch and the pool has room.
+    pub fn recycle(&mut self, buffer: Vec<u8>) {
+        let capacity = buffer.capacity();
+        if capacity >= self.batch_bytes.min(BATCH_RESERVE_BYTES_MAX)
+            && self.pool_bytes + capacity <= POOL_BYTES_MAX
+        {
+            self.pool_bytes += capacity;
+            self.pool.push(buffer);
+        }
     }
 
     /// Seals every open batch (for a flush).

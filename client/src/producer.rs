@@ -561,7 +561,9 @@ impl Inner {
 
     fn complete(&self, batch: SealedBatch, outcome: Result<Option<u64>, ClientError>) {
         self.release_buffer(batch.buffered_bytes);
-        batch.complete(outcome);
+        if let Some(buffer) = batch.complete_reclaiming(outcome) {
+            self.state.borrow_mut().accumulator.recycle(buffer);
+        }
     }
 
     /// Seals the batch `id` of `topic`/`partition` after `linger`, unless it was sealed first.

@@ -1,7 +1,8 @@
 //! Goal: the producer's accumulator seals batches at the right moments (before a record that
 //! might not fit, once full, on its linger timer, on flush), every sealed batch is a valid
 //! Kafka batch holding the records in order, and every record's delivery resolves to the batch
-//! outcome: offset = base offset + index, or the batch's error; never left waiting.
+//! outcome: offset = base offset + index, or the batch's error; never left waiting. An
+//! acknowledged batch's buffer is reused for a new batch only when nothing else holds it.
 //!
 //! Method: drive `Accumulator` directly (no broker, no executor), decode what it seals with
 //! `schema::batch`, complete batches by hand, and poll deliveries with `block_on`.
@@ -228,4 +229,54 @@ fn a_batch_sealed_for_stamping_is_sendable_and_valid_only_once_stamped() {
     let sealed = plain.seal_all();
     assert!(sealed[0].is_sendable());
     decoded_values(&sealed[0]);
+}
+
+#[test]
+fn an_acknowledged_batch_buffer_is_reused_only_when_nothing_else_holds_it() {
+    let mut accumulator = Accumulator::new(200);
+    let first = append(&mut accumulator, 0, &[1; 10]);
+    let mut sealed = accumulator.seal_all();
+    let batch = sealed.pop().expect("one batch");
+    let address = batch.bytes.as_ptr();
+    // Still held by someone (a request that has not let go of it): not reclaimed.
+    let held = accumulator.append("topic", 1, None, &[2; 10], &[], 1_000);
+    let held_batch = accumulator.seal_all().pop().expect("one batch");
+    let held_bytes = held_batch.bytes.clone();
+    assert!(held_batch.complete_reclaiming(Ok(Some(5))).is_none());
+    assert_eq!(block_on(held.delivery).expect("ok").offset, Some(5));
+    assert_eq!(decoded_values_of(&held_bytes), vec![vec![2; 10]]);
+    // Unique: the buffer comes back empty, with its allocation, and the next batch is built in
+    // it, valid and holding only its own records.
+    let buffer = batch
+        .complete_reclaiming(Ok(Some(7)))
+        .expect("nothing else holds it");
+    assert_eq!(block_on(first.delivery).expect("ok").offset, Some(7));
+    assert!(buffer.is_empty());
+    assert!(buffer.capacity() >= 200);
+    accumulator.recycle(buffer);
+    let next = append(&mut accumulator, 0, &[3; 10]);
+    let reused = accumulator.seal_all().pop().expect("one batch");
+    assert_eq!(
+        reused.bytes.as_ptr(),
+        address,
+        "built in the recycled buffer"
+    );
+    assert_eq!(decoded_values(&reused), vec![vec![3; 10]]);
+    reused.complete(Ok(Some(8)));
+    assert_eq!(block_on(next.delivery).expect("ok").offset, Some(8));
+    // A buffer too small for a full batch is not kept: the next batch gets a fresh one.
+    let small = Vec::with_capacity(10);
+    let small_address = small.as_ptr();
+    accumulator.recycle(small);
+    let _ = append(&mut accumulator, 0, &[4; 10]);
+    let fresh = accumulator.seal_all().pop().expect("one batch");
+    assert_ne!(fresh.bytes.as_ptr(), small_address);
+    assert_eq!(decoded_values(&fresh), vec![vec![4; 10]]);
+}
+
+fn decoded_values_of(bytes: &Bytes) -> Vec<Vec<u8>> {
+    schema::batch::records(bytes)
+        .expect("records")
+        .map(|record| record.expect("record").value.expect("value").to_vec())
+        .collect()
 }
