@@ -13,8 +13,13 @@ use client::{ClientError, ErrorCode};
 use futures_lite::future::block_on;
 
 fn decoded_values(batch: &SealedBatch) -> Vec<Vec<u8>> {
-    schema::batch::verify_with_records(&batch.bytes).expect("a sealed batch verifies");
-    schema::batch::records(&batch.bytes)
+    decoded_values_of(&batch.bytes)
+}
+
+/// The values of a batch's records, once it verifies.
+fn decoded_values_of(bytes: &Bytes) -> Vec<Vec<u8>> {
+    schema::batch::verify_with_records(bytes).expect("a sealed batch verifies");
+    schema::batch::records(bytes)
         .expect("records")
         .map(|record| record.expect("record").value.expect("value").to_vec())
         .collect()
@@ -272,11 +277,4 @@ fn an_acknowledged_batch_buffer_is_reused_only_when_nothing_else_holds_it() {
     let fresh = accumulator.seal_all().pop().expect("one batch");
     assert_ne!(fresh.bytes.as_ptr(), small_address);
     assert_eq!(decoded_values(&fresh), vec![vec![4; 10]]);
-}
-
-fn decoded_values_of(bytes: &Bytes) -> Vec<Vec<u8>> {
-    schema::batch::records(bytes)
-        .expect("records")
-        .map(|record| record.expect("record").value.expect("value").to_vec())
-        .collect()
 }
