@@ -4,7 +4,7 @@
 # binary RB; MODE plain (loadgen CPU from time), count (syscall counts via perf stat) or perf
 # (dwarf call graphs of both processes for 5 s). Prints throughput and cores busy. Used for the
 # A/B rounds of perf-log.md (2026-12-06): alternate two binaries, RB=a then RB=b, per round.
-# Env: RB, DUR [10], RATE [0], PARTS [16], PRODUCERS [1], BATCH [16384], LINGER [5], FREQ [999],
+# Env: RB, DUR [10], RATE [0], PARTS [16], PRODUCERS [1], CONSUMERS [1], BATCH [16384], LINGER [5], FREQ [999],
 # PERF_DELAY [3] (seconds before perf starts), SERVE_ARGS. Plain mode also prints the loadgen's minor faults.
 set -u
 name=$1; mode=$2; shift 2
@@ -14,7 +14,7 @@ data=/var/tmp/prof-data; rm -rf $data; mkdir -p $data
 $rb serve --listen 127.0.0.1:29393 --cores 0 --data-dir $data --kafka-listen none ${SERVE_ARGS:-} >$out/broker.log 2>&1 &
 bp=$!
 for i in $(seq 100); do grep -q "listening on" $out/broker.log && break; sleep 0.1; done
-args=(loadgen --broker 127.0.0.1:29393 --cores 1 --message-size 1024 --batch-bytes ${BATCH:-16384} --linger-ms ${LINGER:-5} --warmup 2 --json $out/lg.json --topic t --create-topic --partitions ${PARTS:-16} --producers ${PRODUCERS:-1} --consumers 1 --acks 1 --rate ${RATE:-0} --duration ${DUR:-10} "$@")
+args=(loadgen --broker 127.0.0.1:29393 --cores 1 --message-size 1024 --batch-bytes ${BATCH:-16384} --linger-ms ${LINGER:-5} --warmup 2 --json $out/lg.json --topic t --create-topic --partitions ${PARTS:-16} --producers ${PRODUCERS:-1} --consumers ${CONSUMERS:-1} --acks 1 --rate ${RATE:-0} --duration ${DUR:-10} "$@")
 b0=$(awk '{print $14+$15}' /proc/$bp/stat)
 t0=$(date +%s.%N)
 case $mode in

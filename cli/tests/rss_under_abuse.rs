@@ -13,18 +13,21 @@
 //! VmRSS (/proc/PID/status) is read after a warm-up (topic created, one batch produced and
 //! fetched) and twice under abuse (the larger counts).
 //!
-//! The bound: what a connection may make the broker touch is its body buffer's first read
-//! step, 16 KiB (net's `READ_STEP_MIN_BYTES`: the buffer grows with the bytes that arrive,
-//! never with the length a header claims; the up to 8 MiB it reserves is address space, not
-//! memory), plus [`CONNECTION_OVERHEAD_BYTES`] for the rest of it: its tasks (reader, writer,
-//! the request queue and permits), glommio's socket source, the allocator's metadata for the
-//! reserved extent. The kernel's socket buffers are not the process's RSS.
-//! Bound = N x (16 KiB + 16 KiB) + 32 MiB of slack for the allocator's own growth.
+//! The bound: what a connection may make the broker touch is [`READ_TOUCH_BYTES`]: the
+//! page its received bytes land in (net receives into the frame's buffer as bytes arrive,
+//! never touching what a header claims; the up to 8 MiB it reserves is address space, not
+//! memory) and the 4 KiB a read that waits lands in first (net's `WAIT_READ_BYTES`), plus
+//! [`CONNECTION_OVERHEAD_BYTES`] for the rest of it: its tasks (reader, writer, the request
+//! queue and permits), glommio's socket source, the allocator's metadata for the reserved
+//! extent. The kernel's socket buffers are not the process's RSS.
+//! Bound = N x (8 KiB + 16 KiB) + 32 MiB of slack for the allocator's own growth.
 //!
-//! Measured (2026-12-05, debug build, 2 shards, the shared 2-core machine, descriptor hard
-//! limit 20,000): N = 10,000; RSS 25.1 MiB before, 291 MiB under abuse: 27.9 KB per
-//! connection (16 KiB of body step, 11.5 KB of the rest), against a bound of 344.5 MiB
-//! (bench-results/reliability.md; the test prints its figures as `rss:` with `--nocapture`).
+//! Measured (debug build, 2 shards, the shared 2-core machine, descriptor hard limit
+//! 20,000; the test prints its figures as `rss:` with `--nocapture`): N = 10,000.
+//! - 2026-12-05, when a frame's buffer was zeroed 16 KiB ahead of the bytes: 27.9 KB per
+//!   connection (RSS 25.1 MiB before, 291 MiB under abuse) against a bound of 344.5 MiB.
+//! - 2026-12-07, receiving into unzeroed capacity: 15.9 KB per connection (87.5 MiB
+//!   before, 239 MiB under abuse) against a bound of 272.6 MiB (bench-results/reliability.md).
 //! The whole test takes about a second.
 
 mod common;
@@ -41,9 +44,10 @@ const CONNECTIONS_WANTED: usize = 10_000;
 /// Descriptors left for everything else the test process and the broker open (files, io_uring
 /// rings, the normal client, the metrics scrapes).
 const DESCRIPTORS_RESERVED: usize = 256;
-/// net's first read step of a frame body: what a peer that announces a frame and sends a few
-/// bytes makes the broker touch (`net::READ_STEP_MIN_BYTES`, private there).
-const READ_STEP_MIN_BYTES: u64 = 16 << 10;
+/// What a peer that announces a frame and sends a few bytes makes net touch: the page of the
+/// frame's buffer they land in and the 4 KiB a waiting read lands in first
+/// (`net::WAIT_READ_BYTES`, private there).
+const READ_TOUCH_BYTES: u64 = 8 << 10;
 /// Everything else one idle connection holds in the broker's memory (see the module doc).
 const CONNECTION_OVERHEAD_BYTES: u64 = 16 << 10;
 /// The allocator's own growth (arenas, caches) and the scrapes, whatever N is.
@@ -114,8 +118,7 @@ fn connections_claiming_the_largest_frame_cost_only_what_they_sent() {
     produce_and_fetch(&mut client, "during-abuse-again", 2);
     let rss_after = rss_first.max(vm_rss_bytes(broker.pid()));
     let grown = rss_after.saturating_sub(rss_before);
-    let bound =
-        connections as u64 * (READ_STEP_MIN_BYTES + CONNECTION_OVERHEAD_BYTES) + SLACK_BYTES;
+    let bound = connections as u64 * (READ_TOUCH_BYTES + CONNECTION_OVERHEAD_BYTES) + SLACK_BYTES;
     eprintln!(
         "rss: {connections} connections (descriptor limit {limit}): before {} KiB, after {} KiB, \
          grown {} KiB ({} bytes per connection), bound {} KiB; {:.1} s",

@@ -18,6 +18,7 @@ pub mod http;
 pub mod stop;
 
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, RawFd};
 use std::time::Duration;
@@ -33,23 +34,16 @@ pub const LISTEN_BACKLOG_MAX: i32 = 1024;
 /// Parts one vectored send carries at most (Linux's IOV_MAX is 1024).
 const IOV_PARTS_MAX: usize = 1024;
 
-/// The send flags of a vectored write (from Linux's socket.h).
-mod send_flags {
+/// The flags of direct sends and receives (from Linux's socket.h).
+mod socket_flags {
     /// Fail with EAGAIN instead of blocking: the socket is glommio's, non-blocking use only.
     pub const MSG_DONTWAIT: i32 = 0x40;
     /// A vanished peer is an EPIPE error, never a SIGPIPE.
     pub const MSG_NOSIGNAL: i32 = 0x4000;
 }
 
-/// A frame body is read into its buffer this many bytes at a time at most.
-const READ_STEP_BYTES: usize = 256 << 10;
-
-/// The first step of a frame body: what a peer that announces a frame and sends nothing more
-/// makes us touch.
-const READ_STEP_MIN_BYTES: usize = 16 << 10;
-
-/// A frame body's buffer is reserved up to this size at once (address space, not memory:
-/// pages are touched only as the steps above fill them); larger bodies grow by doubling.
+/// A frame's buffer is reserved up to this size at once (address space, not memory: pages
+/// are touched only by the bytes that arrive); larger frames grow by doubling.
 /// Above the consumer's 4 MiB fetch: a response of 4 MiB of batches plus its message was
 /// grown from 4 to 8 MiB once per fetch (a 4 MiB copy into fresh pages, ~8% of the load
 /// generator's CPU in the profile).
@@ -262,11 +256,7 @@ impl Connection {
         let fd = self.stream.as_raw_fd();
         let (reader, writer) = futures_lite::io::split(self.stream);
         (
-            FrameReader {
-                reader,
-                peer: self.peer,
-                limits: self.limits,
-            },
+            FrameReader::new(reader, Some(fd), self.peer, self.limits),
             FrameWriter {
                 writer,
                 fd,
@@ -279,33 +269,58 @@ impl Connection {
 
 /// The reading half of a connection.
 ///
-/// Generic over the byte stream only so that the framing rules (the prefix check, the body
+/// Generic over the byte stream only so that the framing rules (the prefix check, the buffer
 /// that grows with what arrives, truncation) can be driven without a socket: the default, and
 /// the only stream production uses, is the socket's read half ([`Connection::split`]); tests
 /// and the fuzz targets (fuzz/, `frames`) read from an in-memory stream through
 /// [`FrameReader::from_stream`].
+///
+/// A socket is read into the unfilled capacity of `buffer` directly (a non-blocking `recv`),
+/// so no byte of a frame is zeroed before it is received (issue #11: zeroing each body before
+/// reading into it was 11% of the broker's CPU on produce, 5% of the load generator's); only
+/// when the socket has nothing to read does a read go through the stream, which waits.
 pub struct FrameReader<R = ReadHalf<TcpStream>> {
     reader: R,
+    /// The socket `reader` reads, for direct receives; `None` for other streams. `reader`
+    /// keeps it open.
+    fd: Option<RawFd>,
     peer: SocketAddr,
     limits: Limits,
+    /// Bytes received and not yet returned: the start of the next frame. A receive asks for
+    /// the rest of the frame and the next frame's prefix, so this holds at most one prefix's
+    /// bytes between frames, plus what a stream read (at most [`WAIT_READ_BYTES`]) brought.
+    buffer: BytesMut,
+    /// Where a read through the stream lands before it is copied to `buffer` (safe reads
+    /// need initialised bytes; zeroed once, on first use). Allocated only when needed.
+    scratch: Vec<u8>,
 }
+
+/// A read that waits (through the stream, when the socket had nothing) reads at most this
+/// much; the rest of the frame is then received directly.
+const WAIT_READ_BYTES: usize = 4 << 10;
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A frame reader over any byte stream, under `limits` (the idle timeout applies only
     /// where the stream reports `TimedOut`, as a socket with a read timeout does). `peer`
     /// names the stream in errors.
     pub fn from_stream(reader: R, peer: SocketAddr, limits: Limits) -> FrameReader<R> {
+        FrameReader::new(reader, None, peer, limits)
+    }
+
+    fn new(reader: R, fd: Option<RawFd>, peer: SocketAddr, limits: Limits) -> FrameReader<R> {
         FrameReader {
             reader,
+            fd,
             peer,
             limits,
+            buffer: BytesMut::new(),
+            scratch: Vec::new(),
         }
     }
 
     /// Reads the next frame; `Ok(None)` when the peer closed the connection between frames.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
-        let mut prefix = [0u8; FRAME_PREFIX_BYTES];
-        let received = self.read_up_to(&mut prefix).await?;
+        let received = self.fill(FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES).await?;
         if received == 0 {
             return Ok(None);
         }
@@ -315,9 +330,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 expected_bytes: FRAME_PREFIX_BYTES,
             });
         }
+        let prefix: [u8; FRAME_PREFIX_BYTES] = self.buffer[..FRAME_PREFIX_BYTES]
+            .try_into()
+            .expect("filled above");
         let header = FrameHeader::parse(&prefix, self.limits.frame_bytes_max)?;
-        let body_bytes = header.frame_bytes as usize + 4 - FRAME_PREFIX_BYTES;
-        let mut body = self.read_body(body_bytes, FRAME_PREFIX_BYTES).await?;
+        let frame_bytes = header.frame_bytes as usize + 4;
+        let mut body = self.read_body(frame_bytes, FRAME_PREFIX_BYTES).await?;
         let message = body.split_to(header.message_bytes as usize).freeze();
         Ok(Some(Frame {
             message,
@@ -325,54 +343,88 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }))
     }
 
-    /// Reads a frame body of `body_bytes` (checked against `frame_bytes_max` already).
-    ///
-    /// The buffer grows with the bytes that arrive, in steps of at most what arrived so far
-    /// (between [`READ_STEP_MIN_BYTES`] and [`READ_STEP_BYTES`]), never
-    /// with the length the header claims: a peer that announces a large frame and trickles it
-    /// holds only what it sent. It is reserved up to [`RESERVE_BYTES_MAX`] at once, so frames
-    /// up to that size are never moved; larger ones double as they fill. Each step is zeroed
-    /// just before it is read into (safe Rust reads only into initialised bytes): a `memset`
-    /// of memory the allocator recycles, where `BytesMut::zeroed` was a `calloc` that jemalloc
-    /// serves by `madvise(DONTNEED)` and fresh page faults (issue #11: ~20% of the broker's
-    /// CPU at 400 MiB/s of produce).
-    /// `prefix_bytes` (the framing's prefix, already read) only makes the counts of a
-    /// truncation error whole-frame counts.
+    /// Reads the rest of a frame of `frame_bytes` (checked against `frame_bytes_max`
+    /// already) whose `prefix_bytes` of prefix are buffered, and returns its body (the bytes
+    /// after the prefix).
     async fn read_body(
         &mut self,
-        body_bytes: usize,
+        frame_bytes: usize,
         prefix_bytes: usize,
     ) -> Result<BytesMut, ReadError> {
-        let mut body = BytesMut::with_capacity(body_bytes.min(RESERVE_BYTES_MAX));
-        while body.len() < body_bytes {
-            let start = body.len();
-            // At most as much as arrived so far (so at most twice what arrived is touched), at
-            // least a small first step, at most a step's cap.
-            let step = start.clamp(READ_STEP_MIN_BYTES, READ_STEP_BYTES);
-            let end = body_bytes.min(start + step);
-            if end > body.capacity() {
-                body.reserve(body.capacity().max(end - start));
-            }
-            body.resize(end, 0);
-            let received = self.read_up_to(&mut body[start..end]).await?;
-            if received < end - start {
-                return Err(ReadError::Truncated {
-                    received_bytes: prefix_bytes + start + received,
-                    expected_bytes: prefix_bytes + body_bytes,
-                });
-            }
+        debug_assert!(self.buffer.len() >= prefix_bytes);
+        // Ask for the next frame's prefix too: under load it is there, and the next frame's
+        // buffer is then sized without another receive.
+        let received = self.fill(frame_bytes, prefix_bytes).await?;
+        if received < frame_bytes {
+            return Err(ReadError::Truncated {
+                received_bytes: received,
+                expected_bytes: frame_bytes,
+            });
         }
-        assert_eq!(body.len(), body_bytes, "the body is read whole");
+        let mut body = self.buffer.split_to(frame_bytes);
+        let _prefix = body.split_to(prefix_bytes);
         Ok(body)
     }
 
-    /// Fills `buffer` unless the peer closes first; returns the bytes read.
-    async fn read_up_to(&mut self, buffer: &mut [u8]) -> Result<usize, ReadError> {
-        let mut filled = 0;
-        while filled < buffer.len() {
-            match self.reader.read(&mut buffer[filled..]).await {
-                Ok(0) => break,
-                Ok(read) => filled += read,
+    /// Receives until `buffer` holds `needed` bytes or the peer closes; returns the bytes
+    /// buffered. Receives ask for `lookahead` bytes beyond `needed` (the next frame's prefix).
+    ///
+    /// The buffer is reserved for what is missing at once up to [`RESERVE_BYTES_MAX`], so
+    /// frames up to that size are never moved; larger ones double as they fill. Reserved
+    /// capacity is address space: pages are touched only by the bytes that arrive, so a peer
+    /// that announces a large frame and trickles it holds only what it sent.
+    async fn fill(&mut self, needed: usize, lookahead: usize) -> Result<usize, ReadError> {
+        while self.buffer.len() < needed {
+            let buffered = self.buffer.len();
+            // Room for the rest at once up to the cap, then doubling. Only when it is short:
+            // reserving again for every trickle of bytes would double a buffer each time.
+            let capacity = (needed + lookahead).min(RESERVE_BYTES_MAX.max(2 * buffered));
+            if self.buffer.capacity() < capacity {
+                self.buffer.reserve(capacity - buffered);
+            }
+            if self.receive(needed - buffered + lookahead).await? == 0 {
+                break;
+            }
+        }
+        Ok(self.buffer.len())
+    }
+
+    /// Receives at least one byte and at most `wanted` (and what `buffer` has room for) at
+    /// the end of `buffer`; 0 when the peer closed.
+    async fn receive(&mut self, wanted: usize) -> Result<usize, ReadError> {
+        let buffered = self.buffer.len();
+        let room = (self.buffer.capacity() - buffered).min(wanted);
+        assert!(room > 0, "fill reserves room first");
+        if let Some(fd) = self.fd {
+            loop {
+                let unfilled = &mut self.buffer.spare_capacity_mut()[..room];
+                match receive_now(fd, unfilled) {
+                    Ok(received) => {
+                        assert!(received <= room);
+                        // SAFETY: `recv` initialised the first `received` bytes of the spare
+                        // capacity, which follow the `buffered` initialised ones.
+                        unsafe { self.buffer.set_len(buffered + received) };
+                        return Ok(received);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(ReadError::Io(NetError::new("read", self.peer, e))),
+                }
+            }
+        }
+        // Nothing to read now (or not a socket): wait through the stream, which honours the
+        // idle timeout. Into `scratch` then `buffer`, so a read cancelled at the await leaves
+        // `buffer` as it was.
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; WAIT_READ_BYTES];
+        }
+        let step = room.min(WAIT_READ_BYTES);
+        loop {
+            match self.reader.read(&mut self.scratch[..step]).await {
+                Ok(received) => {
+                    self.buffer.extend_from_slice(&self.scratch[..received]);
+                    return Ok(received);
+                }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                     let timeout = self.limits.idle_timeout.unwrap_or_default();
                     return Err(ReadError::IdleTimeout(timeout));
@@ -381,8 +433,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Err(e) => return Err(ReadError::Io(NetError::new("read", self.peer, e))),
             }
         }
-        Ok(filled)
     }
+}
+
+/// One non-blocking `recv` on `fd` into `unfilled`; `WouldBlock` when nothing is there.
+///
+/// Sound next to glommio's own reads of the socket: its read path is a non-blocking `recv`
+/// first and otherwise a readiness poll (nothing that consumes bytes is queued in io_uring),
+/// so bytes are never taken out of order.
+fn receive_now(fd: RawFd, unfilled: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    // SAFETY: `fd` is the socket of the reader's stream, which keeps it open while the
+    // reader lives (the writer's close only shuts down the sending side); the borrow lives for
+    // this call only, which does not yield, and the shard is one thread.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    socket2::SockRef::from(&fd).recv_with_flags(unfilled, socket_flags::MSG_DONTWAIT)
 }
 
 /// Bytes of the size prefix of Kafka's framing: a big-endian i32 that counts the bytes after it.
@@ -400,8 +464,10 @@ impl SizedReader {
     /// arrive, as for ringbus's frames, so a peer that lies about the size holds only what it
     /// sent.
     pub async fn read_frame(&mut self) -> Result<Option<BytesMut>, ReadError> {
-        let mut prefix = [0u8; SIZE_PREFIX_BYTES];
-        let received = self.inner.read_up_to(&mut prefix).await?;
+        let received = self
+            .inner
+            .fill(SIZE_PREFIX_BYTES, SIZE_PREFIX_BYTES)
+            .await?;
         if received == 0 {
             return Ok(None);
         }
@@ -411,6 +477,9 @@ impl SizedReader {
                 expected_bytes: SIZE_PREFIX_BYTES,
             });
         }
+        let prefix: [u8; SIZE_PREFIX_BYTES] = self.inner.buffer[..SIZE_PREFIX_BYTES]
+            .try_into()
+            .expect("filled above");
         let size_bytes = i32::from_be_bytes(prefix);
         let max_bytes = self.inner.limits.frame_bytes_max;
         let Some(body_bytes) = u32::try_from(size_bytes)
@@ -424,7 +493,7 @@ impl SizedReader {
         };
         let body = self
             .inner
-            .read_body(body_bytes as usize, SIZE_PREFIX_BYTES)
+            .read_body(SIZE_PREFIX_BYTES + body_bytes as usize, SIZE_PREFIX_BYTES)
             .await?;
         Ok(Some(body))
     }
@@ -559,8 +628,10 @@ impl FrameWriter {
         // call only, while `&self` (and so the writer) is alive. Nothing else closes or reuses
         // the descriptor meanwhile: the shard is one thread and this call does not yield.
         let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
-        socket2::SockRef::from(&fd)
-            .send_vectored_with_flags(slices, send_flags::MSG_DONTWAIT | send_flags::MSG_NOSIGNAL)
+        socket2::SockRef::from(&fd).send_vectored_with_flags(
+            slices,
+            socket_flags::MSG_DONTWAIT | socket_flags::MSG_NOSIGNAL,
+        )
     }
 
     /// Closes the writing side (the peer reads end of stream).

@@ -2,7 +2,8 @@
 //! sizes (empty parts, one-byte parts, parts larger than the socket buffer) and however slowly
 //! the peer reads: partial sends across part boundaries and waits for room when the socket is
 //! full lose and reorder nothing, whichever way `write_frame` sends the parts, and frames
-//! written together with `write_frames` arrive whole and in order.
+//! written together with `write_frames` arrive whole and in order; a read given up mid-frame
+//! resumes where it stopped.
 //!
 //! Method: two glommio tasks on one executor over loopback. The writer sends frames whose
 //! payload is cut into seeded random parts (more than 1,024 of them in one frame, totalling
@@ -236,6 +237,63 @@ fn frames_trickled_in_pieces_arrive_intact() {
                     .expect("a frame, not the end");
                 assert_eq!(&frame.message[..], &message[..], "frame {index} message");
                 assert_eq!(frame.payload.len(), payload.len(), "frame {index} length");
+                assert!(frame.payload[..] == payload[..], "frame {index} bytes");
+            }
+            assert!(
+                reader.read_frame().await.expect("the end").is_none(),
+                "nothing after the last frame"
+            );
+            peer.join().expect("peer");
+        })
+        .expect("executor")
+        .join()
+        .expect("test");
+}
+
+/// A read given up while a frame is half there (the future dropped, as a timeout does) loses
+/// nothing: the next read returns the whole frame, then the next one.
+#[test]
+fn a_read_given_up_mid_frame_resumes_where_it_stopped() {
+    LocalExecutorBuilder::default()
+        .spawn(|| async move {
+            let (listener, address, limits) = loopback_listener();
+            let message = format!("resumed {:0>40}", 0).into_bytes();
+            let payload: Vec<u8> = (0..300_000u32).map(|at| (at % 253) as u8).collect();
+            let mut stream_bytes = Vec::new();
+            for _ in 0..2 {
+                let prefix = schema::wire::frame_prefix(message.len(), payload.len(), 64 << 20)
+                    .expect("prefix");
+                stream_bytes.extend_from_slice(&prefix);
+                stream_bytes.extend_from_slice(&message);
+                stream_bytes.extend_from_slice(&payload);
+            }
+            let (go_on, resume) = std::sync::mpsc::channel::<()>();
+            let peer = std::thread::spawn(move || {
+                use std::io::Write;
+                let mut stream = std::net::TcpStream::connect(address).expect("connect");
+                // The first frame's prefix and a third of its body, then the rest later.
+                let cut = 100_000;
+                stream.write_all(&stream_bytes[..cut]).expect("first part");
+                resume.recv().expect("go on");
+                stream.write_all(&stream_bytes[cut..]).expect("the rest");
+            });
+            let server = listener.accept(limits).await.expect("accept");
+            let (mut reader, _writer) = server.split();
+            let given_up =
+                futures_lite::future::or(async { Some(reader.read_frame().await) }, async {
+                    glommio::timer::sleep(Duration::from_millis(200)).await;
+                    None
+                })
+                .await;
+            assert!(given_up.is_none(), "half a frame is not a frame");
+            go_on.send(()).expect("peer");
+            for index in 0..2 {
+                let frame = reader
+                    .read_frame()
+                    .await
+                    .expect("read")
+                    .expect("a frame, not the end");
+                assert_eq!(&frame.message[..], &message[..], "frame {index} message");
                 assert!(frame.payload[..] == payload[..], "frame {index} bytes");
             }
             assert!(
