@@ -28,6 +28,7 @@
 //!   connection (RSS 25.1 MiB before, 291 MiB under abuse) against a bound of 344.5 MiB.
 //! - 2026-12-07, receiving into unzeroed capacity: 15.9 KB per connection (87.5 MiB
 //!   before, 239 MiB under abuse) against a bound of 272.6 MiB (bench-results/reliability.md).
+//!
 //! The whole test takes about a second.
 
 mod common;

@@ -43,8 +43,8 @@ mod socket_flags {
 }
 
 /// A frame's buffer is reserved up to this size at once (address space, not memory: pages
-/// are touched only by the bytes that arrive); larger frames grow by doubling.
-/// Above the consumer's 4 MiB fetch: a response of 4 MiB of batches plus its message was
+/// are touched only by the bytes that arrive); larger frames double each time the buffer is
+/// full. Above the consumer's 4 MiB fetch: a response of 4 MiB of batches plus its message was
 /// grown from 4 to 8 MiB once per fetch (a 4 MiB copy into fresh pages, ~8% of the load
 /// generator's CPU in the profile).
 const RESERVE_BYTES_MAX: usize = 8 << 20;
@@ -278,7 +278,7 @@ impl Connection {
 /// A socket is read into the unfilled capacity of `buffer` directly (a non-blocking `recv`),
 /// so no byte of a frame is zeroed before it is received (issue #11: zeroing each body before
 /// reading into it was 11% of the broker's CPU on produce, 5% of the load generator's); only
-/// when the socket has nothing to read does a read go through the stream, which waits.
+/// when the socket had nothing more to give does a read go through the stream, which waits.
 pub struct FrameReader<R = ReadHalf<TcpStream>> {
     reader: R,
     /// The socket `reader` reads, for direct receives; `None` for other streams. `reader`
@@ -287,13 +287,19 @@ pub struct FrameReader<R = ReadHalf<TcpStream>> {
     peer: SocketAddr,
     limits: Limits,
     /// Bytes received and not yet returned: the start of the next frame. A receive asks for
-    /// the rest of the frame and the next frame's prefix, so this holds at most one prefix's
-    /// bytes between frames, plus what a stream read (at most [`WAIT_READ_BYTES`]) brought.
+    /// no more than the rest of the frame and the next frame's prefix, so between frames this
+    /// holds at most one prefix. A frame is handed out as this whole buffer, and the prefix
+    /// moves to a new one: a frame shares its allocation with no other frame, so a batch kept
+    /// from it (the broker's cache keeps slices of the frames produce requests came in) pins
+    /// that frame's allocation only.
     buffer: BytesMut,
-    /// Whether the socket held fewer bytes than the last receive asked for: the next
-    /// receive goes through the stream at once, whose own first step is a non-blocking
-    /// `recv` (trying one here first made two calls that find nothing per wait: +33% receive
-    /// calls at omb-100p's rate).
+    /// Whether the socket held fewer bytes than the last receive asked for, or a wait
+    /// through the stream has not returned bytes yet: the next receive goes through the
+    /// stream at once, whose own first step is usually a non-blocking `recv` too (trying one
+    /// here first made two calls that find nothing per wait: +33% receive calls at
+    /// omb-100p's rate). Going through the stream after a wait that was given up (its future
+    /// dropped) also lets glommio cancel that wait's read timer, which a direct receive would
+    /// leave armed, to fire later as a false idle timeout.
     drained: bool,
     /// Where a read through the stream lands before it is copied to `buffer` (safe reads
     /// need initialised bytes; zeroed once, on first use). Allocated only when needed.
@@ -325,6 +331,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// Reads the next frame; `Ok(None)` when the peer closed the connection between frames.
+    /// After an error the stream is out of step: reading again returns the same error (the
+    /// bytes that caused it stay buffered), so the caller closes the connection.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
         let received = self.fill(FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES).await?;
         if received == 0 {
@@ -367,7 +375,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 expected_bytes: frame_bytes,
             });
         }
-        let mut body = self.buffer.split_to(frame_bytes);
+        // The frame takes the whole buffer; the next frame's prefix, if it came, moves to a
+        // new one (at most `prefix_bytes`: receives ask for no more).
+        let next = BytesMut::from(&self.buffer[frame_bytes..]);
+        debug_assert!(next.len() <= prefix_bytes);
+        self.buffer.truncate(frame_bytes);
+        let mut body = std::mem::replace(&mut self.buffer, next);
         let _prefix = body.split_to(prefix_bytes);
         Ok(body)
     }
@@ -375,18 +388,31 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Receives until `buffer` holds `needed` bytes or the peer closes; returns the bytes
     /// buffered. Receives ask for `lookahead` bytes beyond `needed` (the next frame's prefix).
     ///
-    /// The buffer is reserved for what is missing at once up to [`RESERVE_BYTES_MAX`], so
-    /// frames up to that size are never moved; larger ones double as they fill. Reserved
-    /// capacity is address space: pages are touched only by the bytes that arrive, so a peer
-    /// that announces a large frame and trickles it holds only what it sent.
+    /// The buffer is reserved for the whole frame (and the lookahead) at once up to
+    /// [`RESERVE_BYTES_MAX`], so frames up to about that size are never moved; larger ones
+    /// double each time the buffer is full. Reserved capacity is address space: pages are
+    /// touched only by the bytes that arrive (the buffer is never an earlier frame's
+    /// allocation, see `buffer`), so a peer that announces a large frame and trickles it holds
+    /// only what it sent.
     async fn fill(&mut self, needed: usize, lookahead: usize) -> Result<usize, ReadError> {
         while self.buffer.len() < needed {
             let buffered = self.buffer.len();
-            // Room for the rest at once up to the cap, then doubling. Only when it is short:
-            // reserving again for every trickle of bytes would double a buffer each time.
-            let capacity = (needed + lookahead).min(RESERVE_BYTES_MAX.max(2 * buffered));
-            if self.buffer.capacity() < capacity {
-                self.buffer.reserve(capacity - buffered);
+            let capacity = self.buffer.capacity();
+            let wanted = needed + lookahead;
+            // Once per frame up to the cap; above it, only when full (growing earlier, for
+            // every trickle of bytes, would double a buffer by copying it each time).
+            let target = if capacity < wanted.min(RESERVE_BYTES_MAX) {
+                wanted.min(RESERVE_BYTES_MAX)
+            } else if capacity == buffered {
+                wanted.min(2 * capacity)
+            } else {
+                capacity
+            };
+            if target > capacity {
+                // Exactly `target` (`reserve` would round a growth up to twice the capacity).
+                let mut grown = BytesMut::with_capacity(target);
+                grown.extend_from_slice(&self.buffer);
+                self.buffer = grown;
             }
             if self.receive(needed - buffered + lookahead).await? == 0 {
                 break;
@@ -414,7 +440,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                         return Ok(received);
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.drained = true;
+                        break;
+                    }
                     Err(e) => return Err(ReadError::Io(NetError::new("read", self.peer, e))),
                 }
             }
@@ -426,6 +455,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.scratch = vec![0; WAIT_READ_BYTES];
         }
         let step = room.min(WAIT_READ_BYTES);
+        // Stays set if this wait is given up (see `drained`).
+        self.drained = true;
         loop {
             match self.reader.read(&mut self.scratch[..step]).await {
                 Ok(received) => {

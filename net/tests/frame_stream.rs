@@ -65,7 +65,8 @@ fn frame(message_bytes: usize, payload_bytes: usize) -> (Vec<u8>, Vec<u8>, Vec<u
 
 #[test]
 fn frames_come_back_whole_whatever_the_read_sizes() {
-    // The last frame is larger than the reader's first step (16 KiB), so its body grows.
+    // The last frame is larger than the in-memory stream's reads (4 KiB at most), so its
+    // body arrives in many reads.
     let shapes = [(12, 0), (40, 70), (13, 1), (100, 40_000)];
     for piece in [1, 2, 7, 4096, 1 << 20] {
         let mut stream = Vec::new();

@@ -167,8 +167,8 @@ fn a_frame_cut_short_reports_what_arrived() {
 }
 
 /// A peer that trickles frames in pieces of every size, pausing between them: the reader
-/// waits for the peer mid-prefix and mid-body, and reads bodies in pieces smaller than its
-/// steps; every byte of every frame arrives, in order, and nothing beyond what was received
+/// waits for the peer mid-prefix and mid-body, and receives bodies in pieces smaller than
+/// asked for; every byte of every frame arrives, in order, and nothing beyond what was received
 /// is counted (a read that counted the bytes it asked for, not those it got, fails here).
 #[test]
 fn frames_trickled_in_pieces_arrive_intact() {
