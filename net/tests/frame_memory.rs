@@ -15,6 +15,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
@@ -54,6 +55,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// The count is process-wide: each test holds this for its whole run, so the harness's
+/// parallel threads cannot allocate inside another test's measurement.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// Hands out the bytes at most `piece` at a time.
 struct Pieces {
     bytes: Vec<u8>,
@@ -85,6 +90,9 @@ fn frame(message_bytes: usize, payload_bytes: usize) -> Vec<u8> {
 
 #[test]
 fn a_kept_small_frame_pins_only_its_own_bytes() {
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     const ROUNDS: usize = 8;
     const LARGE_BYTES: usize = 4 << 20;
     const SMALL_BYTES: usize = 100;
@@ -135,6 +143,9 @@ fn a_kept_small_frame_pins_only_its_own_bytes() {
 /// doubling beyond it: 12 MiB of payload takes about 12 MiB of address space, not 16 or 32.
 #[test]
 fn a_large_frame_grows_to_its_size() {
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     const PAYLOAD_BYTES: usize = 12 << 20;
     let peer: SocketAddr = "127.0.0.1:9".parse().expect("address");
     let limits = Limits {
