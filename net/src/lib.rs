@@ -334,19 +334,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// After an error the stream is out of step: reading again returns the same error (the
     /// bytes that caused it stay buffered), so the caller closes the connection.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
-        let received = self.fill(FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES).await?;
-        if received == 0 {
+        let Some(prefix) = self.read_prefix::<FRAME_PREFIX_BYTES>().await? else {
             return Ok(None);
-        }
-        if received < FRAME_PREFIX_BYTES {
-            return Err(ReadError::Truncated {
-                received_bytes: received,
-                expected_bytes: FRAME_PREFIX_BYTES,
-            });
-        }
-        let prefix: [u8; FRAME_PREFIX_BYTES] = self.buffer[..FRAME_PREFIX_BYTES]
-            .try_into()
-            .expect("filled above");
+        };
         let header = FrameHeader::parse(&prefix, self.limits.frame_bytes_max)?;
         let frame_bytes = header.frame_bytes as usize + 4;
         let mut body = self.read_body(frame_bytes, FRAME_PREFIX_BYTES).await?;
@@ -355,6 +345,26 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             message,
             payload: body,
         }))
+    }
+
+    /// Receives the next frame's `PREFIX` bytes (and what else the socket has of the frame, up
+    /// to `PREFIX` more) and returns a copy of them, left in the buffer; `Ok(None)` when the
+    /// peer closed the connection between frames, `Truncated` when it closed inside them.
+    async fn read_prefix<const PREFIX: usize>(
+        &mut self,
+    ) -> Result<Option<[u8; PREFIX]>, ReadError> {
+        let received = self.fill(PREFIX, PREFIX).await?;
+        if received == 0 {
+            return Ok(None);
+        }
+        if received < PREFIX {
+            return Err(ReadError::Truncated {
+                received_bytes: received,
+                expected_bytes: PREFIX,
+            });
+        }
+        let prefix = self.buffer[..PREFIX].try_into().expect("filled above");
+        Ok(Some(prefix))
     }
 
     /// Reads the rest of a frame of `frame_bytes` (checked against `frame_bytes_max`
@@ -504,22 +514,9 @@ impl SizedReader {
     /// arrive, as for ringbus's frames, so a peer that lies about the size holds only what it
     /// sent.
     pub async fn read_frame(&mut self) -> Result<Option<BytesMut>, ReadError> {
-        let received = self
-            .inner
-            .fill(SIZE_PREFIX_BYTES, SIZE_PREFIX_BYTES)
-            .await?;
-        if received == 0 {
+        let Some(prefix) = self.inner.read_prefix::<SIZE_PREFIX_BYTES>().await? else {
             return Ok(None);
-        }
-        if received < SIZE_PREFIX_BYTES {
-            return Err(ReadError::Truncated {
-                received_bytes: received,
-                expected_bytes: SIZE_PREFIX_BYTES,
-            });
-        }
-        let prefix: [u8; SIZE_PREFIX_BYTES] = self.inner.buffer[..SIZE_PREFIX_BYTES]
-            .try_into()
-            .expect("filled above");
+        };
         let size_bytes = i32::from_be_bytes(prefix);
         let max_bytes = self.inner.limits.frame_bytes_max;
         let Some(body_bytes) = u32::try_from(size_bytes)

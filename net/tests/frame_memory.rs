@@ -11,15 +11,14 @@
 //! path. An earlier version of the reader failed this: 800 bytes kept held 32 MiB. A 12 MiB
 //! frame must end in a buffer of about 12 MiB (the earlier version doubled past it).
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 
-use futures_lite::AsyncRead;
+use common::Pieces;
 use futures_lite::future::block_on;
 use net::{FrameReader, Limits};
 use schema::wire::frame_prefix;
@@ -58,27 +57,6 @@ static ALLOCATOR: Counting = Counting;
 /// The count is process-wide: each test holds this for its whole run, so the harness's
 /// parallel threads cannot allocate inside another test's measurement.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// Hands out the bytes at most `piece` at a time.
-struct Pieces {
-    bytes: Vec<u8>,
-    position: usize,
-    piece: usize,
-}
-
-impl AsyncRead for Pieces {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buffer: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let left = &self.bytes[self.position..];
-        let count = left.len().min(buffer.len()).min(self.piece);
-        buffer[..count].copy_from_slice(&left[..count]);
-        self.position += count;
-        Poll::Ready(Ok(count))
-    }
-}
 
 fn frame(message_bytes: usize, payload_bytes: usize) -> Vec<u8> {
     let mut bytes = frame_prefix(message_bytes, payload_bytes, u32::MAX - 4)

@@ -6,36 +6,14 @@
 //! through a stream that hands out at most `piece` bytes per read, for pieces from 1 byte to
 //! more than a frame; the frames must come back byte for byte, then `None` at the end.
 
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+mod common;
 
-use futures_lite::AsyncRead;
+use std::net::SocketAddr;
+
+use common::Pieces;
 use futures_lite::future::block_on;
 use net::{FrameReader, Limits, ReadError};
 use schema::wire::{FrameError, frame_prefix};
-
-/// Hands out the bytes at most `piece` at a time, like a socket that receives in pieces.
-struct Pieces {
-    bytes: Vec<u8>,
-    position: usize,
-    piece: usize,
-}
-
-impl AsyncRead for Pieces {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buffer: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let left = &self.bytes[self.position..];
-        let count = left.len().min(buffer.len()).min(self.piece);
-        buffer[..count].copy_from_slice(&left[..count]);
-        self.position += count;
-        Poll::Ready(Ok(count))
-    }
-}
 
 fn reader(bytes: Vec<u8>, piece: usize, frame_bytes_max: u32) -> FrameReader<Pieces> {
     let peer: SocketAddr = "127.0.0.1:9".parse().expect("address");

@@ -32,6 +32,37 @@ fn loopback_listener() -> (net::Listener, std::net::SocketAddr, net::Limits) {
     (listener, address, limits)
 }
 
+/// `frames` (message, payload) as a byte stream of frames, under a 64 MiB frame limit.
+fn encoded(frames: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut stream_bytes = Vec::new();
+    for (message, payload) in frames {
+        let prefix =
+            schema::wire::frame_prefix(message.len(), payload.len(), 64 << 20).expect("prefix");
+        stream_bytes.extend_from_slice(&prefix);
+        stream_bytes.extend_from_slice(message);
+        stream_bytes.extend_from_slice(payload);
+    }
+    stream_bytes
+}
+
+/// Reads `frames` back from `reader`, byte for byte and in order, then the end of the stream.
+async fn read_back(reader: &mut net::FrameReader, frames: &[(Vec<u8>, Vec<u8>)]) {
+    for (index, (message, payload)) in frames.iter().enumerate() {
+        let frame = reader
+            .read_frame()
+            .await
+            .expect("read")
+            .expect("a frame, not the end");
+        assert_eq!(&frame.message[..], &message[..], "frame {index} message");
+        assert_eq!(frame.payload.len(), payload.len(), "frame {index} length");
+        assert!(frame.payload[..] == payload[..], "frame {index} bytes");
+    }
+    assert!(
+        reader.read_frame().await.expect("the end").is_none(),
+        "nothing after the last frame"
+    );
+}
+
 fn parts_for(rng: &mut fastrand::Rng, frame: usize) -> Vec<Bytes> {
     // The first frames have many small parts (more than one sendmsg carries), the later ones
     // few large ones (more than the socket buffer holds).
@@ -191,14 +222,7 @@ fn frames_trickled_in_pieces_arrive_intact() {
                     (message, payload)
                 })
                 .collect();
-            let mut stream_bytes = Vec::new();
-            for (message, payload) in &frames {
-                let prefix = schema::wire::frame_prefix(message.len(), payload.len(), 64 << 20)
-                    .expect("prefix");
-                stream_bytes.extend_from_slice(&prefix);
-                stream_bytes.extend_from_slice(message);
-                stream_bytes.extend_from_slice(payload);
-            }
+            let stream_bytes = encoded(&frames);
             let pieces: Vec<usize> = {
                 let mut pieces = Vec::new();
                 let mut left = stream_bytes.len();
@@ -229,20 +253,7 @@ fn frames_trickled_in_pieces_arrive_intact() {
             });
             let server = listener.accept(limits).await.expect("accept");
             let (mut reader, _writer) = server.split();
-            for (index, (message, payload)) in frames.iter().enumerate() {
-                let frame = reader
-                    .read_frame()
-                    .await
-                    .expect("read")
-                    .expect("a frame, not the end");
-                assert_eq!(&frame.message[..], &message[..], "frame {index} message");
-                assert_eq!(frame.payload.len(), payload.len(), "frame {index} length");
-                assert!(frame.payload[..] == payload[..], "frame {index} bytes");
-            }
-            assert!(
-                reader.read_frame().await.expect("the end").is_none(),
-                "nothing after the last frame"
-            );
+            read_back(&mut reader, &frames).await;
             peer.join().expect("peer");
         })
         .expect("executor")
@@ -259,14 +270,8 @@ fn a_read_given_up_mid_frame_resumes_where_it_stopped() {
             let (listener, address, limits) = loopback_listener();
             let message = format!("resumed {:0>40}", 0).into_bytes();
             let payload: Vec<u8> = (0..300_000u32).map(|at| (at % 253) as u8).collect();
-            let mut stream_bytes = Vec::new();
-            for _ in 0..2 {
-                let prefix = schema::wire::frame_prefix(message.len(), payload.len(), 64 << 20)
-                    .expect("prefix");
-                stream_bytes.extend_from_slice(&prefix);
-                stream_bytes.extend_from_slice(&message);
-                stream_bytes.extend_from_slice(&payload);
-            }
+            let frames = vec![(message, payload); 2];
+            let stream_bytes = encoded(&frames);
             let (go_on, resume) = std::sync::mpsc::channel::<()>();
             let peer = std::thread::spawn(move || {
                 use std::io::Write;
@@ -287,19 +292,7 @@ fn a_read_given_up_mid_frame_resumes_where_it_stopped() {
                 .await;
             assert!(given_up.is_none(), "half a frame is not a frame");
             go_on.send(()).expect("peer");
-            for index in 0..2 {
-                let frame = reader
-                    .read_frame()
-                    .await
-                    .expect("read")
-                    .expect("a frame, not the end");
-                assert_eq!(&frame.message[..], &message[..], "frame {index} message");
-                assert!(frame.payload[..] == payload[..], "frame {index} bytes");
-            }
-            assert!(
-                reader.read_frame().await.expect("the end").is_none(),
-                "nothing after the last frame"
-            );
+            read_back(&mut reader, &frames).await;
             peer.join().expect("peer");
         })
         .expect("executor")
