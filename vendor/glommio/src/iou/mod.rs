@@ -92,6 +92,10 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// ringbus patch (RINGBUS-PATCH.md, fifth patch): completions that arrive while the
+        /// ring's task runs in user space do not interrupt it (no reschedule IPI); they are
+        /// posted at its next entry to the kernel. Linux 5.19 and later.
+        const COOP_TASKRUN = 1 << 8;
     }
 }
 

@@ -977,8 +977,27 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
+        // ringbus patch (RINGBUS-PATCH.md, fifth patch): the main ring takes its completions
+        // cooperatively. Stock glommio let every completion that another core posts (a disk
+        // interrupt, a socket woken by a sender on another core) interrupt this thread with a
+        // reschedule IPI to run it; under many small events that was a tenth of a shard's CPU
+        // (issue #11). With COOP_TASKRUN they are posted at the thread's next entry to the
+        // kernel: every system call, every interrupt's return (the latency ring's preempt
+        // timer included, which keeps its IPI-driven completions so that `need_preempt` sees
+        // it fire), and the `io_uring_enter` that waits before a sleep. Kernels without it
+        // (before 5.19) refuse the flag; the ring is then made as stock glommio made it.
+        let ring = if name == "main" {
+            iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::COOP_TASKRUN,
+                iou::SetupFeatures::empty(),
+            )
+            .or_else(|_| iou::IoUring::new(size as _))?
+        } else {
+            iou::IoUring::new(size as _)?
+        };
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
