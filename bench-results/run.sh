@@ -34,6 +34,10 @@
 #   PORT           the broker's port on 127.0.0.1                             [29292]
 #   AB_ROUNDS      rounds of idempotence-ab                                    [3]
 #   AB_ACKS        acks of idempotence-ab                                      [1]
+#   RQ_AFFINITY    the data disk's queue/rq_affinity during the run, restored   [2]
+#                  after it; `keep` leaves it. 2 runs each write's completion on
+#                  the core that submitted it (the broker's), not on the core that
+#                  took the disk's one interrupt (tuning.md, "Disk IRQ affinity")
 #   CARGO_TARGET_DIR  passed through to cargo
 set -euo pipefail
 
@@ -52,7 +56,8 @@ ONLY=${ONLY:-max-acks1 max-acksall latency-50pct omb-100p catch-up partitions-10
 PORT=${PORT:-29292}
 AB_ROUNDS=${AB_ROUNDS:-3}
 AB_ACKS=${AB_ACKS:-1}
-for var in DATA_DIR DURATION WARMUP LIMIT_SECONDS BROKER_CORES LOADGEN_CORES OMB_RATE BACKLOG_MIB PORT AB_ROUNDS AB_ACKS CARGO_TARGET_DIR ONLY; do
+RQ_AFFINITY=${RQ_AFFINITY:-2}
+for var in DATA_DIR DURATION WARMUP LIMIT_SECONDS BROKER_CORES LOADGEN_CORES OMB_RATE BACKLOG_MIB PORT AB_ROUNDS AB_ACKS RQ_AFFINITY CARGO_TARGET_DIR ONLY; do
     if [[ -n "${!var:-}" ]]; then
         invocation="$var=$(printf '%q' "${!var}") $invocation"
     fi
@@ -87,11 +92,34 @@ scratch=$(mktemp -d "$DATA_DIR/ringbus-bench.XXXXXX")
 [[ "$(stat -f -c %T "$scratch")" != tmpfs ]] || die "$DATA_DIR is tmpfs: O_DIRECT needs a disk filesystem"
 broker_pid=""
 broker_data=""
+# The data disk's request queue (the whole disk's, for a partition): its rq_affinity is set for
+# the run and put back after it.
+disk_source=$(findmnt -no SOURCE --target "$scratch" || true)
+disk=$(basename "$disk_source")
+if [[ -e "/sys/class/block/$disk/partition" ]]; then
+    disk=$(basename "$(readlink -f "/sys/class/block/$disk/..")")
+fi
+rq_file="/sys/class/block/$disk/queue/rq_affinity"
+rq_before=$(cat "$rq_file" 2>/dev/null || echo "?")
+rq_restore=""
 cleanup() {
     if [[ -n "$broker_pid" ]]; then kill "$broker_pid" 2>/dev/null || true; fi
+    if [[ -n "$rq_restore" ]]; then echo "$rq_restore" >"$rq_file" 2>/dev/null || true; fi
     rm -rf "$scratch"
 }
 trap cleanup EXIT
+if [[ "$RQ_AFFINITY" != keep && "$rq_before" != "?" && "$rq_before" != "$RQ_AFFINITY" ]]; then
+    if echo "$RQ_AFFINITY" >"$rq_file" 2>/dev/null; then
+        rq_restore=$rq_before
+        log "rq_affinity of $disk: $rq_before -> $RQ_AFFINITY for the run"
+    else
+        log "rq_affinity of $disk: could not set $RQ_AFFINITY (not root?), left at $rq_before"
+    fi
+fi
+rq_during=$(cat "$rq_file" 2>/dev/null || echo "?")
+printf 'disk %s (%s)\nscheduler %s\nrq_affinity before %s, during the run %s\n' "$disk" "$disk_source" \
+    "$(cat "/sys/class/block/$disk/queue/scheduler" 2>/dev/null || echo '?')" "$rq_before" "$rq_during" \
+    >"$raw/disk-settings.txt"
 
 # Anything else compiling makes every figure worse: say so in the report.
 busy() { ps -eo pid,comm,args | awk '$2 ~ /^(cargo|rustc|cc1|ld)$/' | grep -v "bench-results/run.sh" || true; }
@@ -302,6 +330,8 @@ w("## Setup\n")
 w(f"- Command: `{invocation.strip()}`")
 w(f"- Commit: `{commit}` (`git status` in the raw directory)")
 w(f"- Machine: {os.cpu_count()} vCPU {cpu_model}, {mem_gib:.1f} GiB memory, kernel `{platform.release()}`")
+w(f"- Data disk: {'; '.join(text('disk-settings.txt').splitlines())} (`RQ_AFFINITY`; tuning.md, "
+  "\"Disk IRQ affinity\")")
 w(f"- Broker: `ringbus serve --cores {broker_cores}`, default config (256 MiB cache per shard); "
   f"loadgen: `--cores {loadgen_cores}`. Messages 1 KiB, batch 16 KiB, linger 5 ms.")
 w("- Max rates come from `--find-max` (OpenMessaging Benchmark style): a closed-loop trial, then "
