@@ -167,6 +167,7 @@ impl Fixture {
         for (attr, value) in [
             ("scheduler", "[none] mq-deadline kyber"),
             ("nomerges", "2"),
+            ("rq_affinity", "1"),
             ("rotational", "0"),
             ("write_cache", "write back"),
             ("fua", "1"),
@@ -358,12 +359,21 @@ fn single_queue_virtio_disk_keeps_mq_deadline() {
         "{line}"
     );
     assert_eq!(status(&table, "vda nomerges"), "ok");
+    // One IRQ: completions belong on the submitting core (tuning.md, "Disk IRQ affinity").
+    let line = row(&table, "vda rq_affinity");
+    assert!(line.starts_with("warn"), "{table}");
+    assert!(
+        line.contains("echo 2 > /sys/block/vda/queue/rq_affinity"),
+        "{line}"
+    );
     fixture.file(
         &format!("sys/{vda}/queue/scheduler"),
         "none [mq-deadline] kyber",
     );
+    fixture.file(&format!("sys/{vda}/queue/rq_affinity"), "2");
     let output = fixture.run("check", &[]);
     assert_eq!(status(&stdout(&output), "vda scheduler"), "ok");
+    assert_eq!(status(&stdout(&output), "vda rq_affinity"), "ok");
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
 }
 

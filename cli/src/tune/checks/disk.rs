@@ -1,4 +1,5 @@
-//! The `disk` rows: for each disk under the data dir, its scheduler, merges, write cache,
+//! The `disk` rows: for each disk under the data dir, its scheduler, merges, where requests
+//! complete (`rq_affinity`), write cache,
 //! block sizes, partition alignment, TRIM and IRQs, and the md RAID or device-mapper layers
 //! between the filesystem and the disks.
 
@@ -49,6 +50,7 @@ pub(super) fn rows(roots: &Roots, storage: &Storage, cpus: &Cpus, rows: &mut Vec
         let queue = format!("/sys/block/{name}/queue");
         let kind = disk_kind(roots, name);
         let hardware_queues = roots.list(&format!("/sys/block/{name}/mq")).len();
+        let multi_queue = kind == DiskKind::Nvme || hardware_queues > 1;
 
         // I/O scheduler.
         let row = Row::new("disk", format!("{name} scheduler"));
@@ -58,7 +60,6 @@ pub(super) fn rows(roots: &Roots, storage: &Storage, cpus: &Cpus, rows: &mut Vec
                 let current = probe::selected(&text).to_string();
                 // none where the device has a queue per core; mq-deadline in front of a
                 // single queue, where it was measured better here (tuning.md).
-                let multi_queue = kind == DiskKind::Nvme || hardware_queues > 1;
                 let recommended = if multi_queue { "none" } else { "mq-deadline" };
                 let offered = probe::choices(&text);
                 let row = row.current(&current).recommended(recommended);
@@ -103,6 +104,30 @@ pub(super) fn rows(roots: &Roots, storage: &Storage, cpus: &Cpus, rows: &mut Vec
                     format!("udev rule: ACTION==\"add|change\", KERNEL==\"{name}\", ATTR{{queue/nomerges}}=\"{recommended}\""),
                 )
                 .write(roots.path(&format!("{queue}/nomerges")), recommended)
+            }
+        });
+
+        // Where a request completes. With a queue (and IRQ) per core the completion is on the
+        // submitting core already; behind one IRQ, 1 completes on any core sharing a cache
+        // with the submitter (on a small machine: the IRQ's core) and 2 on the submitter.
+        let row = Row::new("disk", format!("{name} rq_affinity"));
+        rows.push(match roots.read(&format!("{queue}/rq_affinity")) {
+            Err(reason) => row.unknown(reason),
+            Ok(current) if multi_queue => row
+                .current(current)
+                .recommended("1 or 2")
+                .ok("a hardware queue per core: each write completes on the core that submitted it either way"),
+            Ok(current) => {
+                let recommended = "2";
+                row.current(&current).recommended(recommended).ok_if(
+                    current == recommended,
+                    "one IRQ: with 1 a write's completion, and the kernel worker that converts its preallocated extents, run on the IRQ's core, and wait there behind whatever else runs on it; 2 runs them on the shard that submitted the write (large batches +40-70% on this machine type, tuning.md)",
+                )
+                .fix(
+                    format!("echo {recommended} > {queue}/rq_affinity"),
+                    format!("udev rule: ACTION==\"add|change\", KERNEL==\"{name}\", ATTR{{queue/rq_affinity}}=\"{recommended}\""),
+                )
+                .write(roots.path(&format!("{queue}/rq_affinity")), recommended)
             }
         });
 
