@@ -66,7 +66,7 @@ pub(super) fn rows(roots: &Roots, storage: &Storage, cpus: &Cpus, rows: &mut Vec
                 if offered.len() > 1 && !offered.iter().any(|c| c == recommended) {
                     row.unknown(format!("the kernel offers {}, not {recommended}", offered.join(", ")))
                 } else {
-                    row.ok_if(
+                    let row = row.ok_if(
                         current == recommended,
                         if multi_queue {
                             "one hardware queue per core: ringbus already issues large, ordered O_DIRECT writes, and a scheduler only adds a lock shared by every shard in front of the device's queues"
@@ -75,12 +75,8 @@ pub(super) fn rows(roots: &Roots, storage: &Storage, cpus: &Cpus, rows: &mut Vec
                         } else {
                             "one hardware queue: mq-deadline merges and orders requests in front of it; on this machine type's virtio disk, none lost 15% of acks=all throughput (tuning.md)"
                         },
-                    )
-                    .fix(
-                        format!("echo {recommended} > {queue}/scheduler"),
-                        format!("udev rule: ACTION==\"add|change\", KERNEL==\"{name}\", ATTR{{queue/scheduler}}=\"{recommended}\""),
-                    )
-                    .write(roots.path(&format!("{queue}/scheduler")), recommended)
+                    );
+                    set_queue_attribute(row, roots, name, "scheduler", recommended)
                 }
             }
         });
@@ -95,15 +91,11 @@ pub(super) fn rows(roots: &Roots, storage: &Storage, cpus: &Cpus, rows: &mut Vec
                 .ok("on a single-queue virtio disk 2 changed neither throughput nor p99 (tails hinted better); either value is fine outside NVMe (tuning.md)"),
             Ok(current) => {
                 let recommended = "2";
-                row.current(&current).recommended(recommended).ok_if(
+                let row = row.current(&current).recommended(recommended).ok_if(
                     current == recommended,
                     "NVMe: ringbus's writes are already whole buffers; 2 skips every merge attempt (CPU on the shard's core) and nothing is lost",
-                )
-                .fix(
-                    format!("echo {recommended} > {queue}/nomerges"),
-                    format!("udev rule: ACTION==\"add|change\", KERNEL==\"{name}\", ATTR{{queue/nomerges}}=\"{recommended}\""),
-                )
-                .write(roots.path(&format!("{queue}/nomerges")), recommended)
+                );
+                set_queue_attribute(row, roots, name, "nomerges", recommended)
             }
         });
 
@@ -119,15 +111,11 @@ pub(super) fn rows(roots: &Roots, storage: &Storage, cpus: &Cpus, rows: &mut Vec
                 .ok("a hardware queue per core: each write completes on the core that submitted it either way"),
             Ok(current) => {
                 let recommended = "2";
-                row.current(&current).recommended(recommended).ok_if(
+                let row = row.current(&current).recommended(recommended).ok_if(
                     current == recommended,
                     "one IRQ: with 1 a write's completion, and the kernel worker that converts its preallocated extents, run on the IRQ's core, and wait there behind whatever else runs on it; 2 runs them on the shard that submitted the write (large batches +40-70% on this machine type, tuning.md)",
-                )
-                .fix(
-                    format!("echo {recommended} > {queue}/rq_affinity"),
-                    format!("udev rule: ACTION==\"add|change\", KERNEL==\"{name}\", ATTR{{queue/rq_affinity}}=\"{recommended}\""),
-                )
-                .write(roots.path(&format!("{queue}/rq_affinity")), recommended)
+                );
+                set_queue_attribute(row, roots, name, "rq_affinity", recommended)
             }
         });
 
@@ -234,6 +222,17 @@ pub(super) fn rows(roots: &Roots, storage: &Storage, cpus: &Cpus, rows: &mut Vec
             cpus,
         ));
     }
+}
+
+/// The fix of a row about a disk's request-queue attribute: write `value` to
+/// /sys/block/NAME/queue/ATTRIBUTE now (what `apply` does), and a udev rule to keep it.
+fn set_queue_attribute(row: Row, roots: &Roots, name: &str, attribute: &str, value: &str) -> Row {
+    let file = format!("/sys/block/{name}/queue/{attribute}");
+    row.fix(
+        format!("echo {value} > {file}"),
+        format!("udev rule: ACTION==\"add|change\", KERNEL==\"{name}\", ATTR{{queue/{attribute}}}=\"{value}\""),
+    )
+    .write(roots.path(&file), value)
 }
 
 /// Rows about layers between the filesystem and the disks (md RAID, device-mapper).
