@@ -4,7 +4,8 @@
 # before the run with the binary in $RB; put back to what it was at the end). Every run
 # prints produce / consume MiB/s, both processes' cores busy and CPU ms per GiB moved, the
 # reschedule (RES) and call-function (CAL) IPIs on core 0 during the run, and the publish and
-# end-to-end percentiles (ms). The shape comes from ab-shape.sh's environment (PARTS,
+# end-to-end percentiles (ms). A `bin:` side runs under whatever rq_affinity the disk has
+# then. The shape comes from ab-shape.sh's environment (PARTS,
 # PRODUCERS, BATCH, LINGER, RATE, DUR, ...). Used for perf-log.md, 2026-12-08:
 #   PARTS=1000 bench-results/ab-rounds.sh 6 bin:/tmp/rb-main bin:/tmp/rb-coop
 #   PARTS=1 BATCH=1048576 LINGER=1 RB=/tmp/rb-coop bench-results/ab-rounds.sh 3 rq:1 rq:2
@@ -12,18 +13,23 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 rounds=$1; shift
-disk=$(basename "$(findmnt -no SOURCE --target "${DATA_DIR:-/var/tmp}")")
+# The disk under ab-shape.sh's data directory (/var/tmp/prof-data), for `rq:` sides.
+disk=$(basename "$(findmnt -nvo SOURCE --target /var/tmp)")
 [[ -e "/sys/class/block/$disk/partition" ]] && disk=$(basename "$(readlink -f "/sys/class/block/$disk/..")")
 rq_file="/sys/class/block/$disk/queue/rq_affinity"
-rq_before=$(cat "$rq_file")
-trap 'echo "$rq_before" >"$rq_file"' EXIT
+rq_before=""
+set_rq() { # value: set it and read it back, or stop (a run labelled rq:N must have run so)
+    [[ -z "$rq_before" ]] && { rq_before=$(cat "$rq_file") || exit 2; trap 'echo "$rq_before" >"$rq_file"' EXIT; }
+    echo "$1" >"$rq_file" 2>/dev/null
+    [[ "$(cat "$rq_file")" == "$1" ]] || { echo "could not set $rq_file to $1 (root?)" >&2; exit 2; }
+}
 ipis() { awk '/RES:/{r=$2} /CAL:/{c=$2} END{print r, c}' /proc/interrupts; }
 for round in $(seq "$rounds"); do
     for side in "$@"; do
         rb=${RB:-$here/../target/release/ringbus}
         case $side in
             bin:*) rb=${side#bin:} ;;
-            rq:*) echo "${side#rq:}" >"$rq_file" ;;
+            rq:*) set_rq "${side#rq:}" ;;
             *) echo "unknown side $side" >&2; exit 2 ;;
         esac
         read -r res0 cal0 < <(ipis)

@@ -94,7 +94,7 @@ broker_pid=""
 broker_data=""
 # The data disk's request queue (the whole disk's, for a partition): its rq_affinity is set for
 # the run and put back after it.
-disk_source=$(findmnt -no SOURCE --target "$scratch" || true)
+disk_source=$(findmnt -nvo SOURCE --target "$scratch" || true)
 disk=$(basename "$disk_source")
 if [[ -e "/sys/class/block/$disk/partition" ]]; then
     disk=$(basename "$(readlink -f "/sys/class/block/$disk/..")")
@@ -115,6 +115,9 @@ if [[ "$RQ_AFFINITY" != keep && "$rq_before" != "?" && "$rq_before" != "$RQ_AFFI
     else
         log "rq_affinity of $disk: could not set $RQ_AFFINITY (not root?), left at $rq_before"
     fi
+fi
+if [[ "$RQ_AFFINITY" != keep && "$rq_before" == "?" ]]; then
+    log "rq_affinity: no request queue found for $scratch (source '$disk_source'), left as it is"
 fi
 rq_during=$(cat "$rq_file" 2>/dev/null || echo "?")
 printf 'disk %s (%s)\nscheduler %s\nrq_affinity before %s, during the run %s\n' "$disk" "$disk_source" \

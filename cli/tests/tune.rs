@@ -167,7 +167,7 @@ impl Fixture {
         for (attr, value) in [
             ("scheduler", "[none] mq-deadline kyber"),
             ("nomerges", "2"),
-            ("rq_affinity", "1"),
+            ("rq_affinity", "2"),
             ("rotational", "0"),
             ("write_cache", "write back"),
             ("fua", "1"),
@@ -339,6 +339,7 @@ fn single_queue_virtio_disk_keeps_mq_deadline() {
     fs::remove_dir(fixture.path(&format!("sys/{vda}/mq/1"))).unwrap();
     fixture.file(&format!("sys/{vda}/queue/rotational"), "1");
     fixture.file(&format!("sys/{vda}/queue/nomerges"), "0");
+    fixture.file(&format!("sys/{vda}/queue/rq_affinity"), "1");
     fixture.link(
         &format!("sys/{vda}/device/driver"),
         "../../../../../bus/virtio/drivers/virtio_blk",
@@ -375,6 +376,30 @@ fn single_queue_virtio_disk_keeps_mq_deadline() {
     assert_eq!(status(&stdout(&output), "vda scheduler"), "ok");
     assert_eq!(status(&stdout(&output), "vda rq_affinity"), "ok");
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+}
+
+#[test]
+fn rq_affinity_is_free_only_with_a_queue_per_shard_core() {
+    let fixture = Fixture::healthy();
+    fixture.file(&format!("sys/{NVME}/queue/rq_affinity"), "1");
+    // Two hardware queues for more shard cores (every core of the fixture): 2 is needed.
+    let table = stdout(&fixture.run("check", &[]));
+    let line = row(&table, "nvme0n1 rq_affinity");
+    assert!(line.starts_with("warn"), "{table}");
+    assert!(
+        line.contains("echo 2 > /sys/block/nvme0n1/queue/rq_affinity"),
+        "{line}"
+    );
+    // A queue per shard core: the completion is on the submitter either way.
+    let table = stdout(&fixture.run("check", &["--cores", "0-1"]));
+    assert_eq!(status(&table, "nvme0n1 rq_affinity"), "ok", "{table}");
+    // 0 completes wherever the interrupt landed, queues or not.
+    fixture.file(&format!("sys/{NVME}/queue/rq_affinity"), "0");
+    let table = stdout(&fixture.run("check", &["--cores", "0-1"]));
+    assert!(
+        row(&table, "nvme0n1 rq_affinity").starts_with("warn"),
+        "{table}"
+    );
 }
 
 #[test]

@@ -99,21 +99,23 @@ pub(super) fn rows(roots: &Roots, storage: &Storage, cpus: &Cpus, rows: &mut Vec
             }
         });
 
-        // Where a request completes. With a queue (and IRQ) per core the completion is on the
-        // submitting core already; behind one IRQ, 1 completes on any core sharing a cache
-        // with the submitter (on a small machine: the IRQ's core) and 2 on the submitter.
+        // Where a request completes. With a hardware queue (and IRQ) per shard core a write
+        // completes on the core that submitted it; with fewer, 1 completes on any core that
+        // shares a cache with the submitter (on a small machine: the IRQ's core), 2 on the
+        // submitter itself, 0 wherever the interrupt landed.
         let row = Row::new("disk", format!("{name} rq_affinity"));
+        let shard_cores = cpus.shards.len().max(1);
         rows.push(match roots.read(&format!("{queue}/rq_affinity")) {
             Err(reason) => row.unknown(reason),
-            Ok(current) if multi_queue => row
+            Ok(current) if hardware_queues >= shard_cores && current != "0" => row
                 .current(current)
                 .recommended("1 or 2")
-                .ok("a hardware queue per core: each write completes on the core that submitted it either way"),
+                .ok(format!("{hardware_queues} hardware queues for {shard_cores} shard cores: each write completes on the core that submitted it either way")),
             Ok(current) => {
                 let recommended = "2";
                 let row = row.current(&current).recommended(recommended).ok_if(
                     current == recommended,
-                    "one IRQ: with 1 a write's completion, and the kernel worker that converts its preallocated extents, run on the IRQ's core, and wait there behind whatever else runs on it; 2 runs them on the shard that submitted the write (large batches +40-70% on this machine type, tuning.md)",
+                    format!("{hardware_queues} hardware queue(s) for {shard_cores} shard cores: otherwise a write's completion, and the kernel worker that converts its preallocated extents, run on another core (the IRQ's) and wait there behind whatever else runs on it; 2 runs them on the shard that submitted the write (large batches +40-70% on this machine type, tuning.md)"),
                 );
                 set_queue_attribute(row, roots, name, "rq_affinity", recommended)
             }

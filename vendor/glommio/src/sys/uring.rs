@@ -969,6 +969,25 @@ struct SleepableRing {
     in_kernel: usize,
 }
 
+/// ringbus patch (RINGBUS-PATCH.md, fifth patch): whether the main ring may take its
+/// completions without an IPI. The kernel notifies a thread of its io_uring task work once, for
+/// whichever completion finds the list empty: once a main-ring completion waits there without
+/// an IPI, a latency-ring completion (the preempt timer) made on another CPU sends none
+/// either. Its timer fires on the thread's own CPU, whose interrupt runs all the task work,
+/// unless that CPU is `nohz_full`: then the kernel moves unpinned timers to a housekeeping
+/// CPU, and a task queue that yields without system calls would never see its preemption.
+/// So no COOP_TASKRUN where any CPU is `nohz_full`, or where the list cannot be read. A kernel
+/// built without nohz_full has no such file (this VM's): none is.
+fn coop_taskrun_safe() -> bool {
+    match std::fs::read_to_string("/sys/devices/system/cpu/nohz_full") {
+        Ok(cpus) => {
+            let cpus = cpus.trim();
+            cpus.is_empty() || cpus == "(null)"
+        }
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
 impl SleepableRing {
     fn new(
         size: usize,
@@ -984,15 +1003,18 @@ impl SleepableRing {
         // (issue #11). With COOP_TASKRUN they are posted at the thread's next entry to the
         // kernel: every system call, every interrupt's return (the latency ring's preempt
         // timer included, which keeps its IPI-driven completions so that `need_preempt` sees
-        // it fire), and the `io_uring_enter` that waits before a sleep. Kernels without it
-        // (before 5.19) refuse the flag; the ring is then made as stock glommio made it.
-        let ring = if name == "main" {
-            iou::IoUring::new_with_flags(
+        // it fire), and the `io_uring_enter` that waits before a sleep. Not on a machine with
+        // nohz_full CPUs (`coop_taskrun_safe`). Kernels without the flag (before 5.19) refuse
+        // it with EINVAL; the ring is then made as stock glommio made it.
+        let ring = if name == "main" && coop_taskrun_safe() {
+            match iou::IoUring::new_with_flags(
                 size as _,
                 iou::SetupFlags::COOP_TASKRUN,
                 iou::SetupFeatures::empty(),
-            )
-            .or_else(|_| iou::IoUring::new(size as _))?
+            ) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(size as _)?,
+                ring => ring?,
+            }
         } else {
             iou::IoUring::new(size as _)?
         };
