@@ -277,6 +277,13 @@ fn status<'a>(table: &'a str, setting: &str) -> &'a str {
     row(table, setting).split_whitespace().next().unwrap()
 }
 
+/// Asserts that `setting`'s row warns and offers `fix`.
+fn assert_warns_with_fix(table: &str, setting: &str, fix: &str) {
+    let line = row(table, setting);
+    assert!(line.starts_with("warn"), "{table}");
+    assert!(line.contains(fix), "{line}");
+}
+
 /// The `--json` output, parsed.
 fn parse_json(output: &Output) -> Value {
     let text = stdout(output);
@@ -353,19 +360,17 @@ fn single_queue_virtio_disk_keeps_mq_deadline() {
         "[none] mq-deadline kyber",
     );
     let table = stdout(&fixture.run("check", &[]));
-    let line = row(&table, "vda scheduler");
-    assert!(line.starts_with("warn"), "{table}");
-    assert!(
-        line.contains("echo mq-deadline > /sys/block/vda/queue/scheduler"),
-        "{line}"
+    assert_warns_with_fix(
+        &table,
+        "vda scheduler",
+        "echo mq-deadline > /sys/block/vda/queue/scheduler",
     );
     assert_eq!(status(&table, "vda nomerges"), "ok");
     // One IRQ: completions belong on the submitting core (tuning.md, "Disk IRQ affinity").
-    let line = row(&table, "vda rq_affinity");
-    assert!(line.starts_with("warn"), "{table}");
-    assert!(
-        line.contains("echo 2 > /sys/block/vda/queue/rq_affinity"),
-        "{line}"
+    assert_warns_with_fix(
+        &table,
+        "vda rq_affinity",
+        "echo 2 > /sys/block/vda/queue/rq_affinity",
     );
     fixture.file(
         &format!("sys/{vda}/queue/scheduler"),
@@ -384,11 +389,10 @@ fn rq_affinity_is_free_only_with_a_queue_per_shard_core() {
     fixture.file(&format!("sys/{NVME}/queue/rq_affinity"), "1");
     // Two hardware queues for more shard cores (every core of the fixture): 2 is needed.
     let table = stdout(&fixture.run("check", &[]));
-    let line = row(&table, "nvme0n1 rq_affinity");
-    assert!(line.starts_with("warn"), "{table}");
-    assert!(
-        line.contains("echo 2 > /sys/block/nvme0n1/queue/rq_affinity"),
-        "{line}"
+    assert_warns_with_fix(
+        &table,
+        "nvme0n1 rq_affinity",
+        "echo 2 > /sys/block/nvme0n1/queue/rq_affinity",
     );
     // A queue per shard core: the completion is on the submitter either way.
     let table = stdout(&fixture.run("check", &["--cores", "0-1"]));
@@ -407,11 +411,10 @@ fn nvme_with_merges_on_warns() {
     let fixture = Fixture::healthy();
     fixture.file(&format!("sys/{NVME}/queue/nomerges"), "0");
     let output = fixture.run("check", &[]);
-    let line = row(&stdout(&output), "nvme0n1 nomerges").to_string();
-    assert!(line.starts_with("warn"), "{line}");
-    assert!(
-        line.contains("echo 2 > /sys/block/nvme0n1/queue/nomerges"),
-        "{line}"
+    assert_warns_with_fix(
+        &stdout(&output),
+        "nvme0n1 nomerges",
+        "echo 2 > /sys/block/nvme0n1/queue/nomerges",
     );
     assert_eq!(output.status.code(), Some(1));
 }
@@ -616,12 +619,12 @@ fn single_queue_disk_irq_on_a_shard_core_warns_when_cores_are_left_free() {
     // IRQ 40 on core 0, 41 on core 1; shards on 1-3 leave core 0 free.
     let output = fixture.run("check", &["--cores", "1-3"]);
     let table = stdout(&output);
-    let line = row(&table, "nvme0n1 IRQ affinity");
-    assert!(line.starts_with("warn"), "{table}");
-    assert!(
-        line.contains("echo 0 > /proc/irq/41/smp_affinity_list"),
-        "{line}"
+    assert_warns_with_fix(
+        &table,
+        "nvme0n1 IRQ affinity",
+        "echo 0 > /proc/irq/41/smp_affinity_list",
     );
+    let line = row(&table, "nvme0n1 IRQ affinity");
     assert!(
         !line.contains("/proc/irq/40/"),
         "IRQ 40 is already off the shards: {line}"
