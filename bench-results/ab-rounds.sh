@@ -14,9 +14,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 rounds=$1; shift
 # The disk under ab-shape.sh's data directory (/var/tmp/prof-data), for `rq:` sides.
-disk=$(basename "$(findmnt -nvo SOURCE --target /var/tmp)")
-[[ -e "/sys/class/block/$disk/partition" ]] && disk=$(basename "$(readlink -f "/sys/class/block/$disk/..")")
-rq_file="/sys/class/block/$disk/queue/rq_affinity"
+rq_file="/sys/block/$("$here/disk-of.sh" /var/tmp)/queue/rq_affinity"
 rq_before=""
 set_rq() { # value: set it and read it back, or stop (a run labelled rq:N must have run so)
     [[ -z "$rq_before" ]] && { rq_before=$(cat "$rq_file") || exit 2; trap 'echo "$rq_before" >"$rq_file"' EXIT; }

@@ -94,12 +94,8 @@ broker_pid=""
 broker_data=""
 # The data disk's request queue (the whole disk's, for a partition): its rq_affinity is set for
 # the run and put back after it.
-disk_source=$(findmnt -nvo SOURCE --target "$scratch" || true)
-disk=$(basename "$disk_source")
-if [[ -e "/sys/class/block/$disk/partition" ]]; then
-    disk=$(basename "$(readlink -f "/sys/class/block/$disk/..")")
-fi
-rq_file="/sys/class/block/$disk/queue/rq_affinity"
+disk=$(bench-results/disk-of.sh "$scratch" || echo "?")
+rq_file="/sys/block/$disk/queue/rq_affinity"
 rq_before=$(cat "$rq_file" 2>/dev/null || echo "?")
 rq_restore=""
 cleanup() {
@@ -117,11 +113,11 @@ if [[ "$RQ_AFFINITY" != keep && "$rq_before" != "?" && "$rq_before" != "$RQ_AFFI
     fi
 fi
 if [[ "$RQ_AFFINITY" != keep && "$rq_before" == "?" ]]; then
-    log "rq_affinity: no request queue found for $scratch (source '$disk_source'), left as it is"
+    log "rq_affinity: no request queue found for $scratch (disk '$disk'), left as it is"
 fi
 rq_during=$(cat "$rq_file" 2>/dev/null || echo "?")
-printf 'disk %s (%s)\nscheduler %s\nrq_affinity before %s, during the run %s\n' "$disk" "$disk_source" \
-    "$(cat "/sys/class/block/$disk/queue/scheduler" 2>/dev/null || echo '?')" "$rq_before" "$rq_during" \
+printf 'disk %s\nscheduler %s\nrq_affinity before %s, during the run %s\n' "$disk" \
+    "$(cat "/sys/block/$disk/queue/scheduler" 2>/dev/null || echo '?')" "$rq_before" "$rq_during" \
     >"$raw/disk-settings.txt"
 
 # Anything else compiling makes every figure worse: say so in the report.

@@ -116,9 +116,7 @@ scratch=$(mktemp -d "$DATA_DIR/ringbus-tuning.XXXXXX")
 # The whole disk under the scratch directory (a partition's parent; this script does not
 # handle dm/md: `ringbus tune check --data-dir` does).
 devno=$(stat -c '%Hd:%Ld' "$scratch")
-devpath=$(readlink -f "/sys/dev/block/$devno")
-[[ -e "$devpath/partition" ]] && devpath=$(dirname "$devpath")
-disk=$(basename "$devpath")
+disk=$(bench-results/disk-of.sh "$scratch") || die "no block device under $scratch ($devno)"
 queue="/sys/block/$disk/queue"
 [[ -d "$queue" ]] || die "no $queue for $scratch ($devno)"
 
