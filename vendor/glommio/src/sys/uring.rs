@@ -969,54 +969,55 @@ struct SleepableRing {
     in_kernel: usize,
 }
 
-/// ringbus patch (RINGBUS-PATCH.md, fifth patch): whether the main ring may take its
-/// completions without an IPI. The kernel notifies a thread of its io_uring task work once, for
-/// whichever completion finds the list empty: once a main-ring completion waits there without
-/// an IPI, a latency-ring completion (the preempt timer) made on another CPU sends none
-/// either. Its timer fires on the thread's own CPU, whose interrupt runs all the task work,
-/// unless that CPU is `nohz_full`: then the kernel moves unpinned timers to a housekeeping
-/// CPU, and a task queue that yields without system calls would never see its preemption.
-/// So no COOP_TASKRUN where any CPU is `nohz_full`, or where the list cannot be read. A kernel
-/// built without nohz_full has no such file (this VM's): none is.
-fn coop_taskrun_safe() -> bool {
-    match std::fs::read_to_string("/sys/devices/system/cpu/nohz_full") {
+/// ringbus patch (RINGBUS-PATCH.md, fifth patch): the main ring's setup flags. It takes its
+/// completions cooperatively: stock glommio let every completion that another core posts (a
+/// disk interrupt, a socket woken by a sender on another core) interrupt the thread with a
+/// reschedule IPI to run it; under many small events that was a tenth of a shard's CPU (issue
+/// #11). With COOP_TASKRUN they are posted at the thread's next entry to the kernel: every
+/// system call, every interrupt's return, and the `io_uring_enter` that waits before a sleep.
+/// The latency ring keeps the IPI, so that `need_preempt` sees its preempt timer fire.
+///
+/// Not where any CPU is `nohz_full` (or the list cannot be read; a kernel built without
+/// nohz_full has no such file, as this VM's): the kernel notifies a thread of its io_uring
+/// task work once, for whichever completion finds the list empty, so behind a main-ring
+/// completion queued without an IPI, a latency-ring completion made on another CPU sends none
+/// either. The preempt timer fires on the thread's own CPU, whose interrupt runs all the task
+/// work, unless that CPU is `nohz_full`: then the kernel moves unpinned timers to a
+/// housekeeping CPU, and a task queue that yields without system calls would never see its
+/// preemption.
+fn main_ring_flags() -> iou::SetupFlags {
+    let nohz_full_free = match std::fs::read_to_string("/sys/devices/system/cpu/nohz_full") {
         Ok(cpus) => {
             let cpus = cpus.trim();
             cpus.is_empty() || cpus == "(null)"
         }
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    };
+    if nohz_full_free {
+        iou::SetupFlags::COOP_TASKRUN
+    } else {
+        iou::SetupFlags::empty()
     }
 }
 
 impl SleepableRing {
+    /// `flags` the kernel may refuse with EINVAL (COOP_TASKRUN before Linux 5.19): the ring is
+    /// then made without them, as stock glommio made it (ringbus patch, fifth patch).
     fn new(
         size: usize,
         name: &'static str,
+        flags: iou::SetupFlags,
         allocator: Rc<UringBufferAllocator>,
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
-        // ringbus patch (RINGBUS-PATCH.md, fifth patch): the main ring takes its completions
-        // cooperatively. Stock glommio let every completion that another core posts (a disk
-        // interrupt, a socket woken by a sender on another core) interrupt this thread with a
-        // reschedule IPI to run it; under many small events that was a tenth of a shard's CPU
-        // (issue #11). With COOP_TASKRUN they are posted at the thread's next entry to the
-        // kernel: every system call, every interrupt's return (the latency ring's preempt
-        // timer included, which keeps its IPI-driven completions so that `need_preempt` sees
-        // it fire), and the `io_uring_enter` that waits before a sleep. Not on a machine with
-        // nohz_full CPUs (`coop_taskrun_safe`). Kernels without the flag (before 5.19) refuse
-        // it with EINVAL; the ring is then made as stock glommio made it.
-        let ring = if name == "main" && coop_taskrun_safe() {
-            match iou::IoUring::new_with_flags(
-                size as _,
-                iou::SetupFlags::COOP_TASKRUN,
-                iou::SetupFeatures::empty(),
-            ) {
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(size as _)?,
-                ring => ring?,
+        let flagged = !flags.is_empty();
+        let ring = match iou::IoUring::new_with_flags(size as _, flags, iou::SetupFeatures::empty())
+        {
+            Err(e) if flagged && e.raw_os_error() == Some(libc::EINVAL) => {
+                iou::IoUring::new(size as _)?
             }
-        } else {
-            iou::IoUring::new(size as _)?
+            ring => ring?,
         };
         Ok(SleepableRing {
             ring,
@@ -1442,11 +1443,21 @@ impl Reactor {
         let allocator = Rc::new(UringBufferAllocator::new(io_memory));
         let registry = vec![allocator.as_bytes()];
 
-        let main_ring =
-            SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
+        let main_ring = SleepableRing::new(
+            ring_depth,
+            "main",
+            main_ring_flags(),
+            allocator.clone(),
+            source_map.clone(),
+        )?;
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
-        let mut latency_ring =
-            SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
+        let mut latency_ring = SleepableRing::new(
+            ring_depth,
+            "latency",
+            iou::SetupFlags::empty(),
+            allocator.clone(),
+            source_map.clone(),
+        )?;
 
         match main_ring.registrar().register_buffers_by_ref(&registry) {
             Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
@@ -2371,7 +2382,7 @@ mod tests {
     fn sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(4, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(4, "main", iou::SetupFlags::empty(), allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2405,7 +2416,7 @@ mod tests {
     fn unterminated_sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(2, "main", iou::SetupFlags::empty(), allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2425,7 +2436,7 @@ mod tests {
     fn sqe_link_chain_overflow() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(2, "main", iou::SetupFlags::empty(), allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
